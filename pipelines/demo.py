@@ -1,0 +1,65 @@
+"""Build the SYNTHETIC demo database: generate the corpus, ingest it, curate and split it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from pipelines import curate, ingest
+from pipelines.demo_corpus import DemoConfig, write_jsonl
+from workbench.errors import WorkbenchError
+from workbench.store import Store
+
+PAPER_REQUESTS = 27_756
+
+
+@dataclass(frozen=True)
+class DemoRunConfig:
+    requests: int = PAPER_REQUESTS  # the paper's scale; any larger number scales intents too
+    seed: int = 7
+    test_size: float = curate.DEFAULT_TEST_SIZE
+    split_seed: int = curate.DEFAULT_SEED
+    replace: bool = False           # delete an existing database at the path first
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    corpus_path: Path
+    ingest: ingest.FileSummary
+    curate: curate.CurateResult
+
+
+def corpus_config(config: DemoRunConfig) -> DemoConfig:
+    if config.requests == PAPER_REQUESTS:
+        return DemoConfig(seed=config.seed)
+    return DemoConfig.at_scale(config.requests, seed=config.seed)
+
+
+def run(config: DemoRunConfig, store: Store,
+        progress: Callable[[str, int, int], None] | None = None) -> DemoResult:
+    """`progress(stage, done, total)` is called while generating and ingesting."""
+    if config.requests < 100:
+        raise WorkbenchError(f"--requests must be at least 100, got {config.requests}")
+    if store.exists:
+        if not config.replace:
+            raise WorkbenchError(
+                f"{store.path} already exists. Use --replace to delete it and build the demo "
+                "there, or --db to pick another file.")
+        store.path.unlink()
+        Path(f"{store.path}.wal").unlink(missing_ok=True)
+    corpus = corpus_config(config)
+    corpus_path = store.path.parent / f"synthetic-demo-logs-{corpus.requests}.jsonl"
+    corpus_path.parent.mkdir(parents=True, exist_ok=True)
+    total = corpus.requests
+    write_jsonl(corpus, corpus_path,
+                None if progress is None else (lambda n: progress("generate", n, total)))
+    summary = ingest.ingest_file(corpus_path, store,
+                                 None if progress is None else (lambda n: progress("ingest", n, total)))
+    if summary.quarantined:
+        raise WorkbenchError(f"the demo generator wrote {summary.quarantined} invalid records "
+                             f"(see `workbench quarantine`); this is a bug in the generator")
+    curated = curate.run(curate.CurateConfig(
+        test_size=config.test_size, seed=config.split_seed,
+        note=f"SYNTHETIC demo corpus, {total} requests, generator seed {config.seed}"), store)
+    return DemoResult(corpus_path, summary, curated)

@@ -1,0 +1,60 @@
+"""Export a dataset version's rows to JSONL or Parquet (chosen by the file extension)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.datasets import Split, resolve_version, version_rows
+from workbench.errors import WorkbenchError
+from workbench.store import Store
+
+FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    out: Path
+    version: int | None = None   # None: the current version
+    split: Split = Split.ALL
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    version_id: int
+    split: str
+    rows: int
+    out: Path
+
+
+def _record(row: dict) -> dict[str, Any]:
+    def load(text: str | None) -> Any:
+        return None if text is None else json.loads(text)
+
+    return {"intent": row["intent_text"], "split": row["split"],
+            "request_count": row["request_count"], "adjust": load(row["adjust"]),
+            "selective_adjust": load(row["selective_adjust"]), "filter": load(row["filter"]),
+            "origin": row["origin"], "source_intent": row["source_intent_key"]}
+
+
+def run(config: ExportConfig, store: Store) -> ExportResult:
+    out = Path(config.out)
+    fmt = FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        raise WorkbenchError(f"--out {out}: use a .jsonl or .parquet file name")
+    with store.session() as session:
+        version_id = resolve_version(session, config.version)
+        records = [_record(row) for row in version_rows(session, version_id, config.split)]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        with out.open("w", encoding="utf-8") as handle:
+            for record in records:
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(records), out)
+    return ExportResult(version_id, config.split.value, len(records), out)

@@ -1,0 +1,260 @@
+"""The `workbench` command: argument parsing and printing only; the work is in pipelines/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from workbench.errors import WorkbenchError
+from workbench.store import Store, default_db_path
+
+
+def _test_size(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of intents or a fraction, got {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+class _Progress:
+    """A tqdm bar per stage, on stderr, only when stderr is a terminal or forced."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars: dict[str, Any] = {}
+
+    def __call__(self, stage: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None:
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="rec", file=sys.stderr)
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _print_ingest(result: Any) -> None:
+    for f in result.files:
+        status = f"error: {f.error}" if f.error else "ok"
+        print(f"{f.source_file}: read {f.read}, ingested {f.ingested}, duplicates {f.duplicates}, "
+              f"quarantined {f.quarantined} ({status})")
+    if len(result.files) > 1:
+        t = result.totals
+        print(f"total: read {t['read']}, ingested {t['ingested']}, duplicates {t['duplicates']}, "
+              f"quarantined {t['quarantined']}")
+    if any(f.quarantined for f in result.files):
+        print("See the quarantined records and their reasons with `workbench quarantine`.")
+
+
+def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import ingest
+
+    progress = _Progress(args.progress)
+    result = ingest.run(ingest.IngestConfig(tuple(args.files)), store,
+                        lambda path, n: progress(Path(path).name, n, None))
+    progress.close()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print_ingest(result)
+    return 1 if result.failed else 0
+
+
+def cmd_curate(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import curate
+
+    result = curate.run(curate.CurateConfig(test_size=args.test_size, seed=args.seed,
+                                            note=args.note or ""), store)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"dataset version {result.version_id} (now current): {result.intents} intents, "
+          f"train {result.train}, test {result.test} (r_3 {result.test_r_3}, r_5 {result.test_r_5})")
+    print(f"from {result.requests} requests; dropped {result.requests_dropped} with zero exports "
+          f"({result.intents_dropped} intents had only those)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import demo
+
+    progress = _Progress(args.progress)
+    print(f"Building the SYNTHETIC demo corpus ({args.requests} requests) into {store.path}",
+          file=sys.stderr)
+    result = demo.run(demo.DemoRunConfig(requests=args.requests, seed=args.seed,
+                                         test_size=args.test_size, replace=args.replace),
+                      store, progress)
+    progress.close()
+    c = result.curate
+    print(f"Synthetic demo logs: {result.corpus_path}")
+    print(f"Database: {store.path}")
+    print(f"Ingested {result.ingest.ingested} requests; dataset version {c.version_id}: "
+          f"{c.intents} intents, train {c.train}, test {c.test} "
+          f"(r_3 {c.test_r_3}, r_5 {c.test_r_5}).")
+    db_flag = "" if store.path == default_db_path() else f" --db {store.path}"
+    print("Next:")
+    print(f"  workbench status{db_flag}")
+    print(f"  workbench export{db_flag} --split test --out test.jsonl")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, store: Store) -> int:
+    from workbench.datasets import status_counts
+
+    counts = status_counts(store)
+    if args.json:
+        print(json.dumps(counts, indent=2, default=str))
+        return 0
+    print(f"database      {counts['database']}")
+    for key in ("requests", "intents", "quarantined", "ingests", "dataset_versions"):
+        print(f"{key.replace('_', ' '):<13} {counts[key]}")
+    version = counts["current_version"]
+    if version is None:
+        print("current version: none yet (run `workbench curate`)")
+    else:
+        print(f"current version {version['version_id']} ({version['created_by']}, "
+              f"{version['created_at'][:19]}): train {version['n_train']}, test {version['n_test']} "
+              f"(r_3 {version['test_r_3']}, r_5 {version['test_r_5']})")
+        print(f"  note: {version['note']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import export
+    from workbench.datasets import Split
+
+    result = export.run(export.ExportConfig(out=args.out, version=args.version,
+                                            split=Split(args.split)), store)
+    print(f"wrote {result.rows} rows of dataset version {result.version_id} "
+          f"({result.split}) to {result.out}")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace, store: Store) -> int:
+    from workbench.datasets import current_version_id, list_versions
+
+    with store.session() as session:
+        versions, current = list_versions(session), current_version_id(session)
+    if args.json:
+        print(json.dumps(versions, indent=2, default=str))
+        return 0
+    if not versions:
+        print("no dataset versions yet (run `workbench curate`)")
+    for v in versions:
+        mark = "*" if v["version_id"] == current else " "
+        parent = v["parent_id"] if v["parent_id"] is not None else "-"
+        print(f"{mark} {v['version_id']:>3}  parent {parent:>3}  {v['created_by']:<12} "
+              f"{str(v['created_at'])[:19]}  train {v['n_train']:>6}  test {v['n_test']:>5}  "
+              f"{v['note']}")
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, store: Store) -> int:
+    from pipelines.ingest import quarantine_page
+
+    rows = quarantine_page(store, limit=args.limit, offset=args.offset)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print("no quarantined records")
+    for row in rows:
+        raw = row["raw"] if row["raw"] is None or len(row["raw"]) <= 120 else row["raw"][:117] + "..."
+        print(f"#{row['quarantine_id']} {row['source_file']} {row['location']}: {row['reason']}")
+        print(f"    raw: {raw}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="The distillation workbench: curate teacher-LLM tool-call logs and distil "
+                    "them into small student models.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", type=Path, default=None,
+                        help="DuckDB file (default: $WORKBENCH_DB, else data/workbench.duckdb)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[[argparse.Namespace, Store], int], text: str,
+            json_flag: bool = True) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, parents=[common], help=text, description=text)
+        if json_flag:
+            command.add_argument("--json", action="store_true", help="print JSON instead of text")
+        command.set_defaults(handler=handler)
+        return command
+
+    progress_help = "show progress bars (default: when stderr is a terminal)"
+    p = add("demo", cmd_demo, "Generate the SYNTHETIC demo corpus, ingest, curate and split it.",
+            json_flag=False)
+    p.add_argument("--requests", type=_positive_int, default=27_756,
+                   help="number of requests (default: the paper's 27,756; intents scale with it)")
+    p.add_argument("--seed", type=int, default=7, help="generator seed (default: 7)")
+    p.add_argument("--test-size", type=_test_size, default=1000,
+                   help="test intents: a count, or a fraction below 1 (default: 1000)")
+    p.add_argument("--replace", action="store_true", help="delete an existing database first")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                   default=sys.stderr.isatty(), help=progress_help)
+
+    p = add("ingest", cmd_ingest, "Ingest log files (JSONL, CSV or Parquet) into the database.")
+    p.add_argument("files", nargs="+", type=Path, help="log files, in the log contract (SPEC 3)")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                   default=sys.stderr.isatty(), help=progress_help)
+
+    p = add("curate", cmd_curate, "Curate the logs into a new dataset version with a train/test "
+            "split by intent.")
+    p.add_argument("--test-size", type=_test_size, default=1000,
+                   help="test intents: a count, or a fraction below 1 (default: 1000)")
+    p.add_argument("--seed", type=int, default=13, help="split seed (default: 13)")
+    p.add_argument("--note", help="a note stored with the version")
+
+    add("status", cmd_status, "Show counts and the current dataset version.")
+    add("versions", cmd_versions, "List dataset versions (* marks the current one).")
+
+    p = add("export", cmd_export, "Write a dataset version's rows as JSONL or Parquet.",
+            json_flag=False)
+    p.add_argument("--out", type=Path, required=True, help="output file (.jsonl or .parquet)")
+    p.add_argument("--version", type=int, default=None, help="dataset version (default: current)")
+    p.add_argument("--split", choices=["train", "test", "all"], default="all",
+                   help="which rows (default: all)")
+
+    p = add("quarantine", cmd_quarantine, "List quarantined records with their reasons.")
+    p.add_argument("--limit", type=_positive_int, default=50, help="rows to show (default: 50)")
+    p.add_argument("--offset", type=int, default=0, help="rows to skip")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args, Store.at(args.db))
+    except WorkbenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the database is unchanged by the unfinished step", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
