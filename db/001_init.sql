@@ -23,6 +23,16 @@ CREATE TABLE intents (
     ingest_id     INTEGER NOT NULL
 );
 
+-- Per-intent numbers for browsing, refreshed for the touched intents by every ingest.
+CREATE TABLE intent_stats (
+    intent_key     VARCHAR PRIMARY KEY,
+    request_count  INTEGER NOT NULL,     -- all requests, zero-export ones included
+    exported_count INTEGER NOT NULL,     -- requests with at least one export
+    export_rate    DOUBLE NOT NULL,      -- exported_count / request_count
+    output_count   INTEGER NOT NULL,     -- distinct teacher outputs
+    last_seen_at   TIMESTAMPTZ NOT NULL
+);
+
 CREATE TABLE requests (
     request_id        VARCHAR PRIMARY KEY,
     intent_key        VARCHAR NOT NULL,

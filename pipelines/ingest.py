@@ -197,6 +197,7 @@ def _write(session: Session, summary: FileSummary, stager: _Stager, quarantine: 
             "source_location FROM staged WHERE request_id NOT IN (SELECT request_id FROM requests) "
             "ORDER BY seq", [ingest_id, summary.source_file])
         summary.ingested = int(session.value("SELECT count(*) FROM requests")) - inserted_before
+        _refresh_intent_stats(session)
         session.execute("DROP TABLE staged")
     summary.quarantined = len(quarantine)
     _quarantine(session, ingest_id, summary.source_file, quarantine, now)
@@ -205,6 +206,21 @@ def _write(session: Session, summary: FileSummary, stager: _Stager, quarantine: 
         "n_ingested, n_duplicates, n_quarantined, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [ingest_id, summary.source_file, summary.format, started_at, now, summary.read,
          summary.ingested, summary.duplicates, summary.quarantined, summary.error])
+
+
+def _refresh_intent_stats(session: Session) -> None:
+    """Recompute the browse numbers of the intents the staged file touched."""
+    session.execute("CREATE TEMP TABLE touched AS SELECT DISTINCT intent_key FROM staged")
+    session.execute("DELETE FROM intent_stats WHERE intent_key IN (SELECT intent_key FROM touched)")
+    session.execute(
+        "INSERT INTO intent_stats SELECT r.intent_key, count(*), "
+        "count(*) FILTER (WHERE exports_adjust + exports_selective_adjust + exports_filter > 0), "
+        "count(*) FILTER (WHERE exports_adjust + exports_selective_adjust + exports_filter > 0)"
+        " / count(*), count(DISTINCT content_output), max(created_at) "
+        "FROM (SELECT *, concat_ws('|', coalesce(adjust, '-'), coalesce(selective_adjust, '-'), "
+        "coalesce(filter, '-')) AS content_output FROM requests "
+        "WHERE intent_key IN (SELECT intent_key FROM touched)) r GROUP BY r.intent_key")
+    session.execute("DROP TABLE touched")
 
 
 def _quarantine(session: Session, ingest_id: int, source_file: str, records: list[dict],

@@ -99,6 +99,9 @@ def cmd_curate(args: argparse.Namespace, store: Store) -> int:
 def cmd_demo(args: argparse.Namespace, store: Store) -> int:
     from pipelines import demo
 
+    if args.if_missing and store.exists:
+        print(f"{store.path} already exists; leaving it as it is (use --replace to rebuild).")
+        return cmd_status(argparse.Namespace(json=False), store)
     progress = _Progress(args.progress)
     print(f"Building the SYNTHETIC demo corpus ({args.requests} requests) into {store.path}",
           file=sys.stderr)
@@ -212,7 +215,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="generator seed (default: 7)")
     p.add_argument("--test-size", type=_test_size, default=1000,
                    help="test intents: a count, or a fraction below 1 (default: 1000)")
-    p.add_argument("--replace", action="store_true", help="delete an existing database first")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--replace", action="store_true",
+                          help="delete an existing database first")
+    existing.add_argument("--if-missing", action="store_true",
+                          help="do nothing if the database already exists")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction,
                    default=sys.stderr.isatty(), help=progress_help)
 
