@@ -8,12 +8,14 @@ file leaves the store as it was.
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from workbench.errors import IngestError
 from workbench.logfiles import LogFormat, RawRecord, detect_format, read_records
@@ -167,7 +169,7 @@ def _write(session: Session, summary: FileSummary, stager: _Stager, quarantine: 
     """Everything for one file, inside the caller's transaction."""
     ingest_id = int(session.value("SELECT nextval('ingest_id_seq')"))
     summary.ingest_id = ingest_id
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     if stager.count:
         session.execute("CREATE TEMP TABLE staged AS SELECT * FROM read_parquet(?)",
                         [str(stager.path)])
@@ -249,7 +251,7 @@ def ingest_file(path: Path, store: Store,
     path = Path(path)
     fmt = detect_format(path)
     summary = FileSummary(source_file=str(path), format=fmt.value)
-    started_at = datetime.now(timezone.utc)
+    started_at = datetime.now(UTC)
     with tempfile.TemporaryDirectory(prefix="workbench-ingest-") as folder:
         try:
             stager, quarantine, read, duplicates = _stage_file(path, fmt, Path(folder), progress)
@@ -274,9 +276,9 @@ def run(config: IngestConfig, store: Store,
     result = IngestResult()
     for path in config.paths:
         path = Path(path)
+        file_progress = None if progress is None else functools.partial(progress, path)
         try:
-            summary = ingest_file(path, store,
-                                  None if progress is None else (lambda n, p=path: progress(p, n)))
+            summary = ingest_file(path, store, file_progress)
         except IngestError as error:
             summary = FileSummary(source_file=str(path), format=path.suffix.lstrip(".") or "?",
                                   error=str(error))
@@ -293,6 +295,3 @@ def quarantine_page(store: Store, limit: int = 50, offset: int = 0) -> list[dict
     return store.query("SELECT quarantine_id, ingest_id, source_file, location, reason, raw "
                        "FROM quarantine ORDER BY quarantine_id LIMIT ? OFFSET ?", [limit, offset])
 
-
-def dumps(result: IngestResult) -> str:
-    return json.dumps(result.to_dict(), indent=2)

@@ -71,7 +71,7 @@ def rows_by_intent(store: Store, version_id: int) -> dict[str, dict]:
 
 
 def test_counts(curated):
-    store, result = curated
+    _, result = curated
     # 9 requests; g4 and n1 have zero exports; noir had only n1, so 3 intents remain.
     assert (result.requests, result.requests_dropped) == (9, 2)
     assert (result.intents, result.intents_dropped) == (3, 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -51,7 +51,7 @@ def create_version(session: Session, rows: list[DatasetRow], created_by: Origin,
     n_test = sum(row.split == Split.TEST.value for row in rows)
     session.execute(
         "INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [version_id, parent_id, created_by.value, datetime.now(timezone.utc), note,
+        [version_id, parent_id, created_by.value, datetime.now(UTC), note,
          json.dumps(config, sort_keys=True, default=str), len(rows) - n_test, n_test])
     session.insert("dataset_rows", {name: [getattr(row, name) for row in rows]
                                     for name in DatasetRow.__dataclass_fields__},
@@ -113,10 +113,10 @@ def status_counts(store: Store) -> dict[str, Any]:
                 "SELECT version_id, parent_id, created_by, created_at, note, n_train, n_test "
                 "FROM dataset_versions WHERE version_id = ?", [version_id])
         if version is not None:
-            subsets = session.first(
+            subsets = session.query(
                 "SELECT count(*) FILTER (WHERE request_count >= 3) AS r_3, "
                 "count(*) FILTER (WHERE request_count >= 5) AS r_5 "
-                "FROM dataset_rows WHERE version_id = ? AND split = 'test'", [version_id])
+                "FROM dataset_rows WHERE version_id = ? AND split = 'test'", [version_id])[0]
             version["created_at"] = version["created_at"].isoformat()
             counts["current_version"] = {**version, "test_r_3": subsets["r_3"],
                                          "test_r_5": subsets["r_5"]}

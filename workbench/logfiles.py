@@ -10,10 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from workbench.errors import IngestError
 from workbench.logs import OPTIONAL_FIELDS, REQUIRED_FIELDS

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -51,7 +52,7 @@ class _Envelope(BaseModel):
     def _timestamp_text(cls, value: Any) -> Any:
         # Pydantic would read a bare number as a Unix time; the contract says ISO 8601.
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            raise ValueError("must be an ISO 8601 timestamp, not a number")
+            raise ValueError("must be an ISO 8601 timestamp, not a number")  # noqa: TRY004 (pydantic wants ValueError)
         return value
 
 
@@ -134,10 +135,10 @@ def parse_record(raw: Mapping[str, Any]) -> LogRecord:
         raise RecordError(str(error)) from None
     created_at = envelope.created_at
     if created_at.tzinfo is None:
-        created_at = created_at.replace(tzinfo=timezone.utc)
+        created_at = created_at.replace(tzinfo=UTC)
     return LogRecord(
         request_id=envelope.request_id, intent=envelope.intent,
-        created_at=created_at.astimezone(timezone.utc), teacher=teacher,
+        created_at=created_at.astimezone(UTC), teacher=teacher,
         exports=_exports(envelope.exports), teacher_model=envelope.teacher_model or None,
         latency_ms=envelope.latency_ms, cost_usd=envelope.cost_usd,
         session_id=envelope.session_id or None,

@@ -14,11 +14,12 @@ import os
 import random
 import re
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import duckdb
 
@@ -118,7 +119,7 @@ class Store:
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S
 
     @classmethod
-    def at(cls, path: str | Path | None = None) -> "Store":
+    def at(cls, path: str | Path | None = None) -> Store:
         return cls(Path(path) if path else default_db_path(), _lock_timeout())
 
     @property
@@ -200,7 +201,7 @@ def _migrate(connection: duckdb.DuckDBPyConnection) -> None:
         try:
             connection.execute(path.read_text())
             connection.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                               [version, name, datetime.now(timezone.utc)])
+                               [version, name, datetime.now(UTC)])
         except duckdb.Error:
             connection.execute("ROLLBACK")
             raise

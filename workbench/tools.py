@@ -9,8 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 ADJUST_KEYS: tuple[str, ...] = (
     "exposure", "contrast", "brightness", "highlights", "shadows", "saturation", "vibrance",

@@ -1,0 +1,109 @@
+"""Benchmark: ingest N synthetic requests (default 1M), peak memory, curation, browse latency.
+
+    python benchmarks/ingest_benchmark.py [--requests 1000000] [--out benchmarks/results/ingest.json]
+
+Ingest and curation each run in a child process so that its peak resident memory is its own.
+The browse query is the Intents page's typical one: a text search, an export-rate filter, a sort
+by request count, 50 rows; timed with a fresh connection per query, as the app makes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _child(step: str, corpus: Path, db: Path) -> None:
+    """Runs in a child process; prints one JSON line with its time and peak memory."""
+    from pipelines import curate, ingest
+    from workbench.store import Store
+
+    store = Store(db)
+    started = time.perf_counter()
+    if step == "ingest":
+        summary = ingest.ingest_file(corpus, store)
+        detail = {"ingested": summary.ingested, "quarantined": summary.quarantined}
+    else:
+        result = curate.run(curate.CurateConfig(), store)
+        detail = {"intents": result.intents, "train": result.train, "test": result.test}
+    seconds = time.perf_counter() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib, **detail}))
+
+
+def _run_child(step: str, corpus: Path, db: Path) -> dict:
+    output = subprocess.run([sys.executable, __file__, "--child", step, str(corpus), str(db)],
+                            check=True, capture_output=True, text=True, cwd=ROOT)
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def _browse(db: Path, repeats: int) -> dict:
+    from workbench.intents import IntentFilter, IntentSort, intents_page
+    from workbench.store import Store
+
+    store = Store(db)
+    filters = IntentFilter(search="golden", min_export_rate=0.5)
+    timings, rows = [], 0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with store.session() as session:
+            rows = len(intents_page(session, filters, IntentSort.REQUESTS, limit=50))
+        timings.append((time.perf_counter() - started) * 1000)
+    timings.sort()
+    return {"query": "search 'golden' + export_rate >= 0.5 + sort by requests, 50 rows",
+            "rows": rows, "repeats": repeats, "p50_ms": statistics.median(timings),
+            "p95_ms": timings[int(0.95 * (len(timings) - 1))]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ingest.json")
+    parser.add_argument("--child", nargs=3, metavar=("STEP", "CORPUS", "DB"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child[0], Path(args.child[1]), Path(args.child[2]))
+        return
+
+    from pipelines.demo_corpus import DemoConfig, write_jsonl
+
+    with tempfile.TemporaryDirectory(prefix="workbench-bench-") as folder:
+        corpus, db = Path(folder) / "logs.jsonl", Path(folder) / "bench.duckdb"
+        config = DemoConfig.at_scale(args.requests)
+        started = time.perf_counter()
+        write_jsonl(config, corpus)
+        generate_s = time.perf_counter() - started
+        print(f"generated {args.requests} synthetic requests in {generate_s:.1f} s", file=sys.stderr)
+        ingest = _run_child("ingest", corpus, db)
+        print(f"ingest: {ingest}", file=sys.stderr)
+        curated = _run_child("curate", corpus, db)
+        print(f"curate: {curated}", file=sys.stderr)
+        browse = _browse(db, args.repeats)
+        print(f"browse: {browse}", file=sys.stderr)
+        results = {
+            "requests": args.requests, "intents": config.intents,
+            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
+                       f"Python {platform.python_version()}",
+            "generate_seconds": round(generate_s, 1),
+            "ingest": {**ingest, "rows_per_second": round(ingest["ingested"] / ingest["seconds"])},
+            "curate": curated, "browse": browse,
+            "database_mib": round(db.stat().st_size / 2**20, 1),
+        }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
