@@ -24,10 +24,9 @@ def test_migrations_are_applied_once_and_recorded(store: Store):
 
 
 def test_atomic_rolls_back_on_error(store: Store):
-    with pytest.raises(RuntimeError):
-        with store.atomic(create=True) as session:
-            session.execute("INSERT INTO settings VALUES ('k', 'v')")
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.atomic(create=True) as session:
+        session.execute("INSERT INTO settings VALUES ('k', 'v')")
+        raise RuntimeError("boom")
     assert store.query("SELECT * FROM settings") == []
 
 
