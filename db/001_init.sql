@@ -42,9 +42,9 @@ CREATE TABLE requests (
     selective_adjust  VARCHAR,
     filter            VARCHAR,
     filter_name       VARCHAR,
-    exports_adjust    INTEGER NOT NULL,
-    exports_selective_adjust INTEGER NOT NULL,
-    exports_filter    INTEGER NOT NULL,
+    exports_adjust    BIGINT NOT NULL,
+    exports_selective_adjust BIGINT NOT NULL,
+    exports_filter    BIGINT NOT NULL,
     teacher_model     VARCHAR,
     latency_ms        DOUBLE,
     cost_usd          DOUBLE,
@@ -98,7 +98,7 @@ CREATE TABLE ground_truth_choices (
     intent_key   VARCHAR NOT NULL,
     tool         VARCHAR NOT NULL,
     output       VARCHAR,                -- canonical JSON of the chosen output, NULL = not used
-    exports      INTEGER NOT NULL,
+    exports      BIGINT NOT NULL,
     n_requests   INTEGER NOT NULL,
     export_rate  DOUBLE NOT NULL,
     n_candidates INTEGER NOT NULL,       -- distinct outputs this intent had for this tool

@@ -88,7 +88,7 @@ def version_rows(session: Session, version_id: int, split: Split = Split.ALL) ->
     return session.query(
         "SELECT intent_key, intent_text, split, request_count, adjust, selective_adjust, filter, "
         "origin, source_intent_key FROM dataset_rows WHERE version_id = ? "
-        "AND (? = 'all' OR split = ?) ORDER BY split DESC, intent_key",
+        "AND (? = 'all' OR split = ?) ORDER BY split = 'train', intent_key",
         [version_id, split.value, split.value])
 
 

@@ -80,6 +80,8 @@ def _read_jsonl(path: Path) -> Iterator[RawRecord]:
                                 None, f"not valid UTF-8 (byte {error.start})")
                 continue
             text = text.rstrip("\r\n")
+            if number == 1:
+                text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as error:

@@ -50,10 +50,16 @@ class _Envelope(BaseModel):
     @field_validator("created_at", mode="before")
     @classmethod
     def _timestamp_text(cls, value: Any) -> Any:
-        # Pydantic would read a bare number as a Unix time; the contract says ISO 8601.
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            raise ValueError("must be an ISO 8601 timestamp, not a number")  # noqa: TRY004 (pydantic wants ValueError)
-        return value
+        # Pydantic alone would read a number (or numeric text, as every CSV cell is) as a Unix
+        # time; the contract says ISO 8601, so text goes through fromisoformat.
+        if isinstance(value, datetime):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO 8601 timestamp")  # noqa: TRY004 (pydantic wants ValueError)
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError("must be an ISO 8601 timestamp") from None
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ def _exports(value: Any) -> dict[str, int]:
         raise RecordError(f"exports: must be an object with per-tool counts (got {_describe(value)})")
     for key in value:
         if key not in TOOLS:
-            raise RecordError(f"exports.{key}: unknown tool; expected one of {', '.join(TOOLS)}")
+            raise RecordError(f"exports.{key}: unknown tool; expected one of {', '.join(TOOLS)} "
+                              f"(got {_describe(value[key])})")
     counts = {}
     for tool in TOOLS:
         count = value.get(tool, 0)

@@ -74,8 +74,9 @@ class Session:
         return rows[0] if rows else None
 
     def value(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
-        row = self._connection.execute(sql, params or []).fetchone()
-        return None if row is None else row[0]
+        # fetchall, not fetchone: a half-read result blocks the connection's next register().
+        rows = self._connection.execute(sql, params or []).fetchall()
+        return rows[0][0] if rows else None
 
     def dataframe(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
         """The result as a pandas DataFrame (for the app's tables and plots)."""
