@@ -7,8 +7,8 @@ import sys
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
+from tests.strategies import raw_answers
 from workbench import tools
 from workbench.tools import ToolValidationError, parse_answer
 
@@ -68,19 +68,7 @@ def test_catalogue_documents_every_look():
     assert "faded_HighNoon" in tools.FILTER_CATALOGUE
 
 
-sliders = st.integers(min_value=-100, max_value=100)
-answers = st.fixed_dictionaries({}, optional={
-    "adjust": st.none() | st.dictionaries(st.sampled_from(tools.ADJUST_KEYS), sliders),
-    "selective_adjust": st.none() | st.dictionaries(
-        st.sampled_from(tools.COLOURS),
-        st.dictionaries(st.sampled_from(tools.COLOUR_CHANNELS), sliders)),
-    "filter": st.none() | st.fixed_dictionaries({
-        "name": st.sampled_from(tools.FILTER_NAMES),
-        "intensity": st.integers(min_value=0, max_value=100)}),
-})
-
-
-@given(answers)
+@given(raw_answers)
 def test_canonical_form_round_trips(raw):
     answer = parse_answer(raw)
     again = parse_answer(answer.to_dict())
