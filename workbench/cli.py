@@ -190,6 +190,63 @@ def cmd_quarantine(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def _write_or_print(text: str, out: Path | None) -> None:
+    if out is None:
+        print(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _table_format(args: argparse.Namespace) -> str:
+    if args.format:
+        return args.format
+    suffix = args.out.suffix.lower() if args.out else ""
+    return {".md": "markdown", ".csv": "csv"}.get(suffix, "text")
+
+
+def cmd_evaluate(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import evaluate
+    from workbench.report import render
+
+    result = evaluate.run(evaluate.EvaluateConfig(predictions=args.predictions,
+                                                  version=args.version), store)
+    if args.json:
+        _write_or_print(json.dumps(result.to_dict(), indent=2), args.out)
+        return 0
+    title = (f"Evaluation {result.evaluation_id}: {result.source} on dataset version "
+             f"{result.version_id}, test split")
+    _write_or_print(render(result.subsets, _table_format(args), title), args.out)
+    return 0
+
+
+def cmd_baselines(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import evaluate
+    from workbench.report import render
+
+    result = evaluate.baselines(args.version, store)
+    if args.json:
+        _write_or_print(json.dumps({
+            "self_consistency": result.self_consistency.to_dict(),
+            "majority": {**result.majority.to_dict(),
+                         "answer": result.majority_answer.to_dict()}}, indent=2), args.out)
+        return 0
+    fmt = _table_format(args)
+    ceiling, floor = result.self_consistency, result.majority
+    parts = [
+        render(ceiling.subsets, fmt, f"Ceiling: teacher self-consistency (evaluation "
+               f"{ceiling.evaluation_id}, version {ceiling.version_id} test split; "
+               f"{ceiling.n_samples} non-chosen teacher outputs scored against the ground "
+               "truth; n counts intents)", details=args.details),
+        render(floor.subsets, fmt, f"Floor: majority predictor (evaluation "
+               f"{floor.evaluation_id}; always the training split's most common output per "
+               "tool)", details=args.details),
+    ]
+    _write_or_print("\n\n".join(parts), args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -245,6 +302,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", type=int, default=None, help="dataset version (default: current)")
     p.add_argument("--split", choices=["train", "test", "all"], default="all",
                    help="which rows (default: all)")
+
+    def table_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--version", type=int, default=None,
+                             help="dataset version (default: current)")
+        command.add_argument("--format", choices=["text", "markdown", "csv"], default=None,
+                             help="table format (default: from --out's extension, else text)")
+        command.add_argument("--out", type=Path, default=None,
+                             help="write the table (or JSON) to this file")
+
+    p = add("evaluate", cmd_evaluate, "Score predictions on a dataset version's test split "
+            "(SPEC 5) and print the RQ1-style table.")
+    p.add_argument("--predictions", type=Path, required=True,
+                   help="JSONL, one line per test intent: intent, adjust, selective_adjust, filter")
+    table_options(p)
+
+    p = add("baselines", cmd_baselines, "The ceiling (teacher self-consistency) and the floor "
+            "(majority predictor) on the test split.")
+    table_options(p)
+    p.add_argument("--details", action=argparse.BooleanOptionalAction, default=True,
+                   help="also print the P/R detail tables (default: yes)")
 
     p = add("quarantine", cmd_quarantine, "List quarantined records with their reasons.")
     p.add_argument("--limit", type=_positive_int, default=50, help="rows to show (default: 50)")

@@ -1,0 +1,318 @@
+"""Offline evaluation (SPEC 5) of predictions on a dataset version's test split, stored in DuckDB.
+
+Three sources of predictions share one path (`evaluate_samples`):
+- a predictions file (JSONL: `intent` plus the three tools in the log contract's teacher shape);
+- the teacher against itself (`self_consistency`): every distinct teacher output of a test intent
+  that is not the chosen ground truth, scored against it: how noisy the teacher is, and so the
+  ceiling a student can be expected to reach;
+- a trivial floor (`majority_baseline`): per tool, the training split's most common output.
+Nothing is stored from an evaluation that fails validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from workbench.datasets import Split, resolve_version, version_rows
+from workbench.errors import WorkbenchError
+from workbench.logs import intent_key
+from workbench.metrics import (
+    IntentScore,
+    SubsetScore,
+    flagged_for_augmentation,
+    mean_cosines,
+    score_intent,
+    subset_score,
+)
+from workbench.store import Session, Store
+from workbench.tools import TOOLS, Answer, ToolValidationError, answer_from_json, parse_answer
+
+SUBSETS: tuple[tuple[str, int], ...] = (("All", 1), ("r_3", 3), ("r_5", 5))
+MAX_LISTED = 10
+EXPORT_METADATA = frozenset({"split", "request_count", "origin", "source_intent"})
+
+
+class PredictionsError(WorkbenchError):
+    """A predictions file that cannot be evaluated; the message names the records."""
+
+
+class EvaluationKind(str, Enum):
+    PREDICTIONS = "predictions"
+    RUN = "run"
+    SELF_CONSISTENCY = "self_consistency"
+    BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One prediction to score: usually one per intent; several per intent for self-consistency."""
+
+    sample_id: str
+    intent_key: str
+    request_count: int
+    truth: Answer
+    prediction: Answer
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    evaluation_id: int
+    version_id: int
+    split: str
+    kind: str
+    source: str
+    n_samples: int
+    subsets: list[SubsetScore]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"evaluation_id": self.evaluation_id, "version_id": self.version_id,
+                "split": self.split, "kind": self.kind, "source": self.source,
+                "n_samples": self.n_samples, "subsets": [subset_to_dict(s) for s in self.subsets]}
+
+
+def subset_to_dict(subset: SubsetScore) -> dict[str, Any]:
+    return {"name": subset.name, "n_intents": subset.n_intents, "overall": subset.overall,
+            "tools": {tool: {key: getattr(score, key) for key in (
+                "n", "tp", "fp", "fn", "tn", "precision", "recall", "selection", "quality",
+                "final", "intensity_error")} for tool, score in subset.tools.items()}}
+
+
+# ---------------------------------------------------------------------------- predictions file
+
+def read_predictions(path: Path) -> dict[str, tuple[Answer, int]]:
+    """{intent key: (answer, line number)}; raises PredictionsError listing every bad record."""
+    if not path.exists():
+        raise PredictionsError(f"{path}: no such file")
+    problems: list[str] = []
+    found: dict[str, tuple[Answer, int]] = {}
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name} line {number}"
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                problems.append(f"{where}: not valid UTF-8")
+                continue
+            except json.JSONDecodeError as error:
+                problems.append(f"{where}: malformed JSON ({error.msg})")
+                continue
+            if not isinstance(record, dict):
+                problems.append(f"{where}: a prediction must be a JSON object")
+                continue
+            text = record.get("intent")
+            if not isinstance(text, str) or not text.strip():
+                problems.append(f"{where}: 'intent' must be a non-empty string")
+                continue
+            # `workbench export` rows are accepted as they are; any other key is an error, so
+            # a misspelt tool name cannot silently count as "tool not used".
+            tools = {key: value for key, value in record.items()
+                     if key != "intent" and key not in EXPORT_METADATA}
+            try:
+                answer = parse_answer(tools)
+            except ToolValidationError as error:
+                problems.append(f"{where} ({text!r}): {error}")
+                continue
+            key = intent_key(text)
+            if key in found:
+                problems.append(f"{where}: intent {text!r} already predicted on line {found[key][1]}")
+                continue
+            found[key] = (answer, number)
+    if problems:
+        raise PredictionsError(_listing(f"{path}: {len(problems)} bad prediction record(s)",
+                                        problems))
+    if not found:
+        raise PredictionsError(f"{path}: the file holds no predictions")
+    return found
+
+
+def _listing(headline: str, items: list[str]) -> str:
+    shown = items[:MAX_LISTED]
+    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return headline + ":\n  " + "\n  ".join(shown) + more
+
+
+def _truth_rows(session: Session, version_id: int, split: Split) -> list[dict]:
+    rows = version_rows(session, version_id, split)
+    if not rows:
+        raise WorkbenchError(f"dataset version {version_id} has no {split.value} rows")
+    return rows
+
+
+def _truth(row: dict) -> Answer:
+    return answer_from_json(row["adjust"], row["selective_adjust"], row["filter"])
+
+
+def samples_from_predictions(rows: list[dict], predictions: dict[str, tuple[Answer, int]],
+                             version_id: int) -> list[Sample]:
+    """Match predictions to the split's intents: every intent exactly once, nothing extra."""
+    keys = {row["intent_key"] for row in rows}
+    missing = sorted(keys - set(predictions))
+    extra = sorted(set(predictions) - keys)
+    problems = []
+    if missing:
+        problems.append(_listing(f"{len(missing)} test intent(s) of version {version_id} have no "
+                                 "prediction", [repr(k) for k in missing]))
+    if extra:
+        problems.append(_listing(
+            f"{len(extra)} predicted intent(s) are not in the test split of version {version_id}",
+            [f"{k!r} (line {predictions[k][1]})" for k in extra]))
+    if problems:
+        raise PredictionsError("\n".join(problems))
+    return [Sample(row["intent_key"], row["intent_key"], row["request_count"], _truth(row),
+                   predictions[row["intent_key"]][0]) for row in rows]
+
+
+# ---------------------------------------------------------------------------- scoring and storing
+
+def score_samples(samples: list[Sample]) -> tuple[list[SubsetScore], list[IntentScore],
+                                                  dict[str, set[str]], dict[str, float | None]]:
+    """Subsets All / r_3 / r_5, per-sample scores, augmentation flags and the mean cosines."""
+    per_sample = [(sample, score_intent(sample.sample_id, sample.truth, sample.prediction))
+                  for sample in samples]
+    subsets = [subset_score(name, [score for sample, scores in per_sample
+                                   if sample.request_count >= k for score in scores])
+               for name, k in SUBSETS]
+    flat = [score for _, scores in per_sample for score in scores]
+    means = mean_cosines(flat)
+    return subsets, flat, flagged_for_augmentation(flat, means), means
+
+
+def _hash(samples: list[Sample]) -> str:
+    digest = hashlib.sha1()
+    for sample in sorted(samples, key=lambda s: s.sample_id):
+        digest.update(sample.sample_id.encode())
+        digest.update(json.dumps(sample.prediction.to_dict(), sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def evaluate_samples(session: Session, samples: list[Sample], kind: EvaluationKind, source: str,
+                     version_id: int, split: Split) -> EvaluationResult:
+    """Score and store one evaluation inside the caller's transaction."""
+    subsets, scores, flags, means = score_samples(samples)
+    by_id = {sample.sample_id: sample for sample in samples}
+    summary = {"subsets": [subset_to_dict(s) for s in subsets], "mean_cosine": means,
+               "flagged": {tool: len(keys) for tool, keys in flags.items()}}
+    evaluation_id = int(session.value(
+        "INSERT INTO evaluations (created_at, version_id, split, kind, source, predictions_sha, "
+        "summary) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING evaluation_id",
+        [datetime.now(UTC), version_id, split.value, kind.value, source, _hash(samples),
+         json.dumps(summary)]))
+    session.insert("evaluation_predictions", {
+        "sample_id": [s.sample_id for s in samples],
+        "intent_key": [s.intent_key for s in samples],
+        **{tool: [s.prediction.tool_json(tool) for s in samples] for tool in TOOLS},
+    }, extra={"evaluation_id": evaluation_id})
+
+    def gap(score: IntentScore) -> float | None:
+        mean = means.get(score.tool)
+        return None if mean is None or score.cosine is None else mean - score.cosine
+
+    session.insert("evaluation_scores", {
+        "sample_id": [s.intent_key for s in scores],
+        "intent_key": [by_id[s.intent_key].intent_key for s in scores],
+        "tool": [s.tool for s in scores],
+        "teacher_used": [s.teacher_used for s in scores],
+        "student_used": [s.student_used for s in scores],
+        "similarity": [s.similarity for s in scores],
+        "cosine": [s.cosine for s in scores],
+        "cosine_gap": [gap(s) for s in scores],
+        "intensity_error": [s.intensity_error for s in scores],
+        "flagged": [s.intent_key in flags[s.tool] for s in scores],
+    }, extra={"evaluation_id": evaluation_id})
+    return EvaluationResult(evaluation_id, version_id, split.value, kind.value, source,
+                            len(samples), subsets)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    predictions: Path
+    version: int | None = None
+
+
+def run(config: EvaluateConfig, store: Store) -> EvaluationResult:
+    """Evaluate a predictions file on a version's test split and store the evaluation."""
+    predictions = read_predictions(Path(config.predictions))  # validated before the store opens
+    with store.atomic() as session:
+        version_id = resolve_version(session, config.version)
+        rows = _truth_rows(session, version_id, Split.TEST)
+        samples = samples_from_predictions(rows, predictions, version_id)
+        return evaluate_samples(session, samples, EvaluationKind.PREDICTIONS,
+                                str(config.predictions), version_id, Split.TEST)
+
+
+# ---------------------------------------------------------------------------- ceiling and floor
+
+def self_consistency_samples(session: Session, version_id: int) -> list[Sample]:
+    """Every distinct teacher output of a test intent that differs from its ground truth."""
+    rows = {row["intent_key"]: row for row in _truth_rows(session, version_id, Split.TEST)}
+    session.register("test_keys", _key_table(list(rows)))
+    outputs = session.query(
+        "SELECT intent_key, adjust, selective_adjust, filter, min(request_id) AS first_request "
+        "FROM requests WHERE intent_key IN (SELECT intent_key FROM test_keys) "
+        "GROUP BY intent_key, adjust, selective_adjust, filter ORDER BY intent_key, first_request")
+    session.unregister("test_keys")
+    samples: list[Sample] = []
+    counter: Counter[str] = Counter()
+    for output in outputs:
+        row = rows[output["intent_key"]]
+        truth = _truth(row)
+        answer = answer_from_json(output["adjust"], output["selective_adjust"], output["filter"])
+        if answer == truth:
+            continue
+        counter[row["intent_key"]] += 1
+        samples.append(Sample(f"{row['intent_key']}#{counter[row['intent_key']]}",
+                              row["intent_key"], row["request_count"], truth, answer))
+    return samples
+
+
+def _key_table(keys: list[str]) -> Any:
+    import pyarrow as pa
+
+    return pa.table({"intent_key": pa.array(keys, pa.string())})
+
+
+def majority_answer(train_rows: list[dict]) -> Answer:
+    """Per tool: used if most training intents use it, with their most common parameters."""
+    chosen: dict[str, Any] = {}
+    for tool in TOOLS:
+        used = [row[tool] for row in train_rows if row[tool] is not None]
+        if len(used) * 2 > len(train_rows):
+            # most_common breaks count ties by first occurrence; rows come sorted by intent.
+            chosen[tool] = json.loads(Counter(used).most_common(1)[0][0])
+    return parse_answer(chosen)
+
+
+@dataclass(frozen=True)
+class BaselinesResult:
+    self_consistency: EvaluationResult
+    majority: EvaluationResult
+    majority_answer: Answer
+
+
+def baselines(version: int | None, store: Store) -> BaselinesResult:
+    """The teacher's self-consistency (ceiling) and the majority predictor (floor), stored."""
+    with store.atomic() as session:
+        version_id = resolve_version(session, version)
+        consistency = self_consistency_samples(session, version_id)
+        if not consistency:
+            raise WorkbenchError(f"no test intent of version {version_id} has more than one "
+                                 "distinct teacher output; there is no self-consistency to measure")
+        ceiling = evaluate_samples(session, consistency, EvaluationKind.SELF_CONSISTENCY,
+                                   "teacher self-consistency", version_id, Split.TEST)
+        constant = majority_answer(_truth_rows(session, version_id, Split.TRAIN))
+        test_rows = _truth_rows(session, version_id, Split.TEST)
+        floor = evaluate_samples(session, [
+            Sample(row["intent_key"], row["intent_key"], row["request_count"], _truth(row),
+                   constant) for row in test_rows],
+            EvaluationKind.BASELINE, "majority: the training split's most common output per tool",
+            version_id, Split.TEST)
+    return BaselinesResult(ceiling, floor, constant)
