@@ -32,7 +32,8 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
         return 1.0
     if norm_a == 0 or norm_b == 0:
         return 0.0
-    return sum(x * y for x, y in zip(a, b, strict=True)) / (norm_a * norm_b)
+    value = sum(x * y for x, y in zip(a, b, strict=True)) / (norm_a * norm_b)
+    return max(-1.0, min(1.0, value))  # rounding can overshoot by an ulp
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
