@@ -5,7 +5,7 @@ Three sources of predictions share one path (`evaluate_samples`):
 - the teacher against itself (`self_consistency`): every distinct teacher output of a test intent
   that is not the chosen ground truth, scored against it: how noisy the teacher is, and so the
   ceiling a student can be expected to reach;
-- a trivial floor (`majority_baseline`): per tool, the training split's most common output.
+- a trivial floor (`constant_answer`): one answer for every intent, the training split's mean.
 Nothing is stored from an evaluation that fails validation.
 """
 
@@ -32,7 +32,17 @@ from workbench.metrics import (
     subset_score,
 )
 from workbench.store import Session, Store
-from workbench.tools import TOOLS, Answer, ToolValidationError, answer_from_json, parse_answer
+from workbench.tools import (
+    ADJUST_KEYS,
+    COLOURS,
+    TOOLS,
+    Answer,
+    ToolValidationError,
+    adjust_vector,
+    answer_from_json,
+    parse_answer,
+    selective_adjust_vector,
+)
 
 SUBSETS: tuple[tuple[str, int], ...] = (("All", 1), ("r_3", 3), ("r_5", 5))
 MAX_LISTED = 10
@@ -179,7 +189,8 @@ def score_samples(samples: list[Sample]) -> tuple[list[SubsetScore], list[Intent
     per_sample = [(sample, score_intent(sample.sample_id, sample.truth, sample.prediction))
                   for sample in samples]
     subsets = [subset_score(name, [score for sample, scores in per_sample
-                                   if sample.request_count >= k for score in scores])
+                                   if sample.request_count >= k for score in scores],
+                            n_intents=len({s.intent_key for s in samples if s.request_count >= k}))
                for name, k in SUBSETS]
     flat = [score for _, scores in per_sample for score in scores]
     means = mean_cosines(flat)
@@ -280,26 +291,42 @@ def _key_table(keys: list[str]) -> Any:
     return pa.table({"intent_key": pa.array(keys, pa.string())})
 
 
-def majority_answer(train_rows: list[dict]) -> Answer:
-    """Per tool: used if most training intents use it, with their most common parameters."""
-    chosen: dict[str, Any] = {}
-    for tool in TOOLS:
-        used = [row[tool] for row in train_rows if row[tool] is not None]
-        if len(used) * 2 > len(train_rows):
-            # most_common breaks count ties by first occurrence; rows come sorted by intent.
-            chosen[tool] = json.loads(Counter(used).most_common(1)[0][0])
-    return parse_answer(chosen)
+def constant_answer(train_rows: list[dict]) -> Answer:
+    """The floor's one answer for every intent: each tool the training split ever uses, with the
+    mean of its parameters over the intents that use it (rounded), and for the filter the most
+    common name at the median intensity of that name. Always using every tool keeps every score
+    defined, and a mean vector is a far stronger constant for cosine quality than the most
+    common exact vector, so the floor is not a straw man."""
+    answer: dict[str, Any] = {}
+    for tool in ("adjust", "selective_adjust"):
+        used = [_truth(row) for row in train_rows if row[tool] is not None]
+        if used:
+            vectors = [adjust_vector(a) if tool == "adjust" else selective_adjust_vector(a)
+                       for a in used]
+            mean = [round(sum(column) / len(used)) for column in zip(*vectors, strict=True)]
+            if tool == "adjust":
+                answer[tool] = dict(zip(ADJUST_KEYS, mean, strict=True))
+            else:
+                answer[tool] = {colour: {"saturation": mean[2 * i], "luminance": mean[2 * i + 1]}
+                                for i, colour in enumerate(COLOURS)}
+    filters = [json.loads(row["filter"]) for row in train_rows if row["filter"] is not None]
+    if filters:
+        # most_common breaks count ties by first occurrence; rows come sorted by intent.
+        name = Counter(f["name"] for f in filters).most_common(1)[0][0]
+        intensities = sorted(f["intensity"] for f in filters if f["name"] == name)
+        answer["filter"] = {"name": name, "intensity": intensities[len(intensities) // 2]}
+    return parse_answer(answer)
 
 
 @dataclass(frozen=True)
 class BaselinesResult:
     self_consistency: EvaluationResult
-    majority: EvaluationResult
-    majority_answer: Answer
+    constant: EvaluationResult
+    constant_answer: Answer
 
 
 def baselines(version: int | None, store: Store) -> BaselinesResult:
-    """The teacher's self-consistency (ceiling) and the majority predictor (floor), stored."""
+    """The teacher's self-consistency (ceiling) and the constant predictor (floor), stored."""
     with store.atomic() as session:
         version_id = resolve_version(session, version)
         consistency = self_consistency_samples(session, version_id)
@@ -308,11 +335,11 @@ def baselines(version: int | None, store: Store) -> BaselinesResult:
                                  "distinct teacher output; there is no self-consistency to measure")
         ceiling = evaluate_samples(session, consistency, EvaluationKind.SELF_CONSISTENCY,
                                    "teacher self-consistency", version_id, Split.TEST)
-        constant = majority_answer(_truth_rows(session, version_id, Split.TRAIN))
+        constant = constant_answer(_truth_rows(session, version_id, Split.TRAIN))
         test_rows = _truth_rows(session, version_id, Split.TEST)
         floor = evaluate_samples(session, [
             Sample(row["intent_key"], row["intent_key"], row["request_count"], _truth(row),
                    constant) for row in test_rows],
-            EvaluationKind.BASELINE, "majority: the training split's most common output per tool",
+            EvaluationKind.BASELINE, "constant: the training split's mean answer",
             version_id, Split.TEST)
     return BaselinesResult(ceiling, floor, constant)

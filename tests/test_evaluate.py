@@ -141,6 +141,7 @@ def test_self_consistency_and_majority_by_hand(store: Store, version: int):
     # golden hour's outputs: (WARM, GOLD) is the truth; (WARMER, GOLD) and (COOL, none) are not.
     # noir has one output. So 2 samples, both of golden hour (4 requests: All and r_3 only).
     assert ceiling.n_samples == 2
+    assert [s.n_intents for s in ceiling.subsets] == [1, 1, 0]
     adjust = ceiling.subsets[0].tools["adjust"]
     # Both samples use adjust: cos(30, 40) = 1 and cos(30, -30) = -1 -> 0; mean 0.5.
     assert (adjust.tp, adjust.quality) == (2, 0.5)
@@ -148,14 +149,17 @@ def test_self_consistency_and_majority_by_hand(store: Store, version: int):
     # GOLD vs GOLD: TP, right name; none vs GOLD: FN. selection 2/(2+1), quality 1.
     assert (filter_.tp, filter_.fn, filter_.quality) == (1, 1, 1.0)
     assert filter_.selection == pytest.approx(2 / 3)
-    # Floor: train intents beach, sunset, winter: adjust WARM twice, COOL once -> WARM;
-    # filter used once of three -> unused.
-    assert result.majority_answer.adjust["temperature"] == 30
-    assert result.majority_answer.filter is None
-    floor = result.majority.subsets[0]
-    # golden hour: WARM vs WARM TP cos 1; noir: FP. filter: golden hour FN, noir FN.
+    # Floor: train intents beach, sunset, winter use adjust with temperature 30, 30, -30: the
+    # mean is 10; selective_adjust is never used; the only filter is GOLD at 40.
+    assert result.constant_answer.adjust["temperature"] == 10
+    assert result.constant_answer.selective_adjust is None
+    assert result.constant_answer.filter.name == "warm_Golden"
+    floor = result.constant.subsets[0]
+    # adjust: golden hour TP, cos(10, 30) = 1; noir FP -> (2/3, 1, 0.8).
     assert floor.tools["adjust"].triple() == (pytest.approx(2 / 3), 1.0, pytest.approx(0.8))
-    assert floor.tools["filter"].selection == 0.0 and floor.tools["filter"].final is None
+    # filter: both TP; golden hour right name, noir wrong -> (1, .5, 2/3); intensity |0| and |40|.
+    assert floor.tools["filter"].triple() == (1.0, 0.5, pytest.approx(2 / 3))
+    assert floor.tools["filter"].intensity_error == 20
     kinds = [r["kind"] for r in store.query("SELECT kind FROM evaluations ORDER BY evaluation_id")]
     assert kinds == ["self_consistency", "baseline"]
 
@@ -185,4 +189,4 @@ def test_cli_baselines(store: Store, version: int, capsys):
 
     assert main(["baselines", "--db", str(store.path), "--no-details"]) == 0
     out = capsys.readouterr().out
-    assert "Ceiling: teacher self-consistency" in out and "Floor: majority predictor" in out
+    assert "Ceiling: teacher self-consistency" in out and "Floor: constant predictor" in out

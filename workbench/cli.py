@@ -229,19 +229,19 @@ def cmd_baselines(args: argparse.Namespace, store: Store) -> int:
     if args.json:
         _write_or_print(json.dumps({
             "self_consistency": result.self_consistency.to_dict(),
-            "majority": {**result.majority.to_dict(),
-                         "answer": result.majority_answer.to_dict()}}, indent=2), args.out)
+            "constant": {**result.constant.to_dict(),
+                         "answer": result.constant_answer.to_dict()}}, indent=2), args.out)
         return 0
     fmt = _table_format(args)
-    ceiling, floor = result.self_consistency, result.majority
+    ceiling, floor = result.self_consistency, result.constant
     parts = [
         render(ceiling.subsets, fmt, f"Ceiling: teacher self-consistency (evaluation "
                f"{ceiling.evaluation_id}, version {ceiling.version_id} test split; "
                f"{ceiling.n_samples} non-chosen teacher outputs scored against the ground "
-               "truth; n counts intents)", details=args.details),
-        render(floor.subsets, fmt, f"Floor: majority predictor (evaluation "
-               f"{floor.evaluation_id}; always the training split's most common output per "
-               "tool)", details=args.details),
+               "truth; n counts their intents)", details=args.details),
+        render(floor.subsets, fmt, f"Floor: constant predictor (evaluation "
+               f"{floor.evaluation_id}; every intent gets the training split's mean answer: "
+               "each tool, mean sliders, most common filter)", details=args.details),
     ]
     _write_or_print("\n\n".join(parts), args.out)
     return 0
@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     table_options(p)
 
     p = add("baselines", cmd_baselines, "The ceiling (teacher self-consistency) and the floor "
-            "(majority predictor) on the test split.")
+            "(constant predictor) on the test split.")
     table_options(p)
     p.add_argument("--details", action=argparse.BooleanOptionalAction, default=True,
                    help="also print the P/R detail tables (default: yes)")

@@ -142,11 +142,14 @@ class SubsetScore:
         return sum(f for f in finals if f is not None) / len(finals)
 
 
-def subset_score(name: str, scores: Sequence[IntentScore]) -> SubsetScore:
+def subset_score(name: str, scores: Sequence[IntentScore],
+                 n_intents: int | None = None) -> SubsetScore:
+    """`n_intents` defaults to the distinct keys in `scores` (pass it when keys are samples)."""
     by_tool: dict[str, list[IntentScore]] = {tool: [] for tool in TOOLS}
     for score in scores:
         by_tool[score.tool].append(score)
-    n_intents = len({score.intent_key for score in scores})
+    if n_intents is None:
+        n_intents = len({score.intent_key for score in scores})
     return SubsetScore(name, n_intents, {tool: tool_score(tool, by_tool[tool]) for tool in TOOLS})
 
 
