@@ -119,6 +119,9 @@ class Store:
     path: Path
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))  # accept str paths too
+
     @classmethod
     def at(cls, path: str | Path | None = None) -> Store:
         return cls(Path(path) if path else default_db_path(), _lock_timeout())
