@@ -260,6 +260,34 @@ def run(config: EvaluateConfig, store: Store) -> EvaluationResult:
                                 str(config.predictions), version_id, Split.TEST)
 
 
+def evaluate_run(run_id: str | None, version: int | None, store: Store) -> EvaluationResult:
+    """Predict the test split with a student run (store closed meanwhile), then store the scores.
+
+    The version defaults to the one the run was trained on, so its test split never leaked."""
+    from pipelines.train import load_run
+
+    run, student = load_run(store, run_id)
+    with store.session() as session:
+        version_id = resolve_version(session, version if version is not None
+                                     else run["version_id"])
+        rows = _truth_rows(session, version_id, Split.TEST)
+        leaked = int(session.value(
+            "SELECT count(*) FROM dataset_rows t JOIN dataset_rows r USING (intent_key) "
+            "WHERE t.version_id = ? AND t.split = 'test' AND r.version_id = ? "
+            "AND r.split = 'train'", [version_id, run["version_id"]]))
+    if leaked:
+        raise WorkbenchError(
+            f"run {run['run_id']} was trained on version {run['version_id']}, whose training "
+            f"split holds {leaked} of the test intents of version {version_id}; evaluating there "
+            "would report training data as test results")
+    predictions = student.predict([row["intent_text"] for row in rows])
+    samples = [Sample(row["intent_key"], row["intent_key"], row["request_count"], _truth(row),
+                      answer) for row, answer in zip(rows, predictions, strict=True)]
+    with store.atomic() as session:
+        return evaluate_samples(session, samples, EvaluationKind.RUN, run["run_id"], version_id,
+                                Split.TEST)
+
+
 # ---------------------------------------------------------------------------- ceiling and floor
 
 def self_consistency_samples(session: Session, version_id: int) -> list[Sample]:

@@ -46,8 +46,10 @@ class _Progress:
         from tqdm import tqdm
 
         bar = self.bars.get(stage)
-        if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=stage, unit="rec", file=sys.stderr)
+        if bar is None or done < bar.n or bar.total != total:  # a new round of the same stage
+            if bar is not None:
+                bar.close()
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr)
         bar.update(done - bar.n)
 
     def close(self) -> None:
@@ -210,14 +212,95 @@ def cmd_evaluate(args: argparse.Namespace, store: Store) -> int:
     from pipelines import evaluate
     from workbench.report import render
 
-    result = evaluate.run(evaluate.EvaluateConfig(predictions=args.predictions,
-                                                  version=args.version), store)
+    if args.predictions is not None:
+        result = evaluate.run(evaluate.EvaluateConfig(predictions=args.predictions,
+                                                      version=args.version), store)
+    else:
+        result = evaluate.evaluate_run(args.run or None, args.version, store)
     if args.json:
         _write_or_print(json.dumps(result.to_dict(), indent=2), args.out)
         return 0
     title = (f"Evaluation {result.evaluation_id}: {result.source} on dataset version "
              f"{result.version_id}, test split")
     _write_or_print(render(result.subsets, _table_format(args), title), args.out)
+    return 0
+
+
+def _settings(pairs: list[str]) -> dict[str, Any]:
+    settings: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise WorkbenchError(f"--set takes KEY=VALUE, got {pair!r}")
+        try:
+            settings[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            settings[key.strip()] = value
+    return settings
+
+
+def cmd_train(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import train
+
+    progress = _Progress(args.progress)
+    result = train.run(train.TrainConfig(student=args.student, version=args.version,
+                                         student_config=_settings(args.set), note=args.note),
+                       store, progress)
+    progress.close()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"run {result.run_id}: {result.student} trained on {result.n_train} intents of "
+          f"dataset version {result.version_id} in {result.duration_s:.1f} s")
+    print(f"  model: {result.artifact_path}")
+    print(f"Next: workbench evaluate --run {result.run_id}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import predict
+
+    result = predict.run(predict.PredictConfig(inp=args.inp, out=args.out, run=args.run), store)
+    print(f"wrote {result.predictions} predictions of run {result.run_id} to {result.out}")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace, store: Store) -> int:
+    from pipelines.train import list_runs
+
+    runs = list_runs(store)
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return 0
+    if not runs:
+        print("no training runs yet (run `workbench train --student heads`)")
+    for r in runs:
+        print(f"{r['run_id']}  {r['student']:<9} version {r['version_id']:>3}  "
+              f"train {r['n_train']:>6}  {r['duration_s']:>8.1f} s  {r['device']}  "
+              f"{r['size_bytes'] / 2**20:.1f} MiB")
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import experiments
+    from workbench.report import rq1_comparison
+
+    progress = _Progress(args.progress)
+    result = experiments.rq1(experiments.RQ1Config(
+        version=args.version, students=tuple(args.students)), store, progress)
+    progress.close()
+    if args.json:
+        _write_or_print(json.dumps(result.to_dict(), indent=2), args.out)
+        return 0
+    version = result.rows[0].evaluation.version_id
+    ids = ", ".join(str(r.evaluation.evaluation_id) for r in result.rows)
+    lines = [f"RQ1 on dataset version {version}, test split (evaluations {ids})"]
+    lines += [f"  {r.label}: run {r.run.run_id}, trained in {r.run.duration_s:.0f} s"
+              for r in result.rows if r.run is not None]
+    lines.append("")
+    lines.append(rq1_comparison([(r.label, r.evaluation.subsets) for r in result.rows],
+                                _table_format(args)))
+    _write_or_print("\n".join(lines), args.out)
     return 0
 
 
@@ -313,9 +396,42 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("evaluate", cmd_evaluate, "Score predictions on a dataset version's test split "
             "(SPEC 5) and print the RQ1-style table.")
-    p.add_argument("--predictions", type=Path, required=True,
-                   help="JSONL, one line per test intent: intent, adjust, selective_adjust, filter")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", type=Path,
+                        help="JSONL, one line per test intent: intent, adjust, selective_adjust, "
+                             "filter")
+    source.add_argument("--run", nargs="?", const="", metavar="RUN",
+                        help="a training run id or prefix (no value: the latest run)")
     table_options(p)
+
+    p = add("train", cmd_train, "Train a student on a dataset version's training split.")
+    p.add_argument("--student", required=True, choices=["retrieval", "heads", "seq2seq"],
+                   help="retrieval: nearest training intent; heads: MiniLM + small heads (fast); "
+                        "seq2seq: a generative encoder-decoder (the paper's kind)")
+    p.add_argument("--version", type=int, default=None, help="dataset version (default: current)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a student setting, e.g. --set epochs=30 (repeatable; JSON values)")
+    p.add_argument("--note", default="", help="a note stored with the run")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                   default=sys.stderr.isatty(), help=progress_help)
+
+    p = add("predict", cmd_predict, "Predict tool calls for intents with a trained student.",
+            json_flag=False)
+    p.add_argument("--run", default=None, help="run id or prefix (default: the latest run)")
+    p.add_argument("--in", dest="inp", type=Path, required=True,
+                   help="JSONL with an 'intent' per line")
+    p.add_argument("--out", type=Path, required=True, help="predictions JSONL to write")
+
+    add("runs", cmd_runs, "List training runs.")
+
+    p = add("experiment", cmd_experiment, "Run a paper experiment end to end: rq1 trains and "
+            "evaluates every student beside the ceiling and the floor.")
+    p.add_argument("name", choices=["rq1"], help="which experiment")
+    p.add_argument("--students", nargs="+", default=["retrieval", "heads", "seq2seq"],
+                   choices=["retrieval", "heads", "seq2seq"], help="students to train")
+    table_options(p)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                   default=sys.stderr.isatty(), help=progress_help)
 
     p = add("baselines", cmd_baselines, "The ceiling (teacher self-consistency) and the floor "
             "(constant predictor) on the test split.")

@@ -79,3 +79,16 @@ def render(subsets: Sequence[SubsetScore], fmt: str = "text", title: str = "",
         parts.append(table(detail))
     parts.append(FOOTNOTE)
     return "\n\n".join(part for part in parts if part)
+
+
+def rq1_comparison(named: Sequence[tuple[str, Sequence[SubsetScore]]], fmt: str = "text") -> str:
+    """Several models in the poster's RQ1 layout: one block of All / r_3 / r_5 rows per model."""
+    rows = [["Model", "Test", "n", *(TOOL_TITLES[t] for t in TOOLS), "Overall"]]
+    for label, subsets in named:
+        for i, subset in enumerate(subsets):
+            rows.append([label if i == 0 else "", subset.name, str(subset.n_intents),
+                         *(triple(subset.tools[t]) for t in TOOLS), number(subset.overall)])
+    if fmt == "csv":
+        return csv_table(rows)
+    table = markdown_table(rows) if fmt == "markdown" else text_table(rows)
+    return table + "\n\n" + FOOTNOTE
