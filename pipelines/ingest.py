@@ -171,8 +171,11 @@ def _write(session: Session, summary: FileSummary, stager: _Stager, quarantine: 
     summary.ingest_id = ingest_id
     now = datetime.now(UTC)
     if stager.count:
-        session.execute("CREATE TEMP TABLE staged AS SELECT * FROM read_parquet(?)",
-                        [str(stager.path)])
+        # A view, not a table: the stage is read from disk by each statement instead of being
+        # held in memory for the whole transaction. DDL takes no parameters; the path is our
+        # own temporary file, quoted.
+        literal = "'" + str(stager.path).replace("'", "''") + "'"
+        session.execute(f"CREATE TEMP VIEW staged AS SELECT * FROM read_parquet({literal})")
         # Same id already in the store: identical content is a no-op, different is a conflict.
         summary.duplicates += int(session.value(
             "SELECT count(*) FROM staged s JOIN requests r USING (request_id) "
@@ -200,7 +203,7 @@ def _write(session: Session, summary: FileSummary, stager: _Stager, quarantine: 
             "ORDER BY seq", [ingest_id, summary.source_file])
         summary.ingested = int(session.value("SELECT count(*) FROM requests")) - inserted_before
         _refresh_intent_stats(session)
-        session.execute("DROP TABLE staged")
+        session.execute("DROP VIEW staged")
     summary.quarantined = len(quarantine)
     _quarantine(session, ingest_id, summary.source_file, quarantine, now)
     session.execute(

@@ -82,3 +82,13 @@ def test_core_imports_nothing_heavy():
             "print(sorted(m for m in ('duckdb', 'torch', 'streamlit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@given(raw_answers)
+def test_tool_json_is_compact_canonical_json(raw):
+    import json
+
+    answer = parse_answer(raw)
+    for tool, value in answer.to_dict().items():
+        expected = None if value is None else json.dumps(value, separators=(",", ":"))
+        assert answer.tool_json(tool) == expected

@@ -159,6 +159,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = self._open()
         try:
+            # No terminal progress bar from inside the library; bounded memory for big writes.
+            connection.execute("SET enable_progress_bar = false")
+            connection.execute("SET preserve_insertion_order = false")
             _migrate(connection)
             yield Session(connection)
         finally:
@@ -194,11 +197,20 @@ def migrations() -> list[tuple[int, str, Path]]:
 
 def _migrate(connection: duckdb.DuckDBPyConnection) -> None:
     """Apply pending migrations, each in one transaction together with its version record."""
+    pending = migrations()
+    # The usual case, read-only and cheap: everything is applied already.
+    exists = connection.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_migrations'").fetchall()
+    if exists[0][0]:
+        applied = {row[0] for row in
+                   connection.execute("SELECT version FROM schema_migrations").fetchall()}
+        if all(version in applied for version, _, _ in pending):
+            return
     connection.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
     applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
-    for version, name, path in migrations():
+    for version, name, path in pending:
         if version in applied:
             continue
         connection.execute("BEGIN TRANSACTION")
