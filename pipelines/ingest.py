@@ -9,7 +9,6 @@ file leaves the store as it was.
 from __future__ import annotations
 
 import functools
-import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field

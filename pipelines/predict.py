@@ -1,0 +1,69 @@
+"""Predict tool calls with a trained student for a JSONL file of intents."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.train import load_run
+from workbench.errors import WorkbenchError
+from workbench.logs import INTENT_MAX_CHARS
+from workbench.store import Store
+
+
+@dataclass(frozen=True)
+class PredictConfig:
+    inp: Path
+    out: Path
+    run: str | None = None   # None: the latest run
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    run_id: str
+    predictions: int
+    out: Path
+
+
+def read_intents(path: Path) -> list[str]:
+    """`intent` of every JSONL line; an error lists every bad line."""
+    if not path.exists():
+        raise WorkbenchError(f"{path}: no such file")
+    intents, problems = [], []
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+                problems.append(f"line {number}: not a JSON line ({error})")
+                continue
+            text = record.get("intent") if isinstance(record, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                problems.append(f"line {number}: needs an 'intent' string")
+            elif len(text.strip()) > INTENT_MAX_CHARS:
+                problems.append(f"line {number}: intent has {len(text.strip())} characters, "
+                                f"the limit is {INTENT_MAX_CHARS}")
+            else:
+                intents.append(text.strip())
+    if problems:
+        shown = "\n  ".join(problems[:10])
+        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
+        raise WorkbenchError(f"{path}: {len(problems)} bad line(s):\n  {shown}{more}")
+    if not intents:
+        raise WorkbenchError(f"{path}: no intents")
+    return intents
+
+
+def run(config: PredictConfig, store: Store) -> PredictResult:
+    intents = read_intents(Path(config.inp))
+    row, student = load_run(store, config.run)
+    answers = student.predict(intents)
+    config.out.parent.mkdir(parents=True, exist_ok=True)
+    with config.out.open("w", encoding="utf-8") as handle:
+        for text, answer in zip(intents, answers, strict=True):
+            handle.write(json.dumps({"intent": text, **answer.to_dict()}, ensure_ascii=False)
+                         + "\n")
+    return PredictResult(row["run_id"], len(answers), config.out)

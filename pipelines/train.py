@@ -1,0 +1,122 @@
+"""Train a student on a dataset version's training split and record the run (SPEC 8).
+
+The store is open only to read the training rows and, at the end, to write the run row: the
+training itself runs with the file closed, so the app and other commands keep working. A run that
+fails leaves neither a row nor an artifact folder behind.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from workbench.datasets import Split, resolve_version, version_rows
+from workbench.errors import WorkbenchError
+from workbench.store import Store
+from workbench.students import STUDENT_KINDS, load_student, make_student
+from workbench.students.base import Progress, Student, TrainingData
+from workbench.tools import answer_from_json
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    student: str
+    version: int | None = None                 # None: the current version
+    student_config: dict[str, Any] = field(default_factory=dict)
+    runs_dir: Path | None = None               # None: a 'runs' folder beside the database
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    student: str
+    version_id: int
+    n_train: int
+    duration_s: float
+    artifact_path: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "artifact_path": str(self.artifact_path)}
+
+
+def runs_dir(store: Store, configured: Path | None = None) -> Path:
+    return Path(configured) if configured else store.path.parent / "runs"
+
+
+def training_data(store: Store, version: int | None) -> tuple[int, TrainingData]:
+    with store.session() as session:
+        version_id = resolve_version(session, version)
+        rows = version_rows(session, version_id, Split.TRAIN)
+    if not rows:
+        raise WorkbenchError(f"dataset version {version_id} has no training rows")
+    return version_id, TrainingData(
+        intents=[row["intent_text"] for row in rows],
+        answers=[answer_from_json(row["adjust"], row["selective_adjust"], row["filter"])
+                 for row in rows])
+
+
+def run(config: TrainConfig, store: Store, progress: Progress | None = None) -> TrainResult:
+    if config.student not in STUDENT_KINDS:
+        raise WorkbenchError(f"unknown student {config.student!r}; choose one of "
+                             f"{', '.join(STUDENT_KINDS)}")
+    version_id, data = training_data(store, config.version)
+    student = make_student(config.student, config.student_config)
+    started_at = datetime.now(UTC)
+    run_id = f"{started_at:%Y%m%d-%H%M%S}-{config.student}-{secrets.token_hex(2)}"
+    folder = runs_dir(store, config.runs_dir) / run_id
+    started = time.perf_counter()
+    try:
+        student.train(data, progress)
+        duration = time.perf_counter() - started
+        folder.mkdir(parents=True)
+        student.save(folder)
+        with store.atomic() as session:
+            session.execute(
+                "INSERT INTO runs (run_id, student, config, version_id, split, n_train, started_at,"
+                " finished_at, duration_s, device, size_bytes, artifact_path, note) "
+                "VALUES (?, ?, ?, ?, 'train', ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, config.student, json.dumps(student.config_dict(), sort_keys=True),
+                 version_id, len(data.intents), started_at, datetime.now(UTC), duration,
+                 getattr(student, "device", "cpu"), student.size_bytes(), str(folder),
+                 config.note])
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return TrainResult(run_id, config.student, version_id, len(data.intents), duration, folder)
+
+
+def find_run(store: Store, run_id: str | None) -> dict:
+    """A run row by id (or unique prefix), or the latest run when `run_id` is None."""
+    with store.session() as session:
+        if run_id is None:
+            row = session.first("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")
+            if row is None:
+                raise WorkbenchError("there are no training runs yet; run `workbench train`")
+            return row
+        rows = session.query("SELECT * FROM runs WHERE starts_with(run_id, ?) "
+                             "ORDER BY started_at DESC", [run_id])
+    if not rows:
+        raise WorkbenchError(f"no training run {run_id!r}; list them with `workbench runs`")
+    if len(rows) > 1 and rows[0]["run_id"] != run_id:
+        raise WorkbenchError(f"{run_id!r} matches {len(rows)} runs; give more of the id")
+    return rows[0]
+
+
+def load_run(store: Store, run_id: str | None) -> tuple[dict, Student]:
+    row = find_run(store, run_id)
+    folder = Path(row["artifact_path"])
+    if not folder.exists():
+        raise WorkbenchError(f"the model of run {row['run_id']} is missing: {folder}")
+    return row, load_student(folder)
+
+
+def list_runs(store: Store) -> list[dict]:
+    with store.session() as session:
+        return session.query("SELECT * FROM runs ORDER BY started_at")

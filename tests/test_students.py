@@ -1,0 +1,233 @@
+"""Students on a tiny world: 6 clearly different looks, 10 phrasings each (60 intents).
+
+Each student must learn it (scores on its training data far above a constant predictor), answer
+every text with a valid answer (garbage included), survive save/load with identical predictions
+and train deterministically. The encoder is loaded once for the module; the heads train for a
+few dozen tiny epochs (well under a second each on a CPU).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.errors import WorkbenchError
+from workbench.metrics import SubsetScore, score_intent, subset_score
+from workbench.students import load_student, make_student
+from workbench.students.base import Student, TrainingData
+from workbench.tools import Answer, parse_answer
+
+LOOKS: dict[str, tuple[tuple[str, str], dict[str, Any]]] = {
+    "sunset": (("warm sunset", "orange sunset glow"), {
+        "adjust": {"temperature": 60, "saturation": 30, "contrast": 10},
+        "filter": {"name": "warm_Sunset", "intensity": 70}}),
+    "winter": (("cold winter morning", "icy frozen dawn"), {
+        "adjust": {"temperature": -60, "exposure": 20, "saturation": -20},
+        "selective_adjust": {"blue": {"saturation": 40}},
+        "filter": {"name": "cool_Morning", "intensity": 50}}),
+    "noir": (("black and white noir", "dark monochrome detective film"), {
+        "adjust": {"saturation": -100, "contrast": 50, "shadows": -30},
+        "filter": {"name": "mono_Noir", "intensity": 90}}),
+    "forest": (("lush green forest", "mossy woodland trees"), {
+        "adjust": {"vibrance": 40, "tint": -30},
+        "selective_adjust": {"green": {"saturation": 60, "luminance": -10},
+                             "yellow": {"saturation": 20}}}),
+    "neon": (("neon city night", "cyberpunk street lights"), {
+        "adjust": {"exposure": -30, "tint": 40, "contrast": 30},
+        "selective_adjust": {"cyan": {"saturation": 50}, "blue": {"saturation": 50}},
+        "filter": {"name": "vivid_Neon", "intensity": 80}}),
+    "vintage": (("faded vintage film", "old 1970s photo"), {
+        "adjust": {"contrast": -40, "shadows": 40, "saturation": -40},
+        "filter": {"name": "vintage_70s", "intensity": 60}}),
+}
+TEMPLATES = ("{}", "{} vibe", "make it {}", "a {} feel", "{} please")
+GARBAGE = ["", "   ", "🙂", "x" * 5000, "the of and", "42"]
+
+
+def tiny_world() -> TrainingData:
+    intents, answers = [], []
+    for phrases, answer in LOOKS.values():
+        for phrase in phrases:
+            for template in TEMPLATES:
+                intents.append(template.format(phrase))
+                answers.append(parse_answer(answer))
+    return TrainingData(intents, answers)
+
+
+DATA = tiny_world()
+# The embedding students; the generative seq2seq student has its own tests/test_seq2seq.py.
+KINDS = ("retrieval", "heads")
+
+# Few epochs, small batches: ~150 optimiser steps on 60 intents.
+HEADS_SETTINGS = {"epochs": 40, "batch_size": 16, "hidden": 128, "device": "cpu"}
+
+
+def score(data: TrainingData, predictions: list[Answer]) -> SubsetScore:
+    scores = [s for text, truth, predicted in zip(data.intents, data.answers, predictions,
+                                                  strict=True)
+              for s in score_intent(text, truth, predicted)]
+    return subset_score("train", scores)
+
+
+def constant_answer(data: TrainingData) -> Answer:
+    """The floor: every tool used, mean sliders, the most common filter (as `baselines` does)."""
+    n = len(data.answers)
+    adjust = {key: round(sum((a.adjust or {}).get(key, 0) for a in data.answers) / n)
+              for key in ("temperature", "saturation", "contrast", "exposure", "shadows",
+                          "vibrance", "tint")}
+    names = [a.filter.name for a in data.answers if a.filter]
+    return parse_answer({
+        "adjust": adjust,
+        "selective_adjust": {"blue": {"saturation": 20}, "green": {"saturation": 10}},
+        "filter": {"name": max(set(names), key=names.count), "intensity": 70}})
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Any:
+    from workbench.embeddings import load_encoder
+
+    return load_encoder()
+
+
+@pytest.fixture(scope="module")
+def retrieval(encoder: Any) -> Student:
+    student = make_student("retrieval", {"device": "cpu"}, encoder=encoder)
+    student.train(DATA)
+    return student
+
+
+@pytest.fixture(scope="module")
+def heads(encoder: Any) -> Student:
+    student = make_student("heads", HEADS_SETTINGS, encoder=encoder)
+    student.train(DATA)
+    return student
+
+
+@pytest.fixture(params=KINDS)
+def student(request: pytest.FixtureRequest) -> Student:
+    trained: Student = request.getfixturevalue(request.param)
+    return trained
+
+
+def test_the_constant_floor_is_low() -> None:
+    # The thresholds below mean something only because guessing one answer scores far lower:
+    # one filter name out of five (accuracy .2) and mean sliders that point nowhere in particular.
+    floor = score(DATA, [constant_answer(DATA)] * len(DATA.intents))
+    assert floor.tools["filter"].quality == pytest.approx(0.2)
+    assert floor.overall is not None and floor.overall < 0.6
+
+
+def test_retrieval_answers_its_training_intents_exactly(retrieval: Student) -> None:
+    # Every training intent is its own nearest neighbour (cosine 1), so it gets its own truth.
+    assert retrieval.predict(DATA.intents) == list(DATA.answers)
+    assert score(DATA, retrieval.predict(DATA.intents)).overall == 1.0
+
+
+def test_heads_learn_the_tiny_world(heads: Student) -> None:
+    # Six well-separated looks, 150 steps: the heads should fit them nearly perfectly. The bars
+    # (.9) leave room for rounding and an odd phrasing, and sit far above the floor (< .6, .2
+    # filter accuracy).
+    result = score(DATA, heads.predict(DATA.intents))
+    for tool in ("adjust", "selective_adjust", "filter"):
+        assert result.tools[tool].selection is not None and result.tools[tool].selection >= 0.9
+    assert result.tools["filter"].quality is not None and result.tools["filter"].quality >= 0.9
+    assert result.tools["adjust"].quality is not None and result.tools["adjust"].quality >= 0.9
+    assert result.tools["selective_adjust"].quality is not None \
+        and result.tools["selective_adjust"].quality >= 0.9
+    assert result.overall is not None and result.overall >= 0.9
+    assert result.tools["filter"].intensity_error is not None \
+        and result.tools["filter"].intensity_error <= 10
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_unseen_phrasings_get_the_right_filter(kind: str, request: pytest.FixtureRequest) -> None:
+    trained: Student = request.getfixturevalue(kind)
+    unseen = {"sunset": "sunset at the beach", "noir": "black & white crime movie",
+              "neon": "neon lights in the city at night", "vintage": "vintage faded film look"}
+    predicted = trained.predict(list(unseen.values()))
+    for look, answer in zip(unseen, predicted, strict=True):
+        expected = LOOKS[look][1]["filter"]["name"]
+        assert answer.filter is not None and answer.filter.name == expected, look
+
+
+def test_every_prediction_is_a_valid_answer(student: Student) -> None:
+    # Empty, whitespace-only and meaningless texts are embedded like any other text (the
+    # tokenizer truncates long ones): they get some valid answer, never an exception.
+    texts = [*DATA.intents[:5], *GARBAGE]
+    predicted = student.predict(texts)
+    assert len(predicted) == len(texts)
+    for answer in predicted:
+        assert isinstance(answer, Answer)
+        assert parse_answer(answer.to_dict()) == answer
+    assert student.predict([]) == []
+
+
+def test_batch_size_does_not_change_predictions(student: Student) -> None:
+    texts = list(DATA.intents[::7])
+    assert student.predict(texts, batch_size=3) == student.predict(texts)
+
+
+def test_save_and_load_give_identical_predictions(student: Student, encoder: Any,
+                                                  tmp_path: Path) -> None:
+    student.save(tmp_path)
+    loaded = load_student(tmp_path, encoder=encoder)
+    assert loaded.kind == student.kind
+    assert loaded.config_dict() == student.config_dict()
+    texts = [*DATA.intents, *GARBAGE]
+    assert loaded.predict(texts) == student.predict(texts)
+    assert loaded.size_bytes() == student.size_bytes() > 0
+
+
+def test_heads_training_is_deterministic_and_reports_epochs(heads: Student,
+                                                            encoder: Any) -> None:
+    seen: list[tuple[str, int, int]] = []
+    again = make_student("heads", HEADS_SETTINGS, encoder=encoder)
+    again.train(DATA, lambda stage, done, total: seen.append((stage, done, total)))
+    texts = [*DATA.intents, *GARBAGE]
+    assert again.predict(texts) == heads.predict(texts)
+    epochs = [(done, total) for stage, done, total in seen if stage == "epoch"]
+    assert epochs == [(i, 40) for i in range(1, 41)]
+    assert ("embed", 60, 60) in seen
+
+
+def test_fine_tuning_saves_the_encoder_and_leaves_the_shared_one_alone(encoder: Any,
+                                                                       tmp_path: Path) -> None:
+    before = [p.detach().clone() for p in encoder.parameters()]
+    student = make_student("heads", {"fine_tune_encoder": True, "epochs": 1, "batch_size": 32,
+                                     "hidden": 32, "device": "cpu"}, encoder=encoder)
+    student.train(DATA)
+    assert all(bool((p == q).all()) for p, q in zip(encoder.parameters(), before, strict=True))
+    student.save(tmp_path)
+    assert (tmp_path / "encoder").is_dir()
+    texts = list(DATA.intents[::6])
+    assert load_student(tmp_path).predict(texts) == student.predict(texts)
+
+
+def test_settings_are_checked(encoder: Any) -> None:
+    with pytest.raises(WorkbenchError, match="unknown setting.*epoch"):
+        make_student("heads", {"epoch": 3})
+    with pytest.raises(WorkbenchError, match="device"):
+        make_student("retrieval", {"device": "tpu"})
+    with pytest.raises(WorkbenchError, match="hidden"):
+        make_student("heads", {"hidden": 0})
+    with pytest.raises(WorkbenchError, match="unknown student"):
+        make_student("oracle", None)
+    assert make_student("heads", None, encoder=encoder).config_dict()["seed"] == 0
+
+
+def test_untrained_students_say_so(tmp_path: Path, encoder: Any) -> None:
+    for kind in KINDS:
+        with pytest.raises(WorkbenchError, match="not trained"):
+            make_student(kind, None, encoder=encoder).predict(["golden hour"])
+    with pytest.raises(WorkbenchError, match="no saved student"):
+        load_student(tmp_path)
+
+
+def test_importing_the_students_package_does_not_import_torch() -> None:
+    code = ("import sys, workbench.students; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -1,0 +1,99 @@
+"""Train / predict / evaluate a run end to end on a tiny hand-made dataset (retrieval student)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines import curate, evaluate, ingest, predict, train
+from tests.conftest import make_record
+from workbench.errors import WorkbenchError
+from workbench.store import Store
+from workbench.tools import parse_answer
+
+LOOKS = {
+    "warm golden sunset": ({"temperature": 40}, {"name": "warm_Golden", "intensity": 50}),
+    "cold blue winter": ({"temperature": -40}, {"name": "cool_Arctic", "intensity": 60}),
+    "black and white noir": ({"contrast": 40}, {"name": "mono_Noir", "intensity": 80}),
+}
+PREFIXES = ("", "very ", "soft ", "a ", "make it ", "give me ")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, train.TrainResult]:
+    folder = tmp_path_factory.mktemp("train")
+    records = [make_record(request_id=f"{i}-{j}", intent=prefix + look,
+                           teacher={"adjust": adjust, "filter": filter_},
+                           exports={"adjust": 1, "filter": 1})
+               for i, (look, (adjust, filter_)) in enumerate(LOOKS.items())
+               for j, prefix in enumerate(PREFIXES)]
+    logs = folder / "logs.jsonl"
+    logs.write_text("".join(json.dumps(r) + "\n" for r in records))
+    store = Store(folder / "w.duckdb")
+    ingest.ingest_file(logs, store)
+    curate.run(curate.CurateConfig(test_size=3, seed=1), store)
+    return store, train.run(train.TrainConfig(student="retrieval"), store)
+
+
+def test_run_is_recorded_with_its_data(trained):
+    store, result = trained
+    row = train.find_run(store, result.run_id[:12])
+    assert (row["student"], row["version_id"], row["n_train"]) == ("retrieval", 1, 15)
+    assert Path(row["artifact_path"]).is_dir() and row["size_bytes"] > 0
+    assert json.loads(row["config"])["batch_size"] > 0
+    assert train.find_run(store, None)["run_id"] == result.run_id
+
+
+def test_predict_writes_valid_answers(trained, tmp_path: Path):
+    store, result = trained
+    intents = tmp_path / "in.jsonl"
+    intents.write_text('{"intent": "warm golden sunset please"}\n{"intent": "noir black and white"}\n')
+    out = tmp_path / "out.jsonl"
+    predict.run(predict.PredictConfig(inp=intents, out=out, run=result.run_id), store)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["intent"] for line in lines] == ["warm golden sunset please",
+                                                 "noir black and white"]
+    answers = [parse_answer({k: v for k, v in line.items() if k != "intent"}) for line in lines]
+    assert answers[0].filter.name == "warm_Golden" and answers[1].filter.name == "mono_Noir"
+
+
+def test_predict_names_bad_lines(trained, tmp_path: Path):
+    store, _ = trained
+    bad = tmp_path / "in.jsonl"
+    bad.write_text('{"intent": "ok"}\nnot json\n{"text": "x"}\n')
+    with pytest.raises(WorkbenchError, match="2 bad line"):
+        predict.run(predict.PredictConfig(inp=bad, out=tmp_path / "o.jsonl"), store)
+
+
+def test_evaluate_a_run(trained):
+    store, result = trained
+    evaluation = evaluate.evaluate_run(result.run_id, None, store)
+    assert (evaluation.kind, evaluation.source, evaluation.version_id) == ("run", result.run_id, 1)
+    # Every test intent is a paraphrase of a training look: the nearest neighbour is right.
+    assert evaluation.subsets[0].tools["filter"].quality == 1.0
+
+
+def test_failed_training_leaves_nothing(trained, monkeypatch):
+    store, _ = trained
+    from workbench.students.retrieval import RetrievalStudent
+
+    def broken(self, data, progress=None):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(RetrievalStudent, "train", broken)
+    before = len(train.list_runs(store))
+    folders = set((store.path.parent / "runs").iterdir())
+    with pytest.raises(RuntimeError):
+        train.run(train.TrainConfig(student="retrieval"), store)
+    assert len(train.list_runs(store)) == before
+    assert set((store.path.parent / "runs").iterdir()) == folders
+
+
+def test_unknown_student_and_run(trained):
+    store, _ = trained
+    with pytest.raises(WorkbenchError, match="unknown student"):
+        train.run(train.TrainConfig(student="gpt5"), store)
+    with pytest.raises(WorkbenchError, match="no training run"):
+        train.find_run(store, "nope")

@@ -1,0 +1,51 @@
+"""The one interface every student implements (SPEC 8): train, predict, save, load, size.
+
+A student answers all three tools from the intent text alone. It never touches the store: the
+train pipeline hands it texts and ground-truth answers and records the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from workbench.tools import Answer
+
+# progress(stage, done, total): e.g. ("epoch", 3, 10) or ("embed", 5000, 8252).
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    intents: Sequence[str]     # display text of each training intent
+    answers: Sequence[Answer]  # its teacher ground truth
+
+
+class Student(Protocol):
+    kind: str
+
+    def train(self, data: TrainingData, progress: Progress | None = None) -> None:
+        """Fit on the training data. Seeded by the student's config."""
+
+    def predict(self, intents: Sequence[str], batch_size: int = 256) -> list[Answer]:
+        """One valid answer per intent, in order."""
+
+    def save(self, folder: Path) -> None:
+        """Write everything needed to `load` into `folder` (config included, as JSON)."""
+
+    def config_dict(self) -> dict[str, Any]:
+        """The settings, as stored with the run."""
+
+    def size_bytes(self) -> int:
+        """Parameters or index size, for the benchmark table."""
+
+
+def device_name(prefer: str = "auto") -> str:
+    """'cuda' when a GPU is present (or asked for), else 'cpu'."""
+    import torch
+
+    if prefer == "cpu":
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"

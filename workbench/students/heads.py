@@ -1,0 +1,357 @@
+"""The heads student: a sentence embedding with small multi-task heads, one per tool (SPEC 8).
+
+    intent -> all-MiniLM-L6-v2 sentence embedding (B, 384), unit length
+           -> shared MLP trunk (B, hidden)
+           -> used          (B, 3)   logits of "tool used" for adjust, selective_adjust, filter
+              adjust        (B, 14)  tanh, the sliders / 100
+              selective     (B, 12)  tanh, the colour channels / 100
+              filter_name   (B, F)   logits over tools.FILTER_NAMES
+              intensity     (B,)     sigmoid, the filter intensity / 100
+
+Training losses: BCE on "used"; for each vector tool, over the intents whose ground truth uses it,
+squared error plus (1 - cosine), because the metric is the cosine over TP intents (SPEC 5) and
+squared error alone lets small vectors point anywhere; cross-entropy on the filter name and
+squared error on the intensity, over the intents that use a filter.
+
+By default the encoder is frozen: the training intents are embedded once and only the heads are
+trained (seconds on a CPU). With `fine_tune_encoder` the sentence-transformer runs inside the
+loop and is trained too, with its own small learning rate `encoder_lr` (AdamW on both): better
+embeddings for this task, at the cost of a full encoder forward and backward per batch (minutes
+per epoch on a CPU, a GPU is advised); the tuned encoder is saved with the heads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.errors import WorkbenchError
+from workbench.students.base import Progress, TrainingData, device_name
+from workbench.tools import (
+    ADJUST_KEYS,
+    COLOUR_CHANNELS,
+    COLOURS,
+    FILTER_NAMES,
+    TOOLS,
+    Answer,
+    adjust_vector,
+    parse_answer,
+    selective_adjust_vector,
+)
+
+DEVICES = ("auto", "cpu", "cuda")
+CONFIG_FILE = "student.json"
+HEADS_FILE = "heads.pt"
+ENCODER_DIR = "encoder"
+EMBED_BATCH = 256  # texts per encoder call when embedding the training set
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    """Every setting of the heads student, with its default; stored with the run as JSON."""
+
+    encoder: str | None = None        # sentence-transformers path or hub id; None: all-MiniLM-L6-v2
+    fine_tune_encoder: bool = False   # train the encoder too (slow on CPU); else embed once
+    hidden: int = 256                 # width of the two trunk layers
+    dropout: float = 0.1
+    epochs: int = 40
+    lr: float = 5e-3                  # heads (AdamW, cosine decay to 0 over all steps)
+    encoder_lr: float = 2e-5          # encoder, only with fine_tune_encoder
+    batch_size: int = 128
+    weight_decay: float = 1e-4
+    cosine_weight: float = 1.0        # weight of (1 - cosine) beside squared error (vector tools)
+    seed: int = 0
+    device: str = "auto"              # auto | cpu | cuda (auto: the GPU when there is one)
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        for name in ("hidden", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("lr", "encoder_lr", "weight_decay", "cosine_weight"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
+                or not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+
+
+# -- model ---------------------------------------------------------------------------------------
+def _build_net(dim: int, hidden: int, dropout: float, n_filters: int) -> Any:
+    import torch
+    from torch import nn
+
+    class HeadsNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.trunk = nn.Sequential(
+                nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout))
+            self.used = nn.Linear(hidden, len(TOOLS))
+            self.adjust = nn.Linear(hidden, len(ADJUST_KEYS))
+            self.selective = nn.Linear(hidden, len(COLOURS) * len(COLOUR_CHANNELS))
+            self.filter_name = nn.Linear(hidden, n_filters)
+            self.intensity = nn.Linear(hidden, 1)
+
+        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # x (B, D)
+            h = self.trunk(x)                                              # (B, H)
+            return {
+                "used": self.used(h),                                      # (B, 3) logits
+                "adjust": torch.tanh(self.adjust(h)),                      # (B, 14)
+                "selective": torch.tanh(self.selective(h)),                # (B, 12)
+                "filter_name": self.filter_name(h),                        # (B, F) logits
+                "intensity": torch.sigmoid(self.intensity(h)).squeeze(-1),  # (B,)
+            }
+
+    return HeadsNet()
+
+
+def _targets(answers: Sequence[Answer], filter_names: Sequence[str]) -> dict[str, Any]:
+    """The training targets as tensors on the CPU, scaled like the heads' outputs."""
+    import torch
+
+    index = {name: i for i, name in enumerate(filter_names)}
+    return {
+        "used": torch.tensor([[float(a.uses(t)) for t in TOOLS] for a in answers]),   # (N, 3)
+        "adjust": torch.tensor([adjust_vector(a) for a in answers]) / 100.0,          # (N, 14)
+        "selective": torch.tensor([selective_adjust_vector(a) for a in answers]) / 100.0,
+        "filter_name": torch.tensor([index[a.filter.name] if a.filter else 0
+                                     for a in answers]),                              # (N,)
+        "intensity": torch.tensor([a.filter.intensity / 100.0 if a.filter else 0.0
+                                   for a in answers]),                                # (N,)
+    }
+
+
+def _loss(out: dict[str, Any], target: dict[str, Any], cosine_weight: float) -> Any:
+    import torch.nn.functional as F
+
+    loss = F.binary_cross_entropy_with_logits(out["used"], target["used"])
+    for column, key in ((0, "adjust"), (1, "selective")):
+        mask = target["used"][:, column] > 0
+        if mask.any():
+            pred, true = out[key][mask], target[key][mask]         # (M, K)
+            loss = loss + ((pred - true) ** 2).sum(-1).mean()
+            loss = loss + cosine_weight * (1 - F.cosine_similarity(pred, true, dim=-1)).mean()
+    mask = target["used"][:, 2] > 0
+    if mask.any():
+        loss = loss + F.cross_entropy(out["filter_name"][mask], target["filter_name"][mask])
+        loss = loss + ((out["intensity"][mask] - target["intensity"][mask]) ** 2).mean()
+    return loss
+
+
+def _dimension(encoder: Any) -> int:
+    """The encoder's embedding size (the method was renamed in sentence-transformers 5)."""
+    get = getattr(encoder, "get_embedding_dimension", None) \
+        or encoder.get_sentence_embedding_dimension
+    return int(get())
+
+
+# -- the student ---------------------------------------------------------------------------------
+class HeadsStudent:
+    """Sentence embedding + multi-task heads. See the module docstring.
+
+    `encoder` may be passed in (a loaded SentenceTransformer shared between students); it is
+    never modified: fine-tuning works on a copy. Otherwise it is loaded on first use and kept.
+    """
+
+    kind = "heads"
+
+    def __init__(self, config: HeadsConfig | None = None, encoder: Any = None):
+        self.config = config or HeadsConfig()
+        self.device = device_name(self.config.device)
+        self._encoder = encoder
+        self.net: Any = None
+        self.filter_names: tuple[str, ...] = FILTER_NAMES
+        self.history: list[float] = []   # mean training loss per epoch
+
+    @property
+    def encoder(self) -> Any:
+        if self._encoder is None:
+            from workbench.embeddings import load_encoder
+
+            self._encoder = load_encoder(self.config.encoder, self.device)
+        return self._encoder
+
+    def _encode(self, texts: Sequence[str]) -> Any:
+        """Unit sentence embeddings (B, D) on self.device; with grad when the caller allows it."""
+        import torch.nn.functional as F
+
+        encoder = self.encoder
+        prepare = getattr(encoder, "preprocess", None) or encoder.tokenize  # ST >= 5 / older
+        features = {key: value.to(encoder.device) if hasattr(value, "to") else value
+                    for key, value in prepare(list(texts)).items()}
+        return F.normalize(encoder(features)["sentence_embedding"], dim=-1).to(self.device)
+
+    def embed(self, texts: Sequence[str], progress: Progress | None = None) -> Any:
+        """Frozen-encoder embeddings (N, D), in batches of similar length (less padding)."""
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        result = torch.empty((len(texts), _dimension(self.encoder)),
+                             device=self.device)
+        self.encoder.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), EMBED_BATCH):
+                chunk = order[start:start + EMBED_BATCH]
+                result[chunk] = self._encode([texts[i] for i in chunk])
+                if progress is not None:
+                    progress("embed", min(start + EMBED_BATCH, len(texts)), len(texts))
+        return result
+
+    # -- train ----------------------------------------------------------------------------------
+    def train(self, data: TrainingData, progress: Progress | None = None) -> None:
+        """Fit the heads (and the encoder with fine_tune_encoder), seeded by config.seed."""
+        if len(data.intents) != len(data.answers):
+            raise ValueError(f"{len(data.intents)} intents but {len(data.answers)} answers")
+        if not data.intents:
+            raise WorkbenchError("the heads student needs at least one training intent")
+        intents = list(data.intents)
+        target = {k: v.to(self.device) for k, v in _targets(data.answers, FILTER_NAMES).items()}
+        if self.config.fine_tune_encoder:
+            # Train a copy, so an encoder shared with other students stays as it was.
+            self._encoder = copy.deepcopy(self.encoder).to(self.device)
+            embeddings = None
+        else:
+            embeddings = self.embed(intents, progress).clone()  # (N, D), outside inference mode
+        self._fit(intents, embeddings, target, progress)
+
+    def _fit(self, intents: list[str], embeddings: Any, target: dict[str, Any],
+             progress: Progress | None) -> None:
+        import torch
+
+        cfg = self.config
+        # Initialisation and dropout draw from torch's global generator, the shuffle from its
+        # own; nothing here uses numpy's.
+        torch.manual_seed(cfg.seed)
+        dim = _dimension(self.encoder)
+        self.filter_names = FILTER_NAMES
+        self.net = _build_net(dim, cfg.hidden, cfg.dropout, len(FILTER_NAMES)).to(self.device)
+        groups = [{"params": list(self.net.parameters()), "lr": cfg.lr}]
+        if embeddings is None:
+            groups.append({"params": list(self.encoder.parameters()), "lr": cfg.encoder_lr})
+        optimiser = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        n = len(intents)
+        steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimiser, T_max=cfg.epochs * steps_per_epoch)
+        shuffle = torch.Generator().manual_seed(cfg.seed)
+        self.history = []
+        for epoch in range(cfg.epochs):
+            self.net.train()
+            if embeddings is None:
+                self.encoder.train()
+            total = 0.0
+            for batch in torch.randperm(n, generator=shuffle).split(cfg.batch_size):
+                if embeddings is None:
+                    x = self._encode([intents[i] for i in batch.tolist()])  # (B, D), with grad
+                else:
+                    x = embeddings[batch.to(self.device)]                   # (B, D)
+                loss = _loss(self.net(x), {k: v[batch.to(self.device)] for k, v in target.items()},
+                             cfg.cosine_weight)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                total += loss.item() * len(batch)
+            self.history.append(total / n)
+            if progress is not None:
+                progress("epoch", epoch + 1, cfg.epochs)
+        self.net.eval()
+        self.encoder.eval()
+
+    # -- predict --------------------------------------------------------------------------------
+    def predict(self, intents: Sequence[str], batch_size: int = 256) -> list[Answer]:
+        """One valid answer per intent. Any string is accepted: an empty or meaningless one is
+        embedded like any other text and gets the answer the heads give to that embedding."""
+        import torch
+
+        if self.net is None:
+            raise WorkbenchError("the heads student is not trained")
+        if self.encoder.training:  # a shared encoder someone left in training mode (dropout)
+            self.encoder.eval()
+        answers: list[Answer] = []
+        with torch.inference_mode():
+            for start in range(0, len(intents), batch_size):
+                out = self.net(self._encode(intents[start:start + batch_size]))
+                answers.extend(self._decode({k: v.cpu().numpy() for k, v in out.items()}))
+        return answers
+
+    def _decode(self, out: dict[str, Any]) -> list[Answer]:
+        """Head outputs (numpy, batch-first) -> valid answers, through parse_answer."""
+        import numpy as np
+
+        used = out["used"] > 0                                                   # sigmoid > 0.5
+        adjust = np.clip(np.rint(out["adjust"] * 100), -100, 100).astype(int)    # (B, 14)
+        selective = np.clip(np.rint(out["selective"] * 100), -100, 100).astype(int)
+        names = out["filter_name"].argmax(-1)                                    # (B,)
+        intensity = np.clip(np.rint(out["intensity"] * 100), 0, 100).astype(int)
+        answers = []
+        for i in range(len(used)):
+            sel = selective[i].tolist()
+            answers.append(parse_answer({
+                "adjust": dict(zip(ADJUST_KEYS, adjust[i].tolist(), strict=True))
+                if used[i, 0] else None,
+                "selective_adjust": {
+                    colour: {"saturation": sel[2 * c], "luminance": sel[2 * c + 1]}
+                    for c, colour in enumerate(COLOURS)} if used[i, 1] else None,
+                "filter": {"name": self.filter_names[int(names[i])],
+                           "intensity": int(intensity[i])} if used[i, 2] else None,
+            }))
+        return answers
+
+    # -- save / load ----------------------------------------------------------------------------
+    def config_dict(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def size_bytes(self) -> int:
+        """Parameters of the heads and of the encoder they need."""
+        modules = [self.encoder] + ([self.net] if self.net is not None else [])
+        return int(sum(p.numel() * p.element_size() for m in modules for p in m.parameters()))
+
+    def save(self, folder: Path) -> None:
+        import torch
+
+        if self.net is None:
+            raise WorkbenchError("the heads student is not trained; nothing to save")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / CONFIG_FILE).write_text(json.dumps({
+            "kind": self.kind, "config": self.config_dict(),
+            "filter_names": list(self.filter_names),
+            "embedding_dim": _dimension(self.encoder)}, indent=2) + "\n")
+        torch.save(self.net.state_dict(), folder / HEADS_FILE)
+        if self.config.fine_tune_encoder:
+            self.encoder.save(str(folder / ENCODER_DIR))
+
+    @classmethod
+    def load(cls, folder: Path, encoder: Any = None) -> HeadsStudent:
+        """Restore a saved student; `encoder` is used only when the encoder was not tuned."""
+        import torch
+
+        folder = Path(folder)
+        stored = json.loads((folder / CONFIG_FILE).read_text())
+        config = HeadsConfig(**stored["config"])
+        if config.fine_tune_encoder:
+            from workbench.embeddings import load_encoder
+
+            encoder = load_encoder(str(folder / ENCODER_DIR), device_name(config.device))
+        student = cls(config, encoder)
+        missing = [name for name in stored["filter_names"] if name not in FILTER_NAMES]
+        if missing:
+            raise WorkbenchError(f"{folder}: the model predicts filters that are no longer in "
+                                 f"the catalogue ({', '.join(missing)}); retrain it")
+        student.filter_names = tuple(stored["filter_names"])
+        student.net = _build_net(stored["embedding_dim"], config.hidden, config.dropout,
+                                 len(student.filter_names)).to(student.device)
+        student.net.load_state_dict(torch.load(folder / HEADS_FILE, map_location=student.device,
+                                               weights_only=True))
+        student.net.eval()
+        student.encoder.eval()
+        return student
