@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,18 @@ def constant_answer(data: TrainingData) -> Answer:
         "filter": {"name": max(set(names), key=names.count), "intensity": 70}})
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    # The models here are tiny: a second intra-op thread saves nothing, and on a busy shared
+    # machine its barrier waits made each training step 10-100x slower (minutes, not seconds).
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def encoder() -> Any:
     from workbench.embeddings import load_encoder
@@ -128,19 +141,16 @@ def test_retrieval_answers_its_training_intents_exactly(retrieval: Student) -> N
 
 
 def test_heads_learn_the_tiny_world(heads: Student) -> None:
-    # Six well-separated looks, 150 steps: the heads should fit them nearly perfectly. The bars
-    # (.9) leave room for rounding and an odd phrasing, and sit far above the floor (< .6, .2
-    # filter accuracy).
+    # Six well-separated looks, ~150 steps: the heads fit them nearly perfectly. The bar (.9 for
+    # every selection F1 and quality) leaves room for rounding and an odd phrasing, and sits far
+    # above the constant floor (overall .49: adjust quality .33, filter accuracy .2).
     result = score(DATA, heads.predict(DATA.intents))
-    for tool in ("adjust", "selective_adjust", "filter"):
-        assert result.tools[tool].selection is not None and result.tools[tool].selection >= 0.9
-    assert result.tools["filter"].quality is not None and result.tools["filter"].quality >= 0.9
-    assert result.tools["adjust"].quality is not None and result.tools["adjust"].quality >= 0.9
-    assert result.tools["selective_adjust"].quality is not None \
-        and result.tools["selective_adjust"].quality >= 0.9
+    numbers = {f"{tool} {part}": value for tool, scores in result.tools.items()
+               for part, value in (("selection", scores.selection), ("quality", scores.quality))}
+    assert all(value is not None and value >= 0.9 for value in numbers.values()), numbers
     assert result.overall is not None and result.overall >= 0.9
-    assert result.tools["filter"].intensity_error is not None \
-        and result.tools["filter"].intensity_error <= 10
+    intensity_error = result.tools["filter"].intensity_error
+    assert intensity_error is not None and intensity_error <= 10
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -196,11 +206,18 @@ def test_heads_training_is_deterministic_and_reports_epochs(heads: Student,
 
 def test_fine_tuning_saves_the_encoder_and_leaves_the_shared_one_alone(encoder: Any,
                                                                        tmp_path: Path) -> None:
+    # One frozen epoch, then one joint epoch (2 steps of 32) through the real encoder.
     before = [p.detach().clone() for p in encoder.parameters()]
-    student = make_student("heads", {"fine_tune_encoder": True, "epochs": 1, "batch_size": 32,
-                                     "hidden": 32, "device": "cpu"}, encoder=encoder)
-    student.train(DATA)
+    seen: list[tuple[int, int]] = []
+    student = make_student("heads", {"fine_tune_encoder": True, "epochs": 1,
+                                     "fine_tune_epochs": 1, "batch_size": 32, "hidden": 32,
+                                     "device": "cpu"}, encoder=encoder)
+    student.train(DATA, lambda stage, done, total: seen.append((done, total))
+                  if stage == "epoch" else None)
+    assert seen == [(1, 2), (2, 2)]
     assert all(bool((p == q).all()) for p, q in zip(encoder.parameters(), before, strict=True))
+    tuned = student.encoder.parameters()  # type: ignore[attr-defined]
+    assert any(bool((p != q).any()) for p, q in zip(tuned, before, strict=True))
     student.save(tmp_path)
     assert (tmp_path / "encoder").is_dir()
     texts = list(DATA.intents[::6])

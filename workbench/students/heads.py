@@ -14,10 +14,12 @@ squared error alone lets small vectors point anywhere; cross-entropy on the filt
 squared error on the intensity, over the intents that use a filter.
 
 By default the encoder is frozen: the training intents are embedded once and only the heads are
-trained (seconds on a CPU). With `fine_tune_encoder` the sentence-transformer runs inside the
-loop and is trained too, with its own small learning rate `encoder_lr` (AdamW on both): better
-embeddings for this task, at the cost of a full encoder forward and backward per batch (minutes
-per epoch on a CPU, a GPU is advised); the tuned encoder is saved with the heads.
+trained (seconds to tens of seconds on a CPU). With `fine_tune_encoder`, that stage is followed
+by `fine_tune_epochs` epochs in which the sentence-transformer runs inside the loop and is
+trained together with the heads, everything at the small learning rate `encoder_lr` ("linear
+probe, then fine-tune": the heads start good, so their gradients do not wreck the encoder).
+It costs a full encoder forward and backward per batch (minutes per epoch on a CPU; a GPU is
+advised) and the tuned encoder is saved with the heads.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class HeadsConfig:
     dropout: float = 0.1
     epochs: int = 40
     lr: float = 5e-3                  # heads (AdamW, cosine decay to 0 over all steps)
-    encoder_lr: float = 2e-5          # encoder, only with fine_tune_encoder
+    fine_tune_epochs: int = 3         # with fine_tune_encoder: joint epochs after `epochs`
+    encoder_lr: float = 5e-5          # with fine_tune_encoder: encoder and heads, joint stage
     batch_size: int = 128
     weight_decay: float = 1e-4
     cosine_weight: float = 1.0        # weight of (1 - cosine) beside squared error (vector tools)
@@ -70,7 +73,7 @@ class HeadsConfig:
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
-        for name in ("hidden", "epochs", "batch_size"):
+        for name in ("hidden", "epochs", "batch_size", "fine_tune_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -207,53 +210,72 @@ class HeadsStudent:
 
     # -- train ----------------------------------------------------------------------------------
     def train(self, data: TrainingData, progress: Progress | None = None) -> None:
-        """Fit the heads (and the encoder with fine_tune_encoder), seeded by config.seed."""
+        """Fit the heads (then, with fine_tune_encoder, heads and encoder), seeded by config.seed.
+
+        progress("epoch", i, total) counts the frozen epochs, then the joint ones."""
         if len(data.intents) != len(data.answers):
             raise ValueError(f"{len(data.intents)} intents but {len(data.answers)} answers")
         if not data.intents:
             raise WorkbenchError("the heads student needs at least one training intent")
         intents = list(data.intents)
         target = {k: v.to(self.device) for k, v in _targets(data.answers, FILTER_NAMES).items()}
-        if self.config.fine_tune_encoder:
-            # Train a copy, so an encoder shared with other students stays as it was.
-            self._encoder = copy.deepcopy(self.encoder).to(self.device)
-            embeddings = None
-        else:
-            embeddings = self.embed(intents, progress).clone()  # (N, D), outside inference mode
+        embeddings = self.embed(intents, progress).clone()  # (N, D), outside inference mode
         self._fit(intents, embeddings, target, progress)
+        if self.config.fine_tune_encoder:
+            # Tune a copy, so an encoder shared with other students stays as it was.
+            self._encoder = copy.deepcopy(self.encoder).to(self.device)
+            self._fine_tune(intents, target, progress)
 
     def _fit(self, intents: list[str], embeddings: Any, target: dict[str, Any],
              progress: Progress | None) -> None:
+        """Stage 1: a new net, trained on the frozen embeddings (N, D)."""
         import torch
 
         cfg = self.config
         # Initialisation and dropout draw from torch's global generator, the shuffle from its
         # own; nothing here uses numpy's.
         torch.manual_seed(cfg.seed)
-        dim = _dimension(self.encoder)
         self.filter_names = FILTER_NAMES
-        self.net = _build_net(dim, cfg.hidden, cfg.dropout, len(FILTER_NAMES)).to(self.device)
-        groups = [{"params": list(self.net.parameters()), "lr": cfg.lr}]
-        if embeddings is None:
-            groups.append({"params": list(self.encoder.parameters()), "lr": cfg.encoder_lr})
+        self.net = _build_net(_dimension(self.encoder), cfg.hidden, cfg.dropout,
+                              len(FILTER_NAMES)).to(self.device)
+        self.history = []
+        self._epochs(intents, lambda batch: embeddings[batch.to(self.device)], target,
+                     [{"params": list(self.net.parameters()), "lr": cfg.lr}], cfg.epochs,
+                     progress)
+
+    def _fine_tune(self, intents: list[str], target: dict[str, Any],
+                   progress: Progress | None) -> None:
+        """Stage 2: encoder and heads together, at encoder_lr."""
+        params = [*self.net.parameters(), *self.encoder.parameters()]
+
+        def embed_batch(batch: Any) -> Any:
+            return self._encode([intents[i] for i in batch.tolist()])  # (B, D), with grad
+
+        self._epochs(intents, embed_batch, target,
+                     [{"params": params, "lr": self.config.encoder_lr}],
+                     self.config.fine_tune_epochs, progress, tune_encoder=True)
+
+    def _epochs(self, intents: list[str], inputs: Any, target: dict[str, Any],
+                groups: list[dict[str, Any]], epochs: int, progress: Progress | None,
+                tune_encoder: bool = False) -> None:
+        """`epochs` passes of AdamW with a cosine decay to 0; inputs(batch indices) -> (B, D)."""
+        import torch
+
+        cfg = self.config
+        total_epochs = cfg.epochs + (cfg.fine_tune_epochs if cfg.fine_tune_encoder else 0)
         optimiser = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
         n = len(intents)
         steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimiser, T_max=cfg.epochs * steps_per_epoch)
-        shuffle = torch.Generator().manual_seed(cfg.seed)
-        self.history = []
-        for epoch in range(cfg.epochs):
+            optimiser, T_max=epochs * steps_per_epoch)
+        shuffle = torch.Generator().manual_seed(cfg.seed + len(self.history))
+        for _ in range(epochs):
             self.net.train()
-            if embeddings is None:
-                self.encoder.train()
+            self.encoder.train(tune_encoder)
             total = 0.0
             for batch in torch.randperm(n, generator=shuffle).split(cfg.batch_size):
-                if embeddings is None:
-                    x = self._encode([intents[i] for i in batch.tolist()])  # (B, D), with grad
-                else:
-                    x = embeddings[batch.to(self.device)]                   # (B, D)
-                loss = _loss(self.net(x), {k: v[batch.to(self.device)] for k, v in target.items()},
+                index = batch.to(self.device)
+                loss = _loss(self.net(inputs(batch)), {k: v[index] for k, v in target.items()},
                              cfg.cosine_weight)
                 optimiser.zero_grad()
                 loss.backward()
@@ -262,7 +284,7 @@ class HeadsStudent:
                 total += loss.item() * len(batch)
             self.history.append(total / n)
             if progress is not None:
-                progress("epoch", epoch + 1, cfg.epochs)
+                progress("epoch", len(self.history), total_epochs)
         self.net.eval()
         self.encoder.eval()
 
