@@ -22,6 +22,7 @@ from typing import Any
 
 from workbench.datasets import Split, resolve_version, version_rows
 from workbench.errors import WorkbenchError
+from workbench.logfiles import LogFormat, read_records
 from workbench.logs import intent_key
 from workbench.metrics import (
     IntentScore,
@@ -96,46 +97,35 @@ def subset_to_dict(subset: SubsetScore) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- predictions file
 
-def read_predictions(path: Path) -> dict[str, tuple[Answer, int]]:
-    """{intent key: (answer, line number)}; raises PredictionsError listing every bad record."""
+def read_predictions(path: Path) -> dict[str, tuple[Answer, str]]:
+    """{intent key: (answer, 'line N')}; raises PredictionsError listing every bad record."""
     if not path.exists():
         raise PredictionsError(f"{path}: no such file")
     problems: list[str] = []
-    found: dict[str, tuple[Answer, int]] = {}
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} line {number}"
-            try:
-                record = json.loads(line.decode("utf-8"))
-            except UnicodeDecodeError:
-                problems.append(f"{where}: not valid UTF-8")
-                continue
-            except json.JSONDecodeError as error:
-                problems.append(f"{where}: malformed JSON ({error.msg})")
-                continue
-            if not isinstance(record, dict):
-                problems.append(f"{where}: a prediction must be a JSON object")
-                continue
-            text = record.get("intent")
-            if not isinstance(text, str) or not text.strip():
-                problems.append(f"{where}: 'intent' must be a non-empty string")
-                continue
-            # `workbench export` rows are accepted as they are; any other key is an error, so
-            # a misspelt tool name cannot silently count as "tool not used".
-            tools = {key: value for key, value in record.items()
-                     if key != "intent" and key not in EXPORT_METADATA}
-            try:
-                answer = parse_answer(tools)
-            except ToolValidationError as error:
-                problems.append(f"{where} ({text!r}): {error}")
-                continue
-            key = intent_key(text)
-            if key in found:
-                problems.append(f"{where}: intent {text!r} already predicted on line {found[key][1]}")
-                continue
-            found[key] = (answer, number)
+    found: dict[str, tuple[Answer, str]] = {}
+    for raw in read_records(path, LogFormat.JSONL):
+        where = f"{path.name} {raw.location}"
+        if raw.record is None:
+            problems.append(f"{where}: {raw.problem}")
+            continue
+        text = raw.record.get("intent")
+        if not isinstance(text, str) or not text.strip():
+            problems.append(f"{where}: 'intent' must be a non-empty string")
+            continue
+        # `workbench export` rows are accepted as they are; any other key is an error, so
+        # a misspelt tool name cannot silently count as "tool not used".
+        tools = {key: value for key, value in raw.record.items()
+                 if key != "intent" and key not in EXPORT_METADATA}
+        try:
+            answer = parse_answer(tools)
+        except ToolValidationError as error:
+            problems.append(f"{where} ({text!r}): {error}")
+            continue
+        key = intent_key(text)
+        if key in found:
+            problems.append(f"{where}: intent {text!r} already predicted on {found[key][1]}")
+            continue
+        found[key] = (answer, raw.location)
     if problems:
         raise PredictionsError(_listing(f"{path}: {len(problems)} bad prediction record(s)",
                                         problems))
@@ -161,7 +151,7 @@ def _truth(row: dict) -> Answer:
     return answer_from_json(row["adjust"], row["selective_adjust"], row["filter"])
 
 
-def samples_from_predictions(rows: list[dict], predictions: dict[str, tuple[Answer, int]],
+def samples_from_predictions(rows: list[dict], predictions: dict[str, tuple[Answer, str]],
                              version_id: int) -> list[Sample]:
     """Match predictions to the split's intents: every intent exactly once, nothing extra."""
     keys = {row["intent_key"] for row in rows}
@@ -174,7 +164,7 @@ def samples_from_predictions(rows: list[dict], predictions: dict[str, tuple[Answ
     if extra:
         problems.append(_listing(
             f"{len(extra)} predicted intent(s) are not in the test split of version {version_id}",
-            [f"{k!r} (line {predictions[k][1]})" for k in extra]))
+            [f"{k!r} ({predictions[k][1]})" for k in extra]))
     if problems:
         raise PredictionsError("\n".join(problems))
     return [Sample(row["intent_key"], row["intent_key"], row["request_count"], _truth(row),

@@ -288,11 +288,6 @@ def run(config: IngestConfig, store: Store,
     return result
 
 
-def ingest_history(store: Store, limit: int = 20) -> list[dict]:
-    """The latest ingests, newest first."""
-    return store.query("SELECT * FROM ingests ORDER BY ingest_id DESC LIMIT ?", [limit])
-
-
 def quarantine_page(store: Store, limit: int = 50, offset: int = 0) -> list[dict]:
     return store.query("SELECT quarantine_id, ingest_id, source_file, location, reason, raw "
                        "FROM quarantine ORDER BY quarantine_id LIMIT ? OFFSET ?", [limit, offset])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pipelines.train import load_run
 from workbench.errors import WorkbenchError
+from workbench.logfiles import LogFormat, read_records
 from workbench.logs import INTENT_MAX_CHARS
 from workbench.store import Store
 
@@ -31,23 +32,17 @@ def read_intents(path: Path) -> list[str]:
     if not path.exists():
         raise WorkbenchError(f"{path}: no such file")
     intents, problems = [], []
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
-                problems.append(f"line {number}: not a JSON line ({error})")
-                continue
-            text = record.get("intent") if isinstance(record, dict) else None
-            if not isinstance(text, str) or not text.strip():
-                problems.append(f"line {number}: needs an 'intent' string")
-            elif len(text.strip()) > INTENT_MAX_CHARS:
-                problems.append(f"line {number}: intent has {len(text.strip())} characters, "
-                                f"the limit is {INTENT_MAX_CHARS}")
-            else:
-                intents.append(text.strip())
+    for raw in read_records(path, LogFormat.JSONL):
+        text = None if raw.record is None else raw.record.get("intent")
+        if raw.record is None:
+            problems.append(f"{raw.location}: {raw.problem}")
+        elif not isinstance(text, str) or not text.strip():
+            problems.append(f"{raw.location}: needs an 'intent' string")
+        elif len(text.strip()) > INTENT_MAX_CHARS:
+            problems.append(f"{raw.location}: intent has {len(text.strip())} characters, "
+                            f"the limit is {INTENT_MAX_CHARS}")
+        else:
+            intents.append(text.strip())
     if problems:
         shown = "\n  ".join(problems[:10])
         more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""

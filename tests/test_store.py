@@ -44,6 +44,13 @@ connection.close()
 """
 
 
+def _fresh_db(tmp_path: Path) -> Path:
+    path = tmp_path / "w.duckdb"
+    with Store(path).session(create=True):
+        pass
+    return path
+
+
 def _hold(path: Path, seconds: float) -> subprocess.Popen:
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(path), str(seconds)],
                               stdout=subprocess.PIPE, text=True)
@@ -52,9 +59,7 @@ def _hold(path: Path, seconds: float) -> subprocess.Popen:
 
 
 def test_busy_file_fails_clearly_after_the_timeout(tmp_path: Path):
-    path = tmp_path / "w.duckdb"
-    with Store(path).session(create=True):
-        pass
+    path = _fresh_db(tmp_path)
     holder = _hold(path, 10)
     try:
         started = time.monotonic()
@@ -67,9 +72,7 @@ def test_busy_file_fails_clearly_after_the_timeout(tmp_path: Path):
 
 
 def test_busy_file_is_waited_for(tmp_path: Path):
-    path = tmp_path / "w.duckdb"
-    with Store(path).session(create=True):
-        pass
+    path = _fresh_db(tmp_path)
     holder = _hold(path, 1.0)
     try:
         assert Store(path, lock_timeout=20).query("SELECT 42 AS x") == [{"x": 42}]

@@ -60,10 +60,6 @@ class Session:
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> None:
         self._connection.execute(sql, params or [])
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._connection.executemany(sql, rows)
-
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[dict]:
         cursor = self._connection.execute(sql, params or [])
         names = [column[0] for column in cursor.description]
@@ -77,10 +73,6 @@ class Session:
         # fetchall, not fetchone: a half-read result blocks the connection's next register().
         rows = self._connection.execute(sql, params or []).fetchall()
         return rows[0][0] if rows else None
-
-    def dataframe(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None):
-        """The result as a pandas DataFrame (for the app's tables and plots)."""
-        return self._connection.execute(sql, params or []).df()
 
     def insert(self, table: str, columns: dict[str, list], extra: dict[str, Any] | None = None) -> int:
         """Bulk-insert column lists into `table` (names are ours, values are bound via Arrow).
