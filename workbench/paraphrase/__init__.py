@@ -1,0 +1,40 @@
+"""Paraphrasers (SPEC 6): write several new intents similar to a marked one.
+
+Two implementations share this small interface: the OpenAI-compatible LLM client
+(`workbench.llm.LLMParaphraser`) and the offline default (`workbench.paraphrase.offline`), so the
+augmentation pipeline does not care which one runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ParaphraseResult:
+    """What a paraphraser made of one source intent.
+
+    `candidates` are new intents (stripped, distinct, none equal to the source ignoring case and
+    spacing). `error` says why there are none when the paraphraser failed for this intent (an
+    unparseable LLM reply, a timeout); the batch goes on.
+    """
+
+    source: str
+    candidates: tuple[str, ...] = ()
+    error: str | None = None
+    cached: bool = False
+    usage: dict[str, float] = field(default_factory=dict)  # tokens in/out, cost_usd
+
+
+# progress(done, total) after each source intent.
+Progress = Callable[[int, int], None]
+
+
+class Paraphraser(Protocol):
+    name: str  # shown in results and stored with the candidates, e.g. 'offline' or 'llm:gpt-4o-mini'
+
+    def paraphrase(self, intents: Sequence[str], n: int,
+                   progress: Progress | None = None) -> list[ParaphraseResult]:
+        """Up to `n` candidates for each intent, one result per intent, in order."""
