@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.metrics import SubsetScore, score_intent, subset_score
+from workbench.onnx_encoder import ONNX_FILE
 from workbench.students import load_student, make_student
 from workbench.students.base import Student, TrainingData
 from workbench.tools import Answer, parse_answer
@@ -190,6 +192,27 @@ def test_save_and_load_give_identical_predictions(student: Student, encoder: Any
     texts = [*DATA.intents, *GARBAGE]
     assert loaded.predict(texts) == student.predict(texts)
     assert loaded.size_bytes() == student.size_bytes() > 0
+
+
+def test_a_saved_student_answers_through_onnx_with_the_torch_encoders_numbers(
+        student: Student, encoder: Any, tmp_path: Path) -> None:
+    student.save(tmp_path)
+    assert (tmp_path / ONNX_FILE).exists()
+    loaded: Any = load_student(tmp_path, encoder=encoder)
+    assert loaded.onnx is not None
+    texts = [*DATA.intents[:10], *GARBAGE]
+    expected = encoder.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    assert np.abs(loaded.onnx.encode(texts) - expected).max() < 1e-4
+
+
+def test_the_torch_runtime_saves_no_onnx_twin(encoder: Any, tmp_path: Path) -> None:
+    student = make_student("retrieval", {"runtime": "torch", "device": "cpu"}, encoder=encoder)
+    student.train(DATA)
+    student.save(tmp_path)
+    assert not (tmp_path / ONNX_FILE).exists()
+    loaded: Any = load_student(tmp_path, encoder=encoder)
+    assert loaded.onnx is None
+    assert loaded.predict(list(DATA.intents)) == student.predict(list(DATA.intents))
 
 
 def test_heads_training_is_deterministic_and_reports_epochs(heads: Student,

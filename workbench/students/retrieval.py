@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.onnx_encoder import OnnxEncoder, load_twin, save_twin
 from workbench.students.base import Progress, TrainingData, device_name
 from workbench.tools import Answer, parse_answer
 
 DEVICES = ("auto", "cpu", "cuda")
+RUNTIMES = ("onnx", "torch")
 CONFIG_FILE = "student.json"
 EMBEDDINGS_FILE = "embeddings.npy"
 ANSWERS_FILE = "answers.jsonl"
@@ -29,10 +31,13 @@ class RetrievalConfig:
     encoder: str | None = None   # sentence-transformers path or hub id; None: all-MiniLM-L6-v2
     batch_size: int = 256        # texts per encoder call
     device: str = "auto"         # auto | cpu | cuda (auto: the GPU when there is one)
+    runtime: str = "onnx"        # onnx: a saved student embeds queries with ONNX Runtime on CPU
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) \
                 or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
@@ -54,6 +59,7 @@ class RetrievalStudent:
         self.intents: list[str] = []
         self.answers: list[Answer] = []
         self.embeddings: Any = None   # (N, D) float32, unit rows
+        self.onnx: OnnxEncoder | None = None  # set by load() when an ONNX twin was saved
 
     # -- encoder -------------------------------------------------------------------------------
     @property
@@ -66,6 +72,9 @@ class RetrievalStudent:
 
     def _embed(self, texts: Sequence[str], progress: Progress | None = None) -> Any:
         from workbench.embeddings import embed
+
+        if self.onnx is not None and progress is None:
+            return self.onnx.encode(texts)
 
         report = None if progress is None else (lambda done, total: progress("embed", done, total))
         return embed(self.encoder, texts, self.config.batch_size, report)
@@ -134,6 +143,8 @@ class RetrievalStudent:
         with (folder / INTENTS_FILE).open("w", encoding="utf-8") as handle:
             for text in self.intents:
                 handle.write(json.dumps(text, ensure_ascii=False) + "\n")
+        if self.config.runtime == "onnx":
+            save_twin(self.encoder, folder)
 
     @classmethod
     def load(cls, folder: Path, encoder: Any = None) -> RetrievalStudent:
@@ -151,4 +162,6 @@ class RetrievalStudent:
             raise WorkbenchError(f"{folder}: the saved retrieval index is inconsistent "
                                  f"({len(student.embeddings)} embeddings, {len(student.answers)} "
                                  f"answers, {len(student.intents)} intents); retrain it")
+        if student.config.runtime == "onnx":
+            student.onnx = load_twin(folder, student.encoder, student.device)
         return student
