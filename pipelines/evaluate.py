@@ -250,13 +250,14 @@ def run(config: EvaluateConfig, store: Store) -> EvaluationResult:
                                 str(config.predictions), version_id, Split.TEST)
 
 
-def evaluate_run(run_id: str | None, version: int | None, store: Store) -> EvaluationResult:
+def evaluate_run(run_id: str | None, version: int | None, store: Store,
+                 encoder: Any = None) -> EvaluationResult:
     """Predict the test split with a student run (store closed meanwhile), then store the scores.
 
     The version defaults to the one the run was trained on, so its test split never leaked."""
     from pipelines.train import load_run
 
-    run, student = load_run(store, run_id)
+    run, student = load_run(store, run_id, encoder)
     with store.session() as session:
         version_id = resolve_version(session, version if version is not None
                                      else run["version_id"])

@@ -11,6 +11,7 @@ from workbench.store import Store
 from workbench.students.base import Progress
 
 DEFAULT_STUDENTS = ("retrieval", "heads", "seq2seq")
+ENCODER_STUDENTS = ("retrieval", "heads")  # built on a sentence-transformers encoder
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,20 @@ def rq1(config: RQ1Config, store: Store, progress: Progress | None = None) -> RQ
     version_id = baselines.constant.version_id
     rows = [RQ1Row("Teacher self-consistency (ceiling)", baselines.self_consistency),
             RQ1Row("Constant mean answer (floor)", baselines.constant)]
+    shared = None  # the default sentence encoder, loaded once for every student that uses it
     for student in config.students:
+        settings = config.student_configs.get(student, {})
+        encoder = None
+        if student in ENCODER_STUDENTS and settings.get("encoder") is None:
+            if shared is None:
+                from workbench.embeddings import load_encoder
+                from workbench.students.base import device_name
+
+                shared = load_encoder(device=device_name())
+            encoder = shared
         run = train.run(train.TrainConfig(student=student, version=version_id,
-                                          student_config=config.student_configs.get(student, {}),
-                                          note="experiment rq1"), store, progress)
-        rows.append(RQ1Row(f"{student} student", evaluate.evaluate_run(run.run_id, version_id,
-                                                                        store), run))
+                                          student_config=settings, note="experiment rq1"),
+                        store, progress, encoder)
+        rows.append(RQ1Row(f"{student} student",
+                           evaluate.evaluate_run(run.run_id, version_id, store, encoder), run))
     return RQ1Result(rows)

@@ -62,12 +62,16 @@ def training_data(store: Store, version: int | None) -> tuple[int, TrainingData]
                  for row in rows])
 
 
-def run(config: TrainConfig, store: Store, progress: Progress | None = None) -> TrainResult:
+def run(config: TrainConfig, store: Store, progress: Progress | None = None,
+        encoder: Any = None) -> TrainResult:
+    """Train a student on a version's training split, save it and record the run.
+
+    `encoder` shares an already loaded sentence encoder (experiments load it once)."""
     if config.student not in STUDENT_KINDS:
         raise WorkbenchError(f"unknown student {config.student!r}; choose one of "
                              f"{', '.join(STUDENT_KINDS)}")
     version_id, data = training_data(store, config.version)
-    student = make_student(config.student, config.student_config)
+    student = make_student(config.student, config.student_config, encoder=encoder)
     started_at = datetime.now(UTC)
     run_id = f"{started_at:%Y%m%d-%H%M%S}-{config.student}-{secrets.token_hex(2)}"
     folder = runs_dir(store, config.runs_dir) / run_id
@@ -109,12 +113,12 @@ def find_run(store: Store, run_id: str | None) -> dict:
     return rows[0]
 
 
-def load_run(store: Store, run_id: str | None) -> tuple[dict, Student]:
+def load_run(store: Store, run_id: str | None, encoder: Any = None) -> tuple[dict, Student]:
     row = find_run(store, run_id)
     folder = Path(row["artifact_path"])
     if not folder.exists():
         raise WorkbenchError(f"the model of run {row['run_id']} is missing: {folder}")
-    return row, load_student(folder)
+    return row, load_student(folder, encoder=encoder)
 
 
 def list_runs(store: Store) -> list[dict]:

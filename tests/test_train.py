@@ -21,19 +21,29 @@ LOOKS = {
 PREFIXES = ("", "very ", "soft ", "a ", "make it ", "give me ")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, train.TrainResult]:
-    folder = tmp_path_factory.mktemp("train")
+def curated_store(folder: Path, second_outputs: bool = False) -> Store:
+    """The tiny world ingested and curated (3 test intents); with `second_outputs`, every intent
+    also has a second, weaker teacher output (so self-consistency can be measured)."""
     records = [make_record(request_id=f"{i}-{j}", intent=prefix + look,
                            teacher={"adjust": adjust, "filter": filter_},
                            exports={"adjust": 1, "filter": 1})
                for i, (look, (adjust, filter_)) in enumerate(LOOKS.items())
                for j, prefix in enumerate(PREFIXES)]
+    if second_outputs:
+        records += [make_record(request_id=f"{r['request_id']}-b", intent=r["intent"],
+                                teacher={"adjust": {"contrast": 10}, "filter": None},
+                                exports={"adjust": 1, "filter": 0}) for r in list(records)]
     logs = folder / "logs.jsonl"
     logs.write_text("".join(json.dumps(r) + "\n" for r in records))
     store = Store(folder / "w.duckdb")
     ingest.ingest_file(logs, store)
     curate.run(curate.CurateConfig(test_size=3, seed=1), store)
+    return store
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, train.TrainResult]:
+    store = curated_store(tmp_path_factory.mktemp("train"))
     return store, train.run(train.TrainConfig(student="retrieval"), store)
 
 
@@ -97,3 +107,23 @@ def test_unknown_student_and_run(trained):
         train.run(train.TrainConfig(student="gpt5"), store)
     with pytest.raises(WorkbenchError, match="no training run"):
         train.find_run(store, "nope")
+
+
+def test_rq1_trains_and_evaluates_each_student_with_one_shared_encoder(tmp_path, monkeypatch):
+    from pipelines import experiments
+    from workbench import embeddings
+
+    store = curated_store(tmp_path, second_outputs=True)
+    loads = []
+    real = embeddings.load_encoder
+    monkeypatch.setattr(embeddings, "load_encoder",
+                        lambda *args, **kwargs: loads.append(args) or real(*args, **kwargs))
+    result = experiments.rq1(experiments.RQ1Config(
+        students=("retrieval", "heads"),
+        student_configs={"heads": {"epochs": 5, "hidden": 16, "device": "cpu"}}), store)
+    labels = [row.label for row in result.rows]
+    assert labels == ["Teacher self-consistency (ceiling)", "Constant mean answer (floor)",
+                      "retrieval student", "heads student"]
+    assert len(loads) == 1
+    for row in result.rows[2:]:
+        assert row.run is not None and row.evaluation.source == row.run.run_id
