@@ -1,0 +1,628 @@
+"""The LLM client against a tiny OpenAI-compatible server on 127.0.0.1, scripted per test.
+
+Covers good replies and their cost, unparseable replies, 429 with and without Retry-After, 500
+forever, a server that hangs, the reply cache, the connection check, configuration from the
+environment and secrets.toml, and that the API key never shows up anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench import llm
+from workbench.errors import WorkbenchError
+from workbench.llm import LLMClient, LLMConfig, LLMParaphraser, llm_config, usage_summary
+from workbench.paraphrase import Paraphraser
+from workbench.store import Store
+
+KEY = "sk-test-Zq8vK3mW7pL2xR9tDISTINCTIVE"
+MODEL = "test-model"
+GOOD = json.dumps({"intents": ["cool tone", "chilly dawn look", "COOL  morning", "Cool Tone",
+                               "blue hour calm"]})
+
+
+# --- the fake endpoint ------------------------------------------------------------------------
+
+@dataclass
+class Answer:
+    """What the fake endpoint does for one chat request."""
+
+    status: int = 200
+    body: dict[str, Any] | str | None = None  # None: a chat completion of `FakeLLM.content`
+    headers: dict[str, str] = field(default_factory=dict)
+    hang_s: float = 0.0                        # sleep this long first (cut short at teardown)
+
+
+def completion(content: str, prompt_tokens: int = 100, completion_tokens: int = 20) -> dict:
+    return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": MODEL,
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": content}}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+
+
+def error_body(message: str) -> dict:
+    return {"error": {"message": message, "type": "test_error", "code": None}}
+
+
+@dataclass
+class FakeLLM:
+    base_url: str = ""
+    script: list[Answer] = field(default_factory=list)  # for the next chat requests, in order
+    default: Answer = field(default_factory=Answer)     # once the script is used up
+    content: Callable[[str], str] = lambda user_message: GOOD
+    models: list[str] = field(default_factory=lambda: [MODEL])
+    chat_requests: list[dict] = field(default_factory=list)
+    authorizations: list[str] = field(default_factory=list)
+    release: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_answer(self, request: dict, authorization: str) -> Answer:
+        with self.lock:
+            self.chat_requests.append(request)
+            self.authorizations.append(authorization)
+            return self.script.pop(0) if self.script else self.default
+
+
+def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # keep the test output clean; the tests count requests themselves
+
+        def _send(self, status: int, body: dict | str, headers: dict[str, str]) -> None:
+            data = (body if isinstance(body, str) else json.dumps(body)).encode()
+            try:
+                self.send_response(status)
+                kind = "text/plain" if isinstance(body, str) else "application/json"
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(data)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+            except OSError:
+                pass  # the client gave up waiting (the hang test) and closed the connection
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") == "/v1/models":
+                self._send(200, {"object": "list", "data": [
+                    {"id": name, "object": "model", "created": 0, "owned_by": "test"}
+                    for name in fake.models]}, {})
+            else:
+                self._send(404, error_body("no such path"), {})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            request = json.loads(self.rfile.read(length) or b"{}")
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._send(404, error_body("no such path"), {})
+                return
+            answer = fake.next_answer(request, self.headers.get("Authorization", ""))
+            if answer.hang_s:
+                fake.release.wait(answer.hang_s)
+            if answer.body is None:
+                user_message = request["messages"][-1]["content"]
+                body: dict | str = completion(fake.content(user_message))
+            else:
+                body = answer.body
+            self._send(answer.status, body, answer.headers)
+
+    return Handler
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLM]:
+    fake = FakeLLM()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
+    server.daemon_threads = True  # a hanging handler must not keep the test run alive
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    fake.base_url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    yield fake
+    fake.release.set()  # wake hanging handlers so they finish now
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=5)
+
+
+def config_for(fake: FakeLLM, **overrides: Any) -> LLMConfig:
+    settings: dict[str, Any] = {"base_url": fake.base_url, "model": MODEL, "api_key": KEY,
+                                    "timeout_s": 5.0, "max_retries": 2, "max_total_s": 10.0,
+                                    "backoff_s": 1.0}
+    settings.update(overrides)
+    return LLMConfig(**settings)
+
+
+@dataclass
+class Harness:
+    client: LLMClient
+    paraphraser: LLMParaphraser
+    waits: list[float]
+
+
+@pytest.fixture
+def make(store: Store) -> Iterator[Callable[..., Harness]]:
+    """Build a client whose backoff waits are recorded instead of slept (unless real_sleep)."""
+    clients: list[LLMClient] = []
+
+    def build(config: LLMConfig, real_sleep: bool = False) -> Harness:
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            if real_sleep:
+                time.sleep(seconds)
+
+        client = LLMClient(config, store, sleep=sleep)
+        clients.append(client)
+        return Harness(client, LLMParaphraser(client), waits)
+
+    yield build
+    for client in clients:
+        client.close()
+
+
+def calls(store: Store) -> list[dict]:
+    return store.query("SELECT * FROM llm_calls ORDER BY call_id")
+
+
+# --- good replies, cost, cache ----------------------------------------------------------------
+
+def test_good_reply_gives_new_candidates_and_records_cost(fake: FakeLLM, make, store: Store):
+    config = config_for(fake, input_usd_per_1k_tokens=0.5, output_usd_per_1k_tokens=1.5)
+    harness = make(config)
+    paraphraser: Paraphraser = harness.paraphraser
+    assert paraphraser.name == "llm:test-model"
+
+    [result] = paraphraser.paraphrase(["cool morning"], n=3)
+
+    # "COOL  morning" is the source and "Cool Tone" a repeat; the first 3 of the rest are kept.
+    assert result.candidates == ("cool tone", "chilly dawn look", "blue hour calm")
+    assert result.error is None and not result.cached
+    # 100 prompt tokens at $0.5/1k + 20 completion tokens at $1.5/1k = 0.05 + 0.03
+    assert result.usage == {"prompt_tokens": 100, "completion_tokens": 20,
+                            "cost_usd": pytest.approx(0.08)}
+    [request] = fake.chat_requests
+    assert request["model"] == MODEL and request["temperature"] == 0.7
+    assert '"cool morning"' in request["messages"][-1]["content"]
+    assert "3" in request["messages"][-1]["content"]
+    assert fake.authorizations == [f"Bearer {KEY}"]
+    [row] = calls(store)
+    assert (row["status"], row["http_status"], row["purpose"], row["model"]) == \
+        ("ok", 200, "paraphrase", MODEL)
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (100, 20)
+    assert row["cost_usd"] == pytest.approx(0.08) and row["error"] is None
+    summary = usage_summary(store)
+    assert summary["calls"] == 1 and summary["by_status"] == {"ok": 1}
+    assert (summary["prompt_tokens"], summary["completion_tokens"]) == (100, 20)
+    assert summary["cost_usd"] == pytest.approx(0.08) and summary["unpriced_calls"] == 0
+
+
+def test_unknown_prices_record_null_cost(fake: FakeLLM, make, store: Store):
+    [result] = make(config_for(fake)).paraphraser.paraphrase(["cool morning"], n=2)
+    assert result.usage == {"prompt_tokens": 100, "completion_tokens": 20}
+    assert calls(store)[0]["cost_usd"] is None
+    assert usage_summary(store)["unpriced_calls"] == 1
+
+
+def test_second_run_is_answered_from_the_cache(fake: FakeLLM, make, store: Store):
+    config = config_for(fake, input_usd_per_1k_tokens=1.0, output_usd_per_1k_tokens=1.0)
+    first = make(config).paraphraser.paraphrase(["cool morning", "golden hour"], n=2)
+    assert len(fake.chat_requests) == 2
+
+    # A new client (as a rerun would make) with the same prompts: no HTTP request at all.
+    second = make(config).paraphraser.paraphrase(["cool morning", "golden hour"], n=2)
+    assert len(fake.chat_requests) == 2
+    assert [result.cached for result in second] == [True, True]
+    assert [result.candidates for result in second] == [result.candidates for result in first]
+    assert all(result.usage["cost_usd"] == 0 for result in second)
+    assert [row["status"] for row in calls(store)] == ["ok", "ok", "cached", "cached"]
+    assert usage_summary(store)["cost_usd"] == pytest.approx(2 * 0.12)
+
+    # Another n is another prompt.
+    make(config).paraphraser.paraphrase(["cool morning"], n=3)
+    assert len(fake.chat_requests) == 3
+
+
+def test_the_same_intent_twice_in_a_batch_is_asked_once(fake: FakeLLM, make, store: Store):
+    first, second = make(config_for(fake)).paraphraser.paraphrase(
+        ["cool morning", "cool morning"], n=2)
+    assert len(fake.chat_requests) == 1
+    assert (first.cached, second.cached) == (False, True)
+    assert second.candidates == first.candidates
+    assert [row["status"] for row in calls(store)] == ["ok", "cached"]
+
+
+def test_progress_is_reported_after_each_intent(fake: FakeLLM, make):
+    seen: list[tuple[int, int]] = []
+    make(config_for(fake)).paraphraser.paraphrase(
+        ["a", "b", "c"], n=2, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_asking_for_no_paraphrases_is_an_error(fake: FakeLLM, make):
+    with pytest.raises(WorkbenchError, match="at least 1"):
+        make(config_for(fake)).paraphraser.paraphrase(["a"], n=0)
+
+
+# --- replies that do not parse ----------------------------------------------------------------
+
+@pytest.mark.parametrize("reply", [
+    'Sure! ```json\n{"intents": ["icy dawn", "frosty sunrise"]}\n``` Enjoy your video.',
+    'Here you go {not json} and then {"intents": ["icy dawn", "frosty sunrise"]}',
+    '{"intents": ["  icy dawn ", "frosty sunrise"], "note": "extra keys are fine"}',
+])
+def test_replies_in_fences_or_prose_parse(reply: str):
+    assert [text.strip() for text in llm.parse_intents(reply)] == ["icy dawn", "frosty sunrise"]
+
+
+@pytest.mark.parametrize("reply", [
+    "icy dawn, frosty sunrise",                    # no JSON at all
+    '{"intents": "icy dawn"}',                     # not a list
+    '{"intents": []}',                             # empty
+    '{"intents": ["icy dawn", 3]}',                # not strings
+    '{"intents": ["icy dawn", "   "]}',            # empty after strip
+    '{"intents": ["' + "x" * 501 + '"]}',          # longer than an intent may be
+    '{"looks": ["icy dawn"]}',                     # wrong key
+    '["icy dawn", "frosty sunrise"]',              # not an object
+])
+def test_replies_of_the_wrong_shape_are_rejected(reply: str):
+    with pytest.raises(ValueError):
+        llm.parse_intents(reply)
+
+
+def test_unparseable_reply_is_an_error_result_and_the_batch_goes_on(
+        fake: FakeLLM, make, store: Store):
+    fake.content = lambda user: "I cannot answer in JSON." if "broken" in user else GOOD
+    harness = make(config_for(fake))
+
+    broken, good = harness.paraphraser.paraphrase(["broken look", "cool morning"], n=2)
+
+    assert broken.candidates == () and broken.error is not None
+    assert broken.error.startswith("unparseable reply: no JSON object")
+    assert "I cannot answer in JSON." in broken.error  # the start of the reply, to recognise it
+    assert broken.usage["prompt_tokens"] == 100         # it was paid for all the same
+    assert good.error is None and good.candidates == ("cool tone", "chilly dawn look")
+    assert [(row["status"], row["http_status"]) for row in calls(store)] == \
+        [("unparseable", 200), ("ok", 200)]
+    assert harness.waits == []  # a bad reply is not retried
+
+    # Only the good reply was cached: a rerun asks again for the broken one only.
+    again = make(config_for(fake)).paraphraser.paraphrase(["broken look", "cool morning"], n=2)
+    assert len(fake.chat_requests) == 3
+    assert [result.cached for result in again] == [False, True]
+
+
+@pytest.mark.parametrize("answer", [
+    Answer(body={"object": "chat.completion", "choices": []}),    # no choices
+    Answer(body={"unexpected": "shape"}),                         # not a completion at all
+    Answer(body="plain text, not JSON"),                          # not JSON
+    Answer(body=completion(json.dumps({"intents": [1, 2]}))),     # JSON of the wrong shape
+])
+def test_answers_that_are_not_chat_completions_are_error_results(
+        fake: FakeLLM, make, answer: Answer):
+    fake.script = [answer]
+    broken, good = make(config_for(fake)).paraphraser.paraphrase(["cool morning", "dusk"], n=2)
+    assert broken.candidates == () and broken.error is not None
+    assert good.error is None and good.candidates
+
+
+# --- retries and bounded time ----------------------------------------------------------------
+
+@pytest.mark.parametrize("headers, expected_wait", [
+    ({"Retry-After": "2"}, (2.0, 2.0)),
+    ({"retry-after-ms": "1500"}, (1.5, 1.5)),
+    ({}, (0.5, 1.5)),  # backoff_s=1 with jitter of 0.5x to 1.5x
+])
+def test_rate_limited_then_ok_retries_once(fake: FakeLLM, make, store: Store,
+                                          headers: dict[str, str],
+                                          expected_wait: tuple[float, float]):
+    fake.script = [Answer(429, error_body("slow down"), headers)]
+    harness = make(config_for(fake))
+
+    [result] = harness.paraphraser.paraphrase(["cool morning"], n=2)
+
+    assert result.error is None and result.candidates
+    [wait] = harness.waits
+    assert expected_wait[0] <= wait <= expected_wait[1]
+    rows = calls(store)
+    assert [(row["status"], row["http_status"], row["attempt"]) for row in rows] == \
+        [("retry", 429, 1), ("ok", 200, 2)]
+    assert "rate-limiting" in rows[0]["error"] and "slow down" in rows[0]["error"]
+
+
+def test_retry_after_beyond_the_budget_gives_up_at_once(fake: FakeLLM, make, store: Store):
+    fake.default = Answer(429, error_body("slow down"), {"Retry-After": "120"})
+    harness = make(config_for(fake, max_total_s=5.0))
+    [result] = harness.paraphraser.paraphrase(["cool morning"], n=2)
+    assert result.error is not None and "asked to wait 120.0 s" in result.error
+    assert harness.waits == [] and len(fake.chat_requests) == 1
+    assert [row["status"] for row in calls(store)] == ["failed"]
+
+
+def test_out_of_credit_is_not_retried(fake: FakeLLM, make):
+    fake.default = Answer(429, {"error": {"message": "You exceeded your current quota",
+                                          "code": "insufficient_quota"}})
+    [result] = make(config_for(fake)).paraphraser.paraphrase(["cool morning"], n=2)
+    assert result.error is not None and "no credit left" in result.error
+    assert len(fake.chat_requests) == 1
+
+
+def test_server_error_forever_fails_after_max_retries_in_bounded_time(
+        fake: FakeLLM, make, store: Store):
+    fake.default = Answer(500, error_body("the model is on fire"))
+    harness = make(config_for(fake, max_retries=3, backoff_s=0.01), real_sleep=True)
+
+    start = time.monotonic()
+    bad, also_bad = harness.paraphraser.paraphrase(["cool morning", "golden hour"], n=2)
+    elapsed = time.monotonic() - start
+
+    # Bounded: tiny backoffs; the time goes on 8 requests and 8 short database writes.
+    assert elapsed < 5.0
+    assert len(fake.chat_requests) == 2 * 4  # first attempt + 3 retries, per intent
+    for result in (bad, also_bad):
+        assert result.candidates == () and result.error is not None
+        assert "HTTP 500" in result.error and "the model is on fire" in result.error
+        assert "after 4 attempt(s)" in result.error
+    assert [row["status"] for row in calls(store)] == (["retry"] * 3 + ["failed"]) * 2
+    # exponential: 0.01 * 2**k with jitter in [0.5, 1.5]
+    for k, wait in enumerate(harness.waits[:3]):
+        assert 0.005 * 2 ** k <= wait <= 0.015 * 2 ** k
+
+
+def test_a_hanging_server_times_out_within_the_total_budget(fake: FakeLLM, make, store: Store):
+    fake.default = Answer(hang_s=5.0)
+    config = config_for(fake, timeout_s=0.5, max_total_s=2.0, max_retries=10, backoff_s=0.05)
+    harness = make(config, real_sleep=True)  # real waits: the budget is wall time
+
+    start = time.monotonic()
+    [result] = harness.paraphraser.paraphrase(["cool morning"], n=2)
+    elapsed = time.monotonic() - start
+
+    # 2 s of budget (+ the last row's write); unbounded it would be 11 attempts of 0.5 s or more.
+    assert 0.5 <= elapsed < 3.5
+    assert result.error is not None and "no answer" in result.error
+    assert "max_total_s=2 s" in result.error
+    rows = calls(store)
+    assert 2 <= len(rows) <= 4 and rows[-1]["status"] == "failed"
+    assert all(row["http_status"] is None for row in rows)
+
+
+def test_a_rejected_key_is_not_retried_and_says_so(fake: FakeLLM, make, store: Store):
+    fake.default = Answer(401, error_body("Incorrect API key provided"))
+    [result] = make(config_for(fake)).paraphraser.paraphrase(["cool morning"], n=2)
+    assert result.error is not None and "rejected the API key" in result.error
+    assert "WORKBENCH_LLM_API_KEY" in result.error
+    assert len(fake.chat_requests) == 1
+    assert [(row["status"], row["http_status"]) for row in calls(store)] == [("failed", 401)]
+
+
+def closed_port_url() -> str:
+    """The URL of a port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_an_unreachable_endpoint_is_a_connection_error(make, store: Store):
+    url = closed_port_url()
+    config = LLMConfig(base_url=url, model=MODEL, max_retries=1,
+                       backoff_s=0.01, timeout_s=2.0)
+    [result] = make(config).paraphraser.paraphrase(["cool morning"], n=2)
+    assert result.error is not None and f"could not connect to {url}" in result.error
+    assert [row["status"] for row in calls(store)] == ["retry", "failed"]
+
+
+# --- the key never shows ----------------------------------------------------------------------
+
+def test_the_api_key_never_appears_in_errors_logs_or_the_database(
+        fake: FakeLLM, make, store: Store, caplog: pytest.LogCaptureFixture):
+    caplog.set_level(logging.DEBUG)  # everything, the openai and HTTP libraries' logs included
+    echo = f"Incorrect API key provided: {KEY} (Authorization: Bearer {KEY})"
+    fake.script = [
+        Answer(),                                                         # good
+        Answer(401, error_body(echo)),                                    # echoes the key
+        Answer(400, error_body(echo)),
+        Answer(500, error_body(echo)), Answer(500, error_body(echo)), Answer(500, error_body(echo)),
+        Answer(body=completion(f"your key is {KEY}")),                    # reply echoes it
+    ]
+    harness = make(config_for(fake, backoff_s=0.01))
+    results = harness.paraphraser.paraphrase(
+        ["cool morning", "a", "b", "c", "d"], n=2)
+    fake.models = []  # force the chat fallback of the connection check, then echo there too
+    fake.script = [Answer(403, error_body(echo))]
+    check = llm.test_connection(harness.client.config, store)
+
+    errors = [result.error for result in results if result.error] + [check.message]
+    assert len(errors) == 5
+    assert {row["status"] for row in calls(store)} >= {"ok", "failed", "retry", "unparseable"}
+    for text in [*errors, caplog.text, repr(harness.client.config), str(harness.client.config),
+                 json.dumps(harness.client.config.public_dict())]:
+        assert KEY not in text
+    # Every text column of every table, then the raw bytes of the database files.
+    with store.session() as session:
+        columns = session.query(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE data_type = 'VARCHAR'")
+        for column in columns:
+            found = session.value(
+                f'SELECT count(*) FROM "{column["table_name"]}" '
+                f'WHERE contains("{column["column_name"]}", ?)', [KEY])
+            assert found == 0, column
+    for path in store.path.parent.glob(store.path.name + "*"):
+        assert KEY.encode() not in path.read_bytes(), path
+    assert "[api key]" in errors[1]  # the 400's echo was scrubbed, not just lost
+
+
+def test_config_repr_masks_the_key():
+    config = LLMConfig(base_url="https://user:pw@example.com/v1", model="m", api_key=KEY)
+    for text in (repr(config), str(config), f"{config}"):
+        assert KEY not in text and "api_key=set" in text and "pw" not in text
+    assert "api_key=unset" in repr(LLMConfig(base_url="http://localhost:8000/v1", model="m"))
+
+
+@pytest.mark.parametrize("settings, complaint", [
+    ({"base_url": "localhost:8000", "model": "m"}, "http:// or https://"),
+    ({"base_url": "http://x/v1", "model": " "}, "model name is empty"),
+    ({"base_url": "http://x/v1", "model": "m", "timeout_s": 0}, "timeout_s"),
+    ({"base_url": "http://x/v1", "model": "m", "max_retries": -1}, "max_retries"),
+    ({"base_url": "http://x/v1", "model": "m", "temperature": 3}, "temperature"),
+])
+def test_bad_settings_are_clear_errors(settings: dict[str, Any], complaint: str):
+    with pytest.raises(WorkbenchError, match=complaint):
+        LLMConfig(**settings)
+
+
+# --- the connection check ---------------------------------------------------------------------
+
+def test_connection_check_ok_when_the_model_is_listed(fake: FakeLLM, store: Store):
+    check = llm.test_connection(config_for(fake), store)
+    assert check.ok and check.latency_ms is not None
+    assert "test-model" in check.message and "available" in check.message
+    assert fake.chat_requests == []  # the model list was enough
+    [row] = calls(store)
+    assert (row["purpose"], row["status"]) == ("test_connection", "ok")
+
+
+def test_connection_check_falls_back_to_a_one_token_chat(fake: FakeLLM):
+    fake.models = ["some-other-model"]
+    check = llm.test_connection(config_for(fake))
+    assert check.ok and "answered" in check.message
+    [request] = fake.chat_requests
+    assert request["max_tokens"] == 1
+
+
+def test_connection_check_reports_an_unknown_model_with_what_is_offered(fake: FakeLLM):
+    fake.models = ["llama-3", "qwen-2"]
+    fake.script = [Answer(404, error_body("model 'test-model' not found"))]
+    check = llm.test_connection(config_for(fake))
+    assert not check.ok and check.latency_ms is None
+    assert "HTTP 404" in check.message and "llama-3, qwen-2" in check.message
+
+
+def test_connection_check_is_bounded_by_the_timeout(fake: FakeLLM, store: Store):
+    fake.models = []
+    fake.default = Answer(hang_s=5.0)
+    start = time.monotonic()
+    check = llm.test_connection(config_for(fake, timeout_s=0.5), store)
+    assert time.monotonic() - start < 1.5
+    assert not check.ok and "no answer" in check.message
+    assert calls(store)[0]["status"] == "failed"
+
+
+def test_connection_check_of_a_closed_port():
+    check = llm.test_connection(LLMConfig(base_url=closed_port_url(), model=MODEL))
+    assert not check.ok and "could not connect" in check.message
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+def write_secrets(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / ".streamlit" / "secrets.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+NO_FILE = Path("/nonexistent/secrets.toml")
+
+
+def test_config_from_the_environment():
+    config = llm_config({"WORKBENCH_LLM_BASE_URL": "http://localhost:8000/v1",
+                         "WORKBENCH_LLM_MODEL": "llama", "WORKBENCH_LLM_API_KEY": KEY}, NO_FILE)
+    assert config is not None
+    assert (config.base_url, config.model, config.api_key) == \
+        ("http://localhost:8000/v1", "llama", KEY)
+    assert (config.timeout_s, config.max_retries, config.max_total_s, config.temperature) == \
+        (30.0, 4, 90.0, 0.7)
+
+
+def test_config_falls_back_to_the_openai_variables():
+    config = llm_config({"OPENAI_BASE_URL": "https://api.openai.com/v1", "OPENAI_API_KEY": KEY,
+                         "WORKBENCH_LLM_MODEL": "gpt-4o-mini"}, NO_FILE)
+    assert config is not None and config.api_key == KEY
+    assert config.base_url == "https://api.openai.com/v1"
+
+
+def test_config_from_secrets_toml_with_tuning(tmp_path: Path):
+    path = write_secrets(tmp_path, f"""
+[llm]
+base_url = "http://localhost:11434/v1"
+model = "qwen2.5"
+api_key = "{KEY}"
+timeout_s = 10
+input_usd_per_1k_tokens = 0.00015
+""")
+    config = llm_config({}, path)
+    assert config is not None
+    assert (config.base_url, config.model, config.api_key, config.timeout_s) == \
+        ("http://localhost:11434/v1", "qwen2.5", KEY, 10.0)
+    assert config.input_usd_per_1k_tokens == 0.00015
+
+
+def test_environment_wins_over_secrets_and_secrets_over_openai_variables(tmp_path: Path):
+    path = write_secrets(tmp_path, '[llm]\nbase_url = "http://file/v1"\nmodel = "file-model"\n'
+                                   'api_key = ""\n')
+    config = llm_config({"WORKBENCH_LLM_MODEL": "env-model", "OPENAI_API_KEY": KEY,
+                         "OPENAI_BASE_URL": "https://api.openai.com/v1"}, path)
+    assert config is not None
+    assert (config.base_url, config.model) == ("http://file/v1", "env-model")
+    # The file says "no key" for its endpoint: the general OpenAI key is not sent there.
+    assert config.api_key == ""
+
+
+def test_nothing_configured_is_none(tmp_path: Path):
+    assert llm_config({}, NO_FILE) is None
+    assert llm_config({"OPENAI_API_KEY": KEY}, NO_FILE) is None  # set for other tools
+    assert llm_config({}, write_secrets(tmp_path, '[other]\nx = 1\n')) is None
+
+
+@pytest.mark.parametrize("environ, complaint", [
+    ({"WORKBENCH_LLM_API_KEY": KEY}, "API key is set but no endpoint"),
+    ({"WORKBENCH_LLM_BASE_URL": "http://x/v1"}, "model is missing"),
+    ({"WORKBENCH_LLM_MODEL": "m", "WORKBENCH_LLM_API_KEY": KEY}, "base URL is missing"),
+])
+def test_half_a_configuration_says_what_is_missing(environ: dict[str, str], complaint: str):
+    with pytest.raises(WorkbenchError, match=complaint) as raised:
+        llm_config(environ, NO_FILE)
+    assert "WORKBENCH_LLM_BASE_URL" in str(raised.value) and KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize("text, complaint", [
+    ("[llm\nbase_url = 1", "not valid TOML"),
+    ('[llm]\nbase_url = "http://x/v1"\nmodle = "m"\n', "unknown keys.*modle"),
+    ('[llm]\nbase_url = "http://x/v1"\nmodel = 3\n', "model .* must be a string"),
+    ('[llm]\nbase_url = "http://x/v1"\nmodel = "m"\ntimeout_s = "10"\n', "must be a number"),
+    ('llm = "http://x/v1"\n', "must be a table"),
+])
+def test_bad_secrets_files_are_clear_errors(tmp_path: Path, text: str, complaint: str):
+    with pytest.raises(WorkbenchError, match=complaint):
+        llm_config({}, write_secrets(tmp_path, text))
+
+
+def test_importing_the_module_does_not_import_openai():
+    # openai takes about a second to import; the CLI and app must not pay it unless they ask.
+    code = "import sys, workbench.llm; print('openai' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_usage_summary_of_a_missing_database_is_empty(tmp_path: Path):
+    summary = usage_summary(Store(tmp_path / "none.duckdb"))
+    assert summary["calls"] == 0 and summary["by_status"] == {}
+    assert not (tmp_path / "none.duckdb").exists()
