@@ -74,8 +74,14 @@ class Session:
         rows = self._connection.execute(sql, params or []).fetchall()
         return rows[0][0] if rows else None
 
-    def insert(self, table: str, columns: dict[str, list], extra: dict[str, Any] | None = None) -> int:
-        """Bulk-insert column lists into `table` (names are ours, values are bound via Arrow).
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """The result as a pyarrow Table (for large or vector-valued results)."""
+        cursor = self._connection.execute(sql, params or [])
+        return cursor.to_arrow_table()
+
+    def insert(self, table: str, columns: dict[str, Any], extra: dict[str, Any] | None = None) -> int:
+        """Bulk-insert columns (lists or Arrow arrays) into `table` (names are ours, values are
+        bound via Arrow).
 
         `extra` gives constant values for further columns. Returns the number of rows.
         """
