@@ -59,6 +59,7 @@ class EvaluationKind(str, Enum):
     RUN = "run"
     SELF_CONSISTENCY = "self_consistency"
     BASELINE = "baseline"
+    MINING = "mining"              # a run on its own training split, for augmentation flags
 
 
 @dataclass(frozen=True)

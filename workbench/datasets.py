@@ -27,6 +27,7 @@ class Split(str, Enum):
 class Origin(str, Enum):
     CURATION = "curation"
     AUGMENTATION = "augmentation"
+    SUBSAMPLE = "subsample"      # a seeded share of another version's training split
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,25 @@ def create_version(session: Session, rows: list[DatasetRow], created_by: Origin,
     session.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)",
                     [CURRENT_VERSION_KEY, str(version_id)])
     return version_id
+
+
+def subsample_version(session: Session, version_id: int, fraction: float, seed: int,
+                      note: str = "") -> int:
+    """A new version with a seeded share of `version_id`'s training rows and all of its test
+    rows (RQ2's low-data regime). Its parent is `version_id`."""
+    import random
+
+    if not 0 < fraction <= 1:
+        raise WorkbenchError(f"the fraction must be in (0, 1], got {fraction}")
+    rows = [DatasetRow(**row) for row in version_rows(session, version_id)]
+    train = [row for row in rows if row.split == Split.TRAIN.value]
+    keep = max(1, round(fraction * len(train)))
+    chosen = set(random.Random(seed).sample(range(len(train)), keep))
+    subset = [row for i, row in enumerate(train) if i in chosen]
+    return create_version(
+        session, [row for row in rows if row.split == Split.TEST.value] + subset,
+        Origin.SUBSAMPLE, note or f"{fraction:.1%} of version {version_id}'s training split",
+        {"fraction": fraction, "seed": seed, "of": len(train)}, parent_id=version_id)
 
 
 def current_version_id(session: Session) -> int | None:

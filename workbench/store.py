@@ -76,8 +76,8 @@ class Session:
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """The result as a pyarrow Table (for large or vector-valued results)."""
-        cursor = self._connection.execute(sql, params or [])
-        return cursor.to_arrow_table()
+        # A relation, not a cursor: DB-API results copy the rows once more on the way to Arrow.
+        return self._connection.sql(sql, params=params or None).to_arrow_table()
 
     def insert(self, table: str, columns: dict[str, Any], extra: dict[str, Any] | None = None) -> int:
         """Bulk-insert columns (lists or Arrow arrays) into `table` (names are ours, values are

@@ -1,0 +1,300 @@
+"""Augmentation round (SPEC 6): mine a student's errors, paraphrase, deduplicate, queue for review.
+
+    mine        the run predicts its own training split; an evaluation of kind 'mining' stores
+                per intent and tool whether it is flagged (wrong filter, cosine below the mean)
+    paraphrase  the offline paraphraser or an OpenAI-compatible LLM writes n new intents each
+    dedup       embeddings (cached in DuckDB by text) against test, train and kept candidates
+    queue       kept candidates wait as 'pending'; with auto_approve they are approved and
+                committed into a new dataset version at once
+
+The store is closed while the student predicts and while the paraphraser works; each write is
+one short transaction, and the round itself (candidates, failures, summary) is written in one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+from pipelines import evaluate, review
+from workbench.datasets import Split, resolve_version, version_rows
+from workbench.dedup import deduplicate
+from workbench.errors import WorkbenchError
+from workbench.logs import intent_key
+from workbench.paraphrase import Paraphraser
+from workbench.store import Session, Store
+from workbench.tools import answer_from_json
+
+# progress(stage, done, total): ("predict", ...), ("paraphrase", 3, 40), ("embed", ...)
+Progress = Callable[[str, int, int], None]
+
+
+class ParaphraserChoice(str, Enum):
+    AUTO = "auto"          # the LLM when an endpoint is configured, else offline
+    OFFLINE = "offline"
+    LLM = "llm"
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    run_id: str | None = None          # whose errors to mine; None: the latest run
+    sources: tuple[str, ...] = ()      # intent keys to paraphrase instead of mining (the app)
+    n: int = 5                         # candidates asked for per source intent
+    threshold: float = 0.9             # drop a candidate at or above this cosine
+    paraphraser: ParaphraserChoice = ParaphraserChoice.AUTO
+    limit: int | None = None           # at most this many source intents (most-flagged first)
+    auto_approve: bool = False         # approve every kept candidate and commit a new version
+    seed: int = 0                      # for the offline paraphraser
+    encoder: str | None = None         # dedup embeddings; None: all-MiniLM-L6-v2
+    version: int | None = None         # with `sources`: the version they come from
+
+    def __post_init__(self) -> None:
+        if self.n < 1:
+            raise WorkbenchError(f"n must be at least 1, got {self.n}")
+        if not 0 < self.threshold <= 1:
+            raise WorkbenchError(f"the dedup threshold must be in (0, 1], got {self.threshold}")
+        if self.limit is not None and self.limit < 1:
+            raise WorkbenchError(f"limit must be at least 1, got {self.limit}")
+        if self.run_id is not None and self.sources:
+            raise WorkbenchError("give a run to mine or source intents, not both")
+
+
+@dataclass(frozen=True)
+class AugmentResult:
+    augmentation_id: int
+    version_id: int
+    run_id: str | None
+    mining_evaluation_id: int | None
+    paraphraser: str
+    n_flagged: int                     # training intents flagged by mining (0 with sources)
+    n_sources: int                     # intents sent to the paraphraser
+    n_generated: int
+    n_kept: int
+    dropped: dict[str, int]            # by reason
+    n_failed: int                      # source intents the paraphraser failed on
+    committed_version_id: int | None = None
+    flagged_by_tool: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------- mining
+
+def mine(run_id: str | None, store: Store, encoder: Any = None,
+         progress: Progress | None = None) -> tuple[dict, int, list[str], dict[str, int]]:
+    """Evaluate a run on its own training split and return (run, evaluation id, flagged intent
+    keys most-flagged first, flags per tool)."""
+    from pipelines.train import load_run
+
+    run, student = load_run(store, run_id, encoder)
+    with store.session() as session:
+        rows = version_rows(session, run["version_id"], Split.TRAIN)
+    if not rows:
+        raise WorkbenchError(f"dataset version {run['version_id']} has no training rows")
+    if progress:
+        progress("predict", 0, len(rows))
+    predictions = student.predict([row["intent_text"] for row in rows])
+    if progress:
+        progress("predict", len(rows), len(rows))
+    samples = [evaluate.Sample(row["intent_key"], row["intent_key"], row["request_count"],
+                               answer_from_json(row["adjust"], row["selective_adjust"],
+                                                row["filter"]), answer)
+               for row, answer in zip(rows, predictions, strict=True)]
+    with store.atomic() as session:
+        result = evaluate.evaluate_samples(session, samples, evaluate.EvaluationKind.MINING,
+                                           run["run_id"], run["version_id"], Split.TRAIN)
+        flags = session.query(
+            "SELECT intent_key, count(*) AS n FROM evaluation_scores "
+            "WHERE evaluation_id = ? AND flagged GROUP BY intent_key "
+            "ORDER BY n DESC, intent_key", [result.evaluation_id])
+        by_tool = {row["tool"]: row["n"] for row in session.query(
+            "SELECT tool, count(*) AS n FROM evaluation_scores "
+            "WHERE evaluation_id = ? AND flagged GROUP BY tool", [result.evaluation_id])}
+    return run, result.evaluation_id, [row["intent_key"] for row in flags], by_tool
+
+
+# ------------------------------------------------------------------------------ embedding cache
+
+def cached_embeddings(store: Store, encoder: Any, model: str, texts: Sequence[str],
+                      progress: Progress | None = None) -> Any:
+    """Unit embeddings (N, D) float32 for `texts`, computing and caching only unseen ones."""
+    import numpy as np
+    import pyarrow as pa
+
+    from workbench.embeddings import embed
+
+    unique = list(dict.fromkeys(texts))
+    found: dict[str, Any] = {}
+    if unique:
+        with store.session() as session:
+            session.register("wanted_texts", pa.table({"text": unique}))
+            table = session.arrow("SELECT e.text, e.vector FROM embeddings e "
+                                  "JOIN wanted_texts w USING (text) WHERE e.model = ?", [model])
+            session.unregister("wanted_texts")
+        if table.num_rows:
+            vectors = table.column("vector").combine_chunks()
+            flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+            matrix = flat.reshape(table.num_rows, -1)
+            found = dict(zip(table.column("text").to_pylist(), matrix, strict=True))
+    missing = [text for text in unique if text not in found]
+    if missing:
+        report = None if progress is None else (lambda done, total: progress("embed", done, total))
+        computed = embed(encoder, missing, progress=report)                       # (M, D)
+        with store.atomic() as session:
+            session.insert("embeddings", {
+                "text": missing,
+                "vector": pa.array(list(computed), type=pa.list_(pa.float32()))},
+                extra={"model": model})
+        found.update(zip(missing, computed, strict=True))
+    if not texts:
+        dimension = _dimension(encoder)
+        return np.zeros((0, dimension), dtype=np.float32)
+    return np.stack([found[text] for text in texts]).astype(np.float32)
+
+
+def _dimension(encoder: Any) -> int:
+    get = getattr(encoder, "get_embedding_dimension", None) \
+        or encoder.get_sentence_embedding_dimension
+    return int(get())
+
+
+# ---------------------------------------------------------------------------------- paraphraser
+
+def make_paraphraser(choice: ParaphraserChoice, store: Store, seed: int = 0) -> Paraphraser:
+    """The configured LLM (environment or .streamlit/secrets.toml) or the offline paraphraser."""
+    from workbench.llm import LLMClient, LLMParaphraser, llm_config
+    from workbench.paraphrase.offline import OfflineParaphraser
+
+    if choice is ParaphraserChoice.OFFLINE:
+        return OfflineParaphraser(seed=seed)
+    config = llm_config()
+    if config is None:
+        if choice is ParaphraserChoice.LLM:
+            raise WorkbenchError(
+                "no LLM endpoint is configured: set WORKBENCH_LLM_BASE_URL and "
+                "WORKBENCH_LLM_MODEL (and WORKBENCH_LLM_API_KEY), or use --paraphraser offline")
+        return OfflineParaphraser(seed=seed)
+    return LLMParaphraser(LLMClient(config, store))
+
+
+# ------------------------------------------------------------------------------------ the round
+
+def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
+        encoder: Any = None, paraphraser: Paraphraser | None = None) -> AugmentResult:
+    """One augmentation round. `encoder` and `paraphraser` may be passed in (experiments, tests)."""
+    from workbench.embeddings import load_encoder, model_path
+
+    encoder = encoder if encoder is not None else load_encoder(config.encoder)
+    mining_id: int | None = None
+    by_tool: dict[str, int] = {}
+    if config.sources:
+        with store.session() as session:
+            version_id = resolve_version(session, config.version)
+        run_row: dict | None = None
+        source_keys = list(dict.fromkeys(intent_key(key) for key in config.sources))
+        n_flagged = 0
+    else:
+        run_row, mining_id, source_keys, by_tool = mine(config.run_id, store, encoder, progress)
+        version_id = run_row["version_id"]
+        n_flagged = len(source_keys)
+    if config.limit is not None:
+        source_keys = source_keys[:config.limit]
+
+    with store.session() as session:
+        rows = version_rows(session, version_id, Split.ALL)
+    by_key = {row["intent_key"]: row for row in rows}
+    unknown = [key for key in source_keys if by_key.get(key, {}).get("split") != "train"]
+    if unknown:
+        raise WorkbenchError(f"{len(unknown)} source intent(s) are not in the training split of "
+                             f"version {version_id}: {', '.join(map(repr, unknown[:5]))}")
+    if not source_keys:
+        raise WorkbenchError("nothing to augment: mining flagged no training intent")
+
+    paraphraser = paraphraser or make_paraphraser(config.paraphraser, store, config.seed)
+    report = None if progress is None else (lambda done, total: progress("paraphrase", done,
+                                                                         total))
+    results = paraphraser.paraphrase([by_key[key]["intent_text"] for key in source_keys],
+                                     config.n, report)
+
+    # Candidates in order; the same text twice (from two sources) is one candidate.
+    candidates: list[tuple[str, str, str]] = []          # (source key, key, text)
+    seen: set[str] = set()
+    failures: list[tuple[str, str]] = []
+    for key, result in zip(source_keys, results, strict=True):
+        if result.error is not None:
+            failures.append((key, result.error))
+        for text in result.candidates:
+            new_key = intent_key(text)
+            if new_key and new_key not in seen and new_key != key:
+                seen.add(new_key)
+                candidates.append((key, new_key, text.strip()))
+
+    model = config.encoder or model_path(None)
+    train_texts = [row["intent_text"] for row in rows if row["split"] == "train"]
+    test_texts = [row["intent_text"] for row in rows if row["split"] == "test"]
+    train = cached_embeddings(store, encoder, model, train_texts, progress)
+    test = cached_embeddings(store, encoder, model, test_texts, progress)
+    found = cached_embeddings(store, encoder, model, [text for _, _, text in candidates],
+                              progress)
+    decisions = deduplicate(found, train, test, config.threshold)
+
+    def neighbour(kind: str | None, index: int | None) -> str | None:
+        if kind is None or index is None:
+            return None
+        texts = {"train": train_texts, "test": test_texts,
+                 "candidate": [text for _, _, text in candidates]}[kind]
+        return texts[index]
+
+    dropped = Counter(d.reason.value for d in decisions if d.reason is not None)
+    n_kept = sum(d.kept for d in decisions)
+    with store.atomic() as session:
+        augmentation_id = int(session.value(
+            "INSERT INTO augmentations (created_at, run_id, version_id, mining_evaluation_id, "
+            "paraphraser, config, summary) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "RETURNING augmentation_id",
+            [datetime.now(UTC), None if run_row is None else run_row["run_id"], version_id,
+             mining_id, paraphraser.name, json.dumps(asdict(config), default=str),
+             json.dumps({"flagged": n_flagged, "sources": len(source_keys),
+                         "generated": len(candidates), "kept": n_kept,
+                         "dropped": dict(dropped), "failed": len(failures)})]))
+        session.insert("candidates", {
+            "source_intent_key": [source for source, _, _ in candidates],
+            "intent_key": [key for _, key, _ in candidates],
+            "intent_text": [text for _, _, text in candidates],
+            **{tool: [by_key[source][tool] for source, _, _ in candidates]
+               for tool in ("adjust", "selective_adjust", "filter")},
+            "status": ["pending" if d.kept else "dropped" for d in decisions],
+            "drop_reason": [None if d.reason is None else d.reason.value for d in decisions],
+            "nearest_text": [neighbour(d.nearest_kind, d.nearest_index) for d in decisions],
+            "nearest_kind": [d.nearest_kind for d in decisions],
+            "nearest_similarity": [d.similarity for d in decisions],
+        }, extra={"augmentation_id": augmentation_id})
+        session.insert("paraphrase_failures", {
+            "source_intent_key": [key for key, _ in failures],
+            "error": [error for _, error in failures]}, extra={"augmentation_id": augmentation_id})
+
+    committed = None
+    if config.auto_approve and n_kept:
+        review.set_status(store, review.ReviewFilter(augmentation_id=augmentation_id,
+                                                     status=review.Status.PENDING),
+                          review.Status.APPROVED, by="auto-approve")
+        committed = review.commit(store, augmentation_id, by="auto-approve",
+                                  note=f"augmentation {augmentation_id}, auto-approved")
+    return AugmentResult(augmentation_id, version_id, None if run_row is None else
+                         run_row["run_id"], mining_id, paraphraser.name, n_flagged,
+                         len(source_keys), len(candidates), n_kept, dict(dropped),
+                         len(failures), committed, by_tool)
+
+
+def augmentation_lineage(session: Session, version_id: int) -> list[dict]:
+    """The candidates that made a version (approved and committed into it)."""
+    return session.query(
+        "SELECT candidate_id, augmentation_id, source_intent_key, intent_text, reviewed_by, "
+        "reviewed_at FROM candidates WHERE committed_version_id = ? ORDER BY candidate_id",
+        [version_id])

@@ -1,0 +1,198 @@
+"""The augmentation round end to end on the tiny world: mine, paraphrase (a scripted paraphraser,
+then the offline one), dedup, review, commit a version; lineage and the embedding cache."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import augment, review, train
+from tests.conftest import curated_store
+from workbench.datasets import version_rows
+from workbench.errors import WorkbenchError
+from workbench.paraphrase import ParaphraseResult, Progress
+from workbench.store import Store
+
+
+class Scripted:
+    """Answers from a table; an intent it has no entry for fails, like an unparseable reply."""
+
+    name = "scripted"
+
+    def __init__(self, table: dict[str, list[str]]):
+        self.table = table
+        self.asked: list[str] = []
+
+    def paraphrase(self, intents: Sequence[str], n: int,
+                   progress: Progress | None = None) -> list[ParaphraseResult]:
+        self.asked += intents
+        return [ParaphraseResult(text, tuple(self.table[text][:n])) if text in self.table
+                else ParaphraseResult(text, (), error="unparseable reply: no JSON")
+                for text in intents]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Any:
+    from workbench.embeddings import load_encoder
+
+    return load_encoder()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> tuple[Store, dict[str, dict]]:
+    store = curated_store(tmp_path)
+    with store.session() as session:
+        rows = {row["intent_key"]: row for row in version_rows(session, 1)}
+    return store, rows
+
+
+def train_keys(rows: dict[str, dict]) -> list[str]:
+    return sorted(key for key, row in rows.items() if row["split"] == "train")
+
+
+def test_sources_are_paraphrased_deduplicated_and_queued(world, encoder) -> None:
+    store, rows = world
+    test_text = next(row["intent_text"] for row in rows.values() if row["split"] == "test")
+    source, failing = train_keys(rows)[:2]
+    scripted = Scripted({rows[source]["intent_text"]: [
+        "a sunny honey glow",                  # new
+        rows[source]["intent_text"].upper(),   # the source itself: never a candidate
+        test_text + "!",                       # a test intent: leakage, dropped
+        "a sunny  honey glow.",                # near the first candidate
+        "icy polar chill"]})                   # new
+    result = augment.run(augment.AugmentConfig(sources=(source, failing), n=5, threshold=0.9),
+                         store, encoder=encoder, paraphraser=scripted)
+    assert (result.n_sources, result.n_generated, result.n_kept, result.n_failed) == (2, 4, 2, 1)
+    assert result.dropped == {"near_test": 1, "near_candidate": 1}
+    candidates = review.list_candidates(store, review.ReviewFilter(
+        augmentation_id=result.augmentation_id, uncommitted=False))
+    by_text = {c["intent_text"]: c for c in candidates}
+    assert by_text["a sunny honey glow"]["status"] == "pending"
+    leaked = by_text[test_text + "!"]
+    assert (leaked["status"], leaked["drop_reason"], leaked["nearest_kind"],
+            leaked["nearest_text"]) == ("dropped", "near_test", "test", test_text)
+    near = by_text["a sunny  honey glow."]
+    assert (near["drop_reason"], near["nearest_text"]) == ("near_candidate", "a sunny honey glow")
+    # Every candidate carries its source's ground truth and shows the source text.
+    for candidate in candidates:
+        assert candidate["source_text"] == rows[source]["intent_text"]
+        assert [candidate[t] for t in ("adjust", "selective_adjust", "filter")] == \
+               [rows[source][t] for t in ("adjust", "selective_adjust", "filter")]
+    with store.session() as session:
+        assert session.query("SELECT source_intent_key, error FROM paraphrase_failures") == [
+            {"source_intent_key": failing, "error": "unparseable reply: no JSON"}]
+
+
+def test_review_and_commit_make_a_child_version_with_lineage(world, encoder) -> None:
+    store, rows = world
+    source = train_keys(rows)[0]
+    scripted = Scripted({rows[source]["intent_text"]: ["a sunny honey glow", "icy polar chill",
+                                                       "dusty old photograph"]})
+    result = augment.run(augment.AugmentConfig(sources=(source,), n=3), store, encoder=encoder,
+                         paraphraser=scripted)
+    ids = [c["candidate_id"] for c in review.list_candidates(
+        store, review.ReviewFilter(augmentation_id=result.augmentation_id))]
+    assert review.set_status(store, review.ReviewFilter(candidate_ids=tuple(ids[:2])),
+                             review.Status.APPROVED, by="ana") == 2
+    assert review.set_status(store, review.ReviewFilter(candidate_ids=(ids[2],)),
+                             review.Status.REJECTED, by="ben") == 1
+    version_id = review.commit(store, result.augmentation_id, by="ana", note="two good ones")
+    with store.session() as session:
+        version = session.first("SELECT * FROM dataset_versions WHERE version_id = ?",
+                                [version_id])
+        new_rows = {row["intent_key"]: row for row in version_rows(session, version_id)}
+        lineage = augment.augmentation_lineage(session, version_id)
+        reviewed = session.query("SELECT reviewed_by, reviewed_at FROM candidates "
+                                 "ORDER BY candidate_id")
+    assert (version["parent_id"], version["created_by"], version["note"]) == \
+           (1, "augmentation", "two good ones")
+    assert version["n_train"] == len(train_keys(rows)) + 2
+    assert {k: r for k, r in new_rows.items() if r["split"] == "test"} == \
+           {k: r for k, r in rows.items() if r["split"] == "test"}
+    added = [row for row in new_rows.values() if row["origin"] == "augmentation"]
+    assert sorted(row["intent_text"] for row in added) == ["a sunny honey glow",
+                                                           "icy polar chill"]
+    assert all(row["source_intent_key"] == source and row["filter"] == rows[source]["filter"]
+               for row in added)
+    assert [row["intent_text"] for row in lineage] == ["a sunny honey glow", "icy polar chill"]
+    assert [r["reviewed_by"] for r in reviewed] == ["ana", "ana", "ben"]
+    assert all(r["reviewed_at"] is not None for r in reviewed)
+    # Committed candidates are done: nothing more to commit, and they cannot be re-reviewed.
+    with pytest.raises(WorkbenchError, match="no approved candidates"):
+        review.commit(store, result.augmentation_id, by="ana")
+    with pytest.raises(WorkbenchError, match=f"cannot review {ids[0]} .*in version"):
+        review.set_status(store, review.ReviewFilter(candidate_ids=(ids[0],)),
+                          review.Status.REJECTED, by="ana")
+
+
+def test_dropped_and_unknown_candidates_cannot_be_approved(world, encoder) -> None:
+    store, rows = world
+    source = train_keys(rows)[0]
+    text = rows[source]["intent_text"]
+    result = augment.run(augment.AugmentConfig(sources=(source,)), store, encoder=encoder,
+                         paraphraser=Scripted({text: [text + "!"]}))
+    assert result.dropped == {"near_train": 1}
+    [dropped] = review.list_candidates(store, review.ReviewFilter(
+        augmentation_id=result.augmentation_id))
+    with pytest.raises(WorkbenchError, match=f"cannot review {dropped['candidate_id']} "
+                                             r"\(dropped\)"):
+        review.set_status(store, review.ReviewFilter(candidate_ids=(dropped["candidate_id"],)),
+                          review.Status.APPROVED, by="ana")
+    with pytest.raises(WorkbenchError, match="no candidate 999"):
+        review.set_status(store, review.ReviewFilter(candidate_ids=(999,)),
+                          review.Status.APPROVED, by="ana")
+    with pytest.raises(WorkbenchError, match="not in the training split"):
+        augment.run(augment.AugmentConfig(sources=("no such intent",)), store, encoder=encoder,
+                    paraphraser=Scripted({}))
+
+
+def test_mining_flags_a_weak_students_errors_and_auto_approve_commits(world, encoder,
+                                                                      monkeypatch) -> None:
+    store, rows = world
+    # A heads student trained for one epoch is wrong on much of its training data.
+    run = train.run(train.TrainConfig(student="heads", student_config={
+        "epochs": 1, "hidden": 8, "device": "cpu"}), store, encoder=encoder)
+    from workbench.paraphrase.offline import OfflineParaphraser
+
+    from workbench import embeddings
+
+    embedded: list[int] = []  # sizes of the texts the encoder was asked to embed
+    original = embeddings.embed
+    monkeypatch.setattr(embeddings, "embed", lambda enc, texts, *a, **k: (
+        embedded.append(len(texts)), original(enc, texts, *a, **k))[1])
+
+    result = augment.run(augment.AugmentConfig(run_id=run.run_id, n=4, auto_approve=True),
+                         store, encoder=encoder, paraphraser=OfflineParaphraser(seed=3))
+    with store.session() as session:
+        evaluation = session.first("SELECT kind, split, source FROM evaluations "
+                                   "WHERE evaluation_id = ?", [result.mining_evaluation_id])
+        flagged = session.value("SELECT count(DISTINCT intent_key) FROM evaluation_scores "
+                                "WHERE evaluation_id = ? AND flagged",
+                                [result.mining_evaluation_id])
+        version = session.first("SELECT * FROM dataset_versions WHERE version_id = ?",
+                                [result.committed_version_id])
+    assert evaluation == {"kind": "mining", "split": "train", "source": run.run_id}
+    assert 0 < result.n_flagged == flagged == result.n_sources
+    assert result.n_kept > 0 and result.committed_version_id is not None
+    assert version["parent_id"] == 1
+    assert version["n_train"] == len(train_keys(rows)) + result.n_kept
+    assert sum(result.flagged_by_tool.values()) >= result.n_flagged
+    # Train and test texts were embedded once; a second round reuses the cache for them.
+    first_round = sum(embedded)
+    assert first_round == len(rows) + result.n_generated
+    embedded.clear()
+    augment.run(augment.AugmentConfig(sources=(train_keys(rows)[0],), n=2), store,
+                encoder=encoder, paraphraser=Scripted({rows[train_keys(rows)[0]]["intent_text"]:
+                                                       ["a brand new phrasing"]}))
+    assert embedded == [1]
+
+
+def test_settings_are_checked() -> None:
+    for settings, message in [({"n": 0}, "n must be"), ({"threshold": 1.5}, "threshold"),
+                              ({"limit": 0}, "limit"),
+                              ({"run_id": "x", "sources": ("a",)}, "not both")]:
+        with pytest.raises(WorkbenchError, match=message):
+            augment.AugmentConfig(**settings)
