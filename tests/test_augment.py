@@ -11,9 +11,11 @@ import pytest
 
 from pipelines import augment, review, train
 from tests.conftest import curated_store
+from workbench import embeddings
 from workbench.datasets import version_rows
 from workbench.errors import WorkbenchError
 from workbench.paraphrase import ParaphraseResult, Progress
+from workbench.paraphrase.offline import OfflineParaphraser
 from workbench.store import Store
 
 
@@ -155,10 +157,6 @@ def test_mining_flags_a_weak_students_errors_and_auto_approve_commits(world, enc
     # A heads student trained for one epoch is wrong on much of its training data.
     run = train.run(train.TrainConfig(student="heads", student_config={
         "epochs": 1, "hidden": 8, "device": "cpu"}), store, encoder=encoder)
-    from workbench.paraphrase.offline import OfflineParaphraser
-
-    from workbench import embeddings
-
     embedded: list[int] = []  # sizes of the texts the encoder was asked to embed
     original = embeddings.embed
     monkeypatch.setattr(embeddings, "embed", lambda enc, texts, *a, **k: (
