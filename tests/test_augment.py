@@ -3,6 +3,7 @@ then the offline one), dedup, review, commit a version; lineage and the embeddin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -194,3 +195,37 @@ def test_settings_are_checked() -> None:
                               ({"run_id": "x", "sources": ("a",)}, "not both")]:
         with pytest.raises(WorkbenchError, match=message):
             augment.AugmentConfig(**settings)
+
+
+def test_the_cli_round_trip_augment_review_commit(world, capsys) -> None:
+    from workbench.cli import main
+
+    store, rows = world
+    db = str(store.path)
+    source = rows[train_keys(rows)[0]]["intent_text"]
+
+    def cli(*args: object) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    code, out, err = cli("augment", "--db", db, "--intent", source, "--paraphraser", "offline",
+                         "--n", 4, "--no-progress")
+    assert code == 0, err
+    assert "augmentation 1 (offline): 1 source intents, 4 candidates" in out
+    code, out, _ = cli("review", "list", "--db", db, "--json")
+    pending = json.loads(out)
+    assert pending and all(c["status"] == "pending" and c["source_text"] == source
+                           for c in pending)
+    code, _, err = cli("review", "approve", "--db", db)
+    assert code == 2 and "name candidate ids, or --all-pending" in err
+    code, out, _ = cli("review", "reject", pending[0]["candidate_id"], "--db", db, "--by", "ben")
+    assert (code, out.splitlines()[0]) == (0, "rejected 1 candidate(s)")
+    code, out, _ = cli("review", "approve", "--all-pending", "--db", db, "--by", "ana")
+    assert out.splitlines()[0] == f"approved {len(pending) - 1} candidate(s)"
+    code, out, _ = cli("review", "commit", "--db", db, "--note", "from the terminal")
+    assert (code, out.strip()) == (0, "committed the approved candidates as dataset version 2 "
+                                      "(now the current version)")
+    with store.session() as session:
+        assert session.value("SELECT n_train FROM dataset_versions WHERE version_id = 2") == \
+            len(train_keys(rows)) + len(pending) - 1

@@ -197,3 +197,11 @@ def test_does_not_read_the_demo_corpus_or_pipelines():
             "print(sorted(m for m in sys.modules if m.startswith(('pipelines', 'tests'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_negated_frame_word_is_content_not_a_frame() -> None:
+    # "but no filter" asks for no filter tool: it must survive every rewording.
+    for source in ("70s film, wintertime feel but no filter", "warm look without filter"):
+        candidates = OfflineParaphraser(seed=0).candidates(source, 8)
+        assert candidates
+        assert all(c.endswith(("no filter", "without filter")) for c in candidates), candidates

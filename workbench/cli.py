@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -283,12 +284,25 @@ def cmd_runs(args: argparse.Namespace, store: Store) -> int:
 
 def cmd_experiment(args: argparse.Namespace, store: Store) -> int:
     from pipelines import experiments
-    from workbench.report import rq1_comparison
 
     progress = _Progress(args.progress)
-    result = experiments.rq1(experiments.RQ1Config(
-        version=args.version, students=tuple(args.students)), store, progress)
-    progress.close()
+    try:
+        if args.name == "rq2":
+            return _print_rq2(args, experiments.rq2(experiments.RQ2Config(
+                version=args.version, student=args.student, fraction=args.fraction,
+                seed=args.seed, n=args.n, threshold=args.threshold,
+                paraphraser=experiments.augment.ParaphraserChoice(args.paraphraser)),
+                store, progress))
+        result = experiments.rq1(experiments.RQ1Config(
+            version=args.version, students=tuple(args.students)), store, progress)
+    finally:
+        progress.close()
+    return _print_rq1(args, result)
+
+
+def _print_rq1(args: argparse.Namespace, result: Any) -> int:
+    from workbench.report import rq1_comparison
+
     if args.json:
         _write_or_print(json.dumps(result.to_dict(), indent=2), args.out)
         return 0
@@ -301,6 +315,106 @@ def cmd_experiment(args: argparse.Namespace, store: Store) -> int:
     lines.append(rq1_comparison([(r.label, r.evaluation.subsets) for r in result.rows],
                                 _table_format(args)))
     _write_or_print("\n".join(lines), args.out)
+    return 0
+
+
+def _print_rq2(args: argparse.Namespace, result: Any) -> int:
+    from workbench.report import rq2_table
+
+    if args.json:
+        _write_or_print(json.dumps(result.to_dict(), indent=2, default=str), args.out)
+        return 0
+    aug = result.augmentation
+    lines = [(f"RQ2 with the {args.student} student, test split of dataset version "
+             f"{result.rows[0].evaluation.version_id} ({result.seconds / 60:.1f} min)"), ""]
+    lines.append(rq2_table([(row.train_percent, row.augmentations, row.train_size, row.overall)
+                            for row in result.rows], _table_format(args)))
+    dropped = ", ".join(f"{reason} {n}" for reason, n in sorted(aug.dropped.items())) or "none"
+    lines += ["", (f"Augmentation round {aug.augmentation_id} ({aug.paraphraser}): mining flagged "
+                  f"{aug.n_flagged} of {result.rows[1].train_size} training intents; "
+                  f"{aug.n_generated} candidates generated, {aug.n_kept} kept, dropped: "
+                  f"{dropped}; paraphraser failures {aug.n_failed}."),
+              "Runs: " + ", ".join(f"{row.label}: {row.run.run_id} (evaluation "
+                                   f"{row.evaluation.evaluation_id})" for row in result.rows)]
+    _write_or_print("\n".join(lines), args.out)
+    return 0
+
+
+def cmd_augment(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import augment
+
+    progress = _Progress(args.progress)
+    try:
+        result = augment.run(augment.AugmentConfig(
+            run_id=args.run, sources=tuple(args.intent), n=args.n, threshold=args.threshold,
+            paraphraser=augment.ParaphraserChoice(args.paraphraser), limit=args.limit,
+            auto_approve=args.auto_approve, seed=args.seed, version=args.version),
+            store, progress)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    if result.run_id is not None:
+        tools = ", ".join(f"{tool} {n}" for tool, n in sorted(result.flagged_by_tool.items()))
+        print(f"mined run {result.run_id} on its training split (evaluation "
+              f"{result.mining_evaluation_id}): {result.n_flagged} intents flagged ({tools})")
+    dropped = ", ".join(f"{reason} {n}" for reason, n in sorted(result.dropped.items())) or "none"
+    print(f"augmentation {result.augmentation_id} ({result.paraphraser}): {result.n_sources} "
+          f"source intents, {result.n_generated} candidates, {result.n_kept} kept, dropped: "
+          f"{dropped}, paraphraser failures: {result.n_failed}")
+    if result.committed_version_id is not None:
+        print(f"auto-approved and committed as dataset version {result.committed_version_id}")
+    else:
+        print(f"Next: workbench review list --augmentation {result.augmentation_id}")
+    return 0
+
+
+def _review_filter(args: argparse.Namespace, status: str | None) -> Any:
+    from pipelines import review
+
+    return review.ReviewFilter(augmentation_id=args.augmentation,
+                               status=None if status in (None, "all") else review.Status(status),
+                               candidate_ids=tuple(getattr(args, "ids", None) or ()))
+
+
+def cmd_review(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import review
+
+    if args.action == "list":
+        selection = _review_filter(args, args.status)
+        rows = review.list_candidates(store, selection, args.limit, args.offset)
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+            return 0
+        counts = review.count_candidates(store, selection)
+        print(", ".join(f"{status} {n}" for status, n in sorted(counts.items())) or
+              "no candidates (run `workbench augment` first)")
+        for row in rows:
+            near = "" if row["nearest_similarity"] is None else \
+                f"  nearest ({row['nearest_kind']}, {row['nearest_similarity']:.2f}): " \
+                f"{row['nearest_text']!r}"
+            reason = f" [{row['drop_reason']}]" if row["drop_reason"] else ""
+            print(f"{row['candidate_id']:>7}  {row['status']:<8}{reason}  {row['intent_text']!r}"
+                  f"  <- {row['source_text']!r}{near}")
+        return 0
+    if args.action == "commit":
+        version_id = review.commit(store, args.augmentation, by=args.by, note=args.note or "")
+        print(f"committed the approved candidates as dataset version {version_id} "
+              "(now the current version)")
+        return 0
+    if not args.ids and not args.all_pending:
+        raise WorkbenchError("name candidate ids, or --all-pending (with --augmentation to limit "
+                             "it to one round)")
+    if args.ids and args.all_pending:
+        raise WorkbenchError("give candidate ids or --all-pending, not both")
+    status = review.Status.APPROVED if args.action == "approve" else review.Status.REJECTED
+    selection = _review_filter(args, "pending" if args.all_pending else None)
+    changed = review.set_status(store, selection, status, by=args.by)
+    print(f"{status.value} {changed} candidate(s)")
+    if status is review.Status.APPROVED:
+        print("Next: workbench review commit" + (f" --augmentation {args.augmentation}"
+                                                   if args.augmentation else ""))
     return 0
 
 
@@ -386,6 +500,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "test", "all"], default="all",
                    help="which rows (default: all)")
 
+    def augment_options(command: argparse.ArgumentParser) -> None:
+        command.add_argument("--n", type=_positive_int, default=5,
+                             help="candidates per flagged intent (default: 5)")
+        command.add_argument("--threshold", type=float, default=0.9,
+                             help="drop candidates at or above this cosine to a training or "
+                                  "test intent or a kept candidate (default: 0.9)")
+        command.add_argument("--paraphraser", choices=["auto", "offline", "llm"], default="auto",
+                             help="auto: the LLM when one is configured, else offline")
+
     def table_options(command: argparse.ArgumentParser) -> None:
         command.add_argument("--version", type=int, default=None,
                              help="dataset version (default: current)")
@@ -425,13 +548,55 @@ def build_parser() -> argparse.ArgumentParser:
     add("runs", cmd_runs, "List training runs.")
 
     p = add("experiment", cmd_experiment, "Run a paper experiment end to end: rq1 trains and "
-            "evaluates every student beside the ceiling and the floor.")
-    p.add_argument("name", choices=["rq1"], help="which experiment")
+            "evaluates every student beside the ceiling and the floor; rq2 trains on 100%% and "
+            "12.5%% of the data, augments the low-data model once and retrains.")
+    p.add_argument("name", choices=["rq1", "rq2"], help="which experiment")
     p.add_argument("--students", nargs="+", default=["retrieval", "heads", "seq2seq"],
-                   choices=["retrieval", "heads", "seq2seq"], help="students to train")
+                   choices=["retrieval", "heads", "seq2seq"], help="rq1: students to train")
+    p.add_argument("--student", default="heads", choices=["retrieval", "heads", "seq2seq"],
+                   help="rq2: the student (default: heads)")
+    p.add_argument("--fraction", type=float, default=0.125,
+                   help="rq2: share of the training split for the low-data runs (default 0.125)")
+    p.add_argument("--seed", type=int, default=0, help="rq2: subsample and paraphraser seed")
+    augment_options(p)
     table_options(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction,
                    default=sys.stderr.isatty(), help=progress_help)
+
+    p = add("augment", cmd_augment, "Mine a run's errors on its training split, paraphrase the "
+            "flagged intents, deduplicate and queue the candidates for review.")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--run", default=None,
+                        help="the run whose errors to mine (default: the latest run)")
+    source.add_argument("--intent", action="append", default=[], metavar="TEXT",
+                        help="paraphrase this training intent instead of mining (repeatable)")
+    p.add_argument("--version", type=int, default=None,
+                   help="with --intent: the dataset version (default: current)")
+    p.add_argument("--limit", type=_positive_int, default=None,
+                   help="at most this many source intents, most-flagged first")
+    p.add_argument("--seed", type=int, default=0, help="offline paraphraser seed")
+    p.add_argument("--auto-approve", action="store_true",
+                   help="approve every kept candidate and commit a new dataset version")
+    augment_options(p)
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction,
+                   default=sys.stderr.isatty(), help=progress_help)
+
+    p = add("review", cmd_review, "The augmentation review queue: list, approve, reject, "
+            "commit approvals into a new dataset version.")
+    p.add_argument("action", choices=["list", "approve", "reject", "commit"])
+    p.add_argument("ids", nargs="*", type=int, help="approve/reject: candidate ids")
+    p.add_argument("--augmentation", type=int, default=None,
+                   help="only this augmentation round")
+    p.add_argument("--status", default="pending",
+                   choices=["pending", "approved", "rejected", "dropped", "all"],
+                   help="list: which candidates (default: pending)")
+    p.add_argument("--all-pending", action="store_true",
+                   help="approve/reject every pending candidate (of --augmentation)")
+    p.add_argument("--by", default=os.environ.get("USER") or "curator",
+                   help="reviewer name stored with the decision (default: $USER)")
+    p.add_argument("--note", default=None, help="commit: a note for the new version")
+    p.add_argument("--limit", type=_positive_int, default=50, help="list: rows (default 50)")
+    p.add_argument("--offset", type=int, default=0, help="list: rows to skip")
 
     p = add("baselines", cmd_baselines, "The ceiling (teacher self-consistency) and the floor "
             "(constant predictor) on the test split.")

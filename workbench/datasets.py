@@ -86,6 +86,13 @@ def current_version_id(session: Session) -> int | None:
     return None if value is None else int(value)
 
 
+def set_current_version(session: Session, version_id: int) -> None:
+    """Point `current` at an existing version (what training and browsing use by default)."""
+    resolve_version(session, version_id)
+    session.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)",
+                    [CURRENT_VERSION_KEY, str(version_id)])
+
+
 def resolve_version(session: Session, version_id: int | None) -> int:
     """The given version if it exists, else the current one; a clear error when there is none."""
     if version_id is None:

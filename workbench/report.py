@@ -92,3 +92,15 @@ def rq1_comparison(named: Sequence[tuple[str, Sequence[SubsetScore]]], fmt: str 
         return csv_table(rows)
     table = markdown_table(rows) if fmt == "markdown" else text_table(rows)
     return table + "\n\n" + FOOTNOTE
+
+
+def rq2_table(rows: Sequence[tuple[float, int, int, float | None]], fmt: str = "text") -> str:
+    """The poster's RQ2 layout: Train %, Augmentations (share of the train size), Train size,
+    Overall (All test intents)."""
+    table = [["Train %", "Augmentations", "Train size", "Overall"]]
+    for percent, augmentations, size, overall in rows:
+        share = f" ({augmentations / size:.1%})" if augmentations and size else ""
+        table.append([f"{percent:g}%", f"{augmentations:,}{share}", f"{size:,}", number(overall)])
+    if fmt == "csv":
+        return csv_table(table)
+    return markdown_table(table) if fmt == "markdown" else text_table(table)

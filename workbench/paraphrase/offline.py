@@ -94,6 +94,7 @@ def _build_index() -> dict[tuple[str, ...], _Entry]:
 
 _INDEX = _build_index()
 _MAX_PHRASE = max(len(k) for k in _INDEX)
+_NEGATIONS = frozenset({"no", "without", "not", "zero", "never", "minus"})
 _PREFIXES = sorted((tuple(p.split()) for p in lexicon.PREFIX_FRAMES), key=len, reverse=True)
 _SUFFIXES = sorted((tuple(s.split()) for s in lexicon.SUFFIX_FRAMES), key=len, reverse=True)
 _SUFFIX_WORDS = frozenset(w for s in _SUFFIXES for w in s)
@@ -184,7 +185,10 @@ def _has_content(low: list[str]) -> bool:
 
 
 def _protected(low: list[str], begin: int, start: int) -> bool:
-    """True when the suffix at `begin` ends a lexicon phrase ("earth tones"), so it stays."""
+    """True when the suffix at `begin` ends a lexicon phrase ("earth tones") or is the object of
+    a negation ("but no filter" asks for no filter tool), so it stays."""
+    if begin > start and low[begin - 1].strip(_TRAIL_PUNCT) in _NEGATIONS:
+        return True
     for length in range(2, _MAX_PHRASE + 1):
         first = begin + 1 - length
         if first < start:
