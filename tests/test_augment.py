@@ -224,8 +224,8 @@ def test_the_cli_round_trip_augment_review_commit(world, capsys) -> None:
     code, out, _ = cli("review", "approve", "--all-pending", "--db", db, "--by", "ana")
     assert out.splitlines()[0] == f"approved {len(pending) - 1} candidate(s)"
     code, out, _ = cli("review", "commit", "--db", db, "--note", "from the terminal")
-    assert (code, out.strip()) == (0, "committed the approved candidates as dataset version 2 "
-                                      "(now the current version)")
+    committed = "committed the approved candidates as dataset version 2 (now the current version)"
+    assert (code, out.strip()) == (0, committed)
     with store.session() as session:
         assert session.value("SELECT n_train FROM dataset_versions WHERE version_id = 2") == \
             len(train_keys(rows)) + len(pending) - 1
