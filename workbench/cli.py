@@ -418,6 +418,39 @@ def cmd_review(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import render
+
+    result = render.render_intent(render.RenderConfig(
+        intent=args.intent, image=args.image, out=args.out, run=args.run, compare=args.compare,
+        version=args.version, max_side=args.max_side), store)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    what = "comparison (original / teacher / student)" if args.compare else \
+        (f"run {result.run_id}'s prediction" if args.run is not None else
+         f"the teacher's ground truth (dataset version {result.version_id})")
+    print(f"wrote {result.out}: {args.intent!r} on {args.image}, {what}")
+    return 0
+
+
+def cmd_gallery(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import render
+
+    config = render.GalleryConfig(out=args.out, run=args.run, image=args.image,
+                                  version=args.version)
+    if args.intent:
+        config = render.GalleryConfig(out=args.out, intents=tuple(args.intent), run=args.run,
+                                      image=args.image, version=args.version)
+    result = render.gallery(config, store)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    print(f"wrote {result.out}: {len(config.intents)} intents, teacher (version "
+          f"{result.version_id}) vs student (run {result.run_id})")
+    return 0
+
+
 def cmd_baselines(args: argparse.Namespace, store: Store) -> int:
     from pipelines import evaluate
     from workbench.report import render
@@ -603,6 +636,35 @@ def build_parser() -> argparse.ArgumentParser:
     table_options(p)
     p.add_argument("--details", action=argparse.BooleanOptionalAction, default=True,
                    help="also print the P/R detail tables (default: yes)")
+
+    image_help = ("an image file, or a bundled sample: astronaut, coffee, chelsea, rocket "
+                  "(default: astronaut)")
+    p = add("render", cmd_render, "Render an intent's tool calls onto an image: the teacher's "
+            "ground truth, a student's prediction (--run), or both side by side (--compare).")
+    p.add_argument("intent", help="the intent text, e.g. \"golden hour\"")
+    p.add_argument("--image", default="astronaut", help=image_help)
+    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--run", nargs="?", const="", default=None, metavar="RUN",
+                   help="render this run's prediction (no value: the latest run); works for "
+                        "intents the data has never seen")
+    p.add_argument("--compare", action="store_true",
+                   help="write an original / teacher / student strip (student: --run, else "
+                        "the latest run)")
+    p.add_argument("--version", type=int, default=None,
+                   help="dataset version for the teacher's answer (default: current)")
+    p.add_argument("--max-side", type=_positive_int, default=1024,
+                   help="downscale the image so its longer side is at most this (default 1024)")
+
+    p = add("gallery", cmd_gallery, "Write a contact sheet of several intents: original, "
+            "teacher and student renders side by side.")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--intent", action="append", default=[], metavar="TEXT",
+                   help="an intent to show (repeatable; default: golden hour, black and white, "
+                        "cool morning and a few other popular looks)")
+    p.add_argument("--run", default=None, help="the student run (default: the latest run)")
+    p.add_argument("--image", default="astronaut", help=image_help)
+    p.add_argument("--version", type=int, default=None,
+                   help="dataset version for the teacher's answers (default: current)")
 
     p = add("quarantine", cmd_quarantine, "List quarantined records with their reasons.")
     p.add_argument("--limit", type=_positive_int, default=50, help="rows to show (default: 50)")
