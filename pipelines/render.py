@@ -96,7 +96,8 @@ def render_intent(config: RenderConfig, store: Store) -> RenderResult:
                   (f"student ({run_id})", render.render(image, student or Answer()))]
         picture = render.compare_strip(panels)
     else:
-        picture = render.render(image, student if config.run is not None else teacher or Answer())
+        chosen = student if config.run is not None else teacher
+        picture = render.render(image, chosen or Answer())
     render.save_png(picture, config.out)
     return RenderResult(Path(config.out), config.intent, teacher, student, run_id, version_id)
 
