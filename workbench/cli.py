@@ -451,6 +451,19 @@ def cmd_gallery(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def cmd_app(args: argparse.Namespace, store: Store) -> int:
+    import subprocess
+
+    import workbench.app.main as app_main
+
+    environment = {**os.environ, "WORKBENCH_DB": str(store.path.resolve())}
+    command = [sys.executable, "-m", "streamlit", "run", app_main.__file__,
+               "--server.port", str(args.port), "--server.address", args.address]
+    print(f"the workbench app on {store.path} at http://{args.address}:{args.port} "
+          "(Ctrl+C stops it)", flush=True)
+    return subprocess.call(command, env=environment)
+
+
 def cmd_baselines(args: argparse.Namespace, store: Store) -> int:
     from pipelines import evaluate
     from workbench.report import render
@@ -665,6 +678,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default="astronaut", help=image_help)
     p.add_argument("--version", type=int, default=None,
                    help="dataset version for the teacher's answers (default: current)")
+
+    p = add("app", cmd_app, "Start the Streamlit workbench app on the database.",
+            json_flag=False)
+    p.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to listen on (default: 127.0.0.1, this machine only)")
 
     p = add("quarantine", cmd_quarantine, "List quarantined records with their reasons.")
     p.add_argument("--limit", type=_positive_int, default=50, help="rows to show (default: 50)")

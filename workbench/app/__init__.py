@@ -1,0 +1,1 @@
+"""The Streamlit workbench app: `main.run()` routes pages; `views/` has one module per page."""

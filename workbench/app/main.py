@@ -1,0 +1,22 @@
+"""The app's entry point: `streamlit run workbench/app/main.py` (or `workbench app`).
+
+Pages are listed here and rendered by `st.navigation`; each lives in `views/`.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from workbench.app.views import overview
+
+
+def run() -> None:
+    st.set_page_config(page_title="Distillation workbench", page_icon="🎛️", layout="wide")
+    pages = [
+        st.Page(overview.render, title="Overview", icon="📊", url_path="overview", default=True),
+    ]
+    st.navigation(pages).run()
+
+
+if __name__ == "__main__":
+    run()
