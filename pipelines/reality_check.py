@@ -1,0 +1,736 @@
+"""The human reality check (the poster's "Reality check"): do people see what the metrics say?
+
+A check draws a small stratified sample (15 by default, as in the paper) of a run's test intents,
+stores the teacher's ground truth and the student's answer for each, renders them for annotators
+(original / teacher / student), and records every annotator's two yes/no answers:
+- relevant: is the student's image relevant to the intent?
+- mimics:   does the student's image correctly mimic the teacher's?
+The report gives, per question, how many samples a majority said yes to (a tie counts as no),
+the share of yes answers, and how well the annotators agree (pairwise agreement, Fleiss' kappa).
+
+Stratification. Every test intent of the run's dataset version is predicted afresh by the run's
+student and put in one of six strata: quality x popularity. Quality counts the tools on which
+the student agrees with the teacher: a tool agrees when both leave it unused, or both use it and
+(filter) the names match or (adjust, selective_adjust) the cosine of the two vectors is at least
+0.8. All three agree: 'good'; two: 'middling'; one or none: 'bad'. Popularity: 'popular' when
+the intent had at least 3 requests in the raw logs (the r_3 subset), else 'rare'. Every
+non-empty stratum gets one sample and the remaining ones are shared in proportion to the strata's
+remaining sizes (largest remainder, ties to the earlier stratum in the order bad, middling, good
+and popular before rare); when fewer samples are asked for than there are non-empty strata, the
+largest strata get one each. Within a stratum, intents are drawn with a seeded generator from the
+list sorted by intent; the drawn samples are then shuffled (same generator) and numbered 1..n,
+so annotators cannot tell the strata apart by position. Same run, version, n and seed: same check.
+
+The store is never held open during slow work: prediction and rendering run with the file
+closed, and each write is one short transaction.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from workbench.datasets import Split, resolve_version, version_rows
+from workbench.errors import WorkbenchError
+from workbench.metrics import VECTOR_TOOLS, score_intent
+from workbench.store import Session, Store
+from workbench.tools import COLOURS, TOOLS, Answer, answer_from_json
+
+QUALITY_LEVELS: tuple[str, ...] = ("bad", "middling", "good")   # 0-1, 2, 3 tools agree
+POPULARITY_LEVELS: tuple[str, ...] = ("popular", "rare")
+STRATA: tuple[str, ...] = tuple(f"{q}/{p}" for q in QUALITY_LEVELS for p in POPULARITY_LEVELS)
+YES_WORDS = frozenset({"y", "yes", "1", "true"})
+NO_WORDS = frozenset({"n", "no", "0", "false"})
+SHEET_FILE = "sheet.png"
+MAX_LISTED = 10
+
+
+class RealityCheckError(WorkbenchError):
+    """A reality check, its answers or an answers file that cannot be used as given."""
+
+
+class Question(str, Enum):
+    RELEVANT = "relevant"
+    MIMICS = "mimics"
+
+    @property
+    def text(self) -> str:
+        return {"relevant": "Is the student's image relevant to the intent?",
+                "mimics": "Does the student's image correctly mimic the teacher's?"}[self.value]
+
+    @property
+    def label(self) -> str:
+        return {"relevant": "Relevant", "mimics": "Mimics teacher"}[self.value]
+
+
+# ---------------------------------------------------------------------------- creating a check
+
+@dataclass(frozen=True)
+class CheckConfig:
+    run_id: str | None = None          # None: the latest run
+    n: int = 15                        # samples to draw (the paper: 15)
+    seed: int = 0
+    image: str = "astronaut"           # a sample image name (workbench.render.SAMPLE_IMAGES) or path
+    version: int | None = None         # None: the version the run was trained on
+    note: str = ""
+    agree_cosine: float = 0.8          # a vector tool "agrees" at or above this cosine
+    popular_requests: int = 3          # "popular" from this many requests on (r_3)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check_id: int
+    run_id: str
+    version_id: int
+    n_samples: int
+    n_test: int                        # test intents the sample was drawn from
+    seed: int
+    image: str
+    strata: dict[str, dict[str, int]]  # {stratum: {"population": n, "sampled": n}}, non-empty only
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One test intent with the student's fresh answer and its stratum."""
+
+    intent_key: str
+    intent_text: str
+    request_count: int
+    teacher: Answer
+    student: Answer
+    tools_agreeing: int
+    stratum: str
+
+
+def tools_agreeing(teacher: Answer, student: Answer, agree_cosine: float = 0.8) -> int:
+    """How many of the three tools the student gets right (see the module docstring)."""
+    agreeing = 0
+    for score in score_intent("", teacher, student):
+        if score.outcome == "TN":
+            agreeing += 1
+        elif score.outcome == "TP" and score.similarity is not None:
+            threshold = agree_cosine if score.tool in VECTOR_TOOLS else 1.0
+            agreeing += score.similarity >= threshold
+    return agreeing
+
+
+def stratum_of(agreeing: int, request_count: int, popular_requests: int = 3) -> str:
+    quality = QUALITY_LEVELS[max(0, agreeing - 1)]  # 0 and 1 -> bad, 2 -> middling, 3 -> good
+    popularity = "popular" if request_count >= popular_requests else "rare"
+    return f"{quality}/{popularity}"
+
+
+def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
+    """Samples per stratum: one per non-empty stratum, the rest in proportion to the strata's
+    remaining sizes by largest remainder (ties to the stratum listed first in `sizes`). With
+    fewer samples than non-empty strata, the largest strata get one each."""
+    order = [name for name, size in sizes.items() if size > 0]
+    total = sum(sizes[name] for name in order)
+    if n >= total:
+        return {name: sizes[name] for name in order}
+    if n < len(order):
+        largest = sorted(order, key=lambda name: -sizes[name])[:n]  # stable: ties keep order
+        return {name: int(name in largest) for name in order}
+    rest = n - len(order)
+    spare = total - len(order)
+    # Each quota is at most size - 1, and only strata with a positive remainder get a seat, so
+    # no stratum is given more samples than it has.
+    quotas = {name: rest * (sizes[name] - 1) / spare for name in order}
+    counts = {name: 1 + int(quotas[name]) for name in order}
+    seats = n - sum(counts.values())
+    by_remainder = sorted(order, key=lambda name: -(quotas[name] - int(quotas[name])))
+    for name in by_remainder[:seats]:
+        counts[name] += 1
+    return counts
+
+
+def draw(candidates: Sequence[Candidate], n: int, seed: int) -> list[Candidate]:
+    """The stratified, seeded sample, shuffled into the order it is numbered and shown in."""
+    if n < 1:
+        raise RealityCheckError(f"a reality check needs at least 1 sample, got n={n}")
+    by_stratum: dict[str, list[Candidate]] = {name: [] for name in STRATA}
+    for candidate in sorted(candidates, key=lambda c: c.intent_key):
+        by_stratum[candidate.stratum].append(candidate)
+    counts = allocate({name: len(members) for name, members in by_stratum.items()}, n)
+    rng = random.Random(seed)
+    chosen = [member for name, count in counts.items()
+              for member in rng.sample(by_stratum[name], count)]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def run(config: CheckConfig, store: Store, encoder: Any = None) -> CheckResult:
+    """Predict the run's test split (store closed), stratify, draw and store a check."""
+    from pipelines.train import load_run
+
+    if config.n < 1:
+        raise RealityCheckError(f"a reality check needs at least 1 sample, got n={config.n}")
+    image = _image_source(config.image)
+    run_row, student = load_run(store, config.run_id, encoder)
+    with store.session() as session:
+        version_id = resolve_version(session, config.version if config.version is not None
+                                     else run_row["version_id"])
+        rows = version_rows(session, version_id, Split.TEST)
+        leaked = int(session.value(
+            "SELECT count(*) FROM dataset_rows t JOIN dataset_rows r USING (intent_key) "
+            "WHERE t.version_id = ? AND t.split = 'test' AND r.version_id = ? "
+            "AND r.split = 'train'", [version_id, run_row["version_id"]]))
+    if not rows:
+        raise RealityCheckError(f"dataset version {version_id} has no test intents to sample")
+    if leaked:
+        raise RealityCheckError(
+            f"run {run_row['run_id']} was trained on version {run_row['version_id']}, whose "
+            f"training split holds {leaked} of the test intents of version {version_id}; pick "
+            "the version the run was trained on (leave --version out)")
+    predictions = student.predict([row["intent_text"] for row in rows])
+    candidates = []
+    for row, prediction in zip(rows, predictions, strict=True):
+        teacher = answer_from_json(row["adjust"], row["selective_adjust"], row["filter"])
+        agreeing = tools_agreeing(teacher, prediction, config.agree_cosine)
+        candidates.append(Candidate(
+            row["intent_key"], row["intent_text"], row["request_count"], teacher, prediction,
+            agreeing, stratum_of(agreeing, row["request_count"], config.popular_requests)))
+    chosen = draw(candidates, config.n, config.seed)
+    strata = {name: {"population": sum(c.stratum == name for c in candidates),
+                     "sampled": sum(c.stratum == name for c in chosen)}
+              for name in STRATA if any(c.stratum == name for c in candidates)}
+    stored_config = {**asdict(config), "run_id": run_row["run_id"], "version": version_id,
+                     "image": image}
+    with store.atomic() as session:
+        check_id = int(session.value(
+            "INSERT INTO reality_checks (created_at, run_id, version_id, n_samples, seed, image, "
+            "note, config, strata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING check_id",
+            [datetime.now(UTC), run_row["run_id"], version_id, len(chosen), config.seed, image,
+             config.note, json.dumps(stored_config, sort_keys=True), json.dumps(strata)]))
+        session.insert("reality_samples", {
+            "sample_no": list(range(1, len(chosen) + 1)),
+            "intent_key": [c.intent_key for c in chosen],
+            "intent_text": [c.intent_text for c in chosen],
+            "request_count": [c.request_count for c in chosen],
+            "stratum": [c.stratum for c in chosen],
+            "tools_agreeing": [c.tools_agreeing for c in chosen],
+            **{f"teacher_{tool}": [c.teacher.tool_json(tool) for c in chosen] for tool in TOOLS},
+            **{f"student_{tool}": [c.student.tool_json(tool) for c in chosen] for tool in TOOLS},
+        }, extra={"check_id": check_id})
+    return CheckResult(check_id, run_row["run_id"], version_id, len(chosen), len(candidates),
+                       config.seed, image, strata)
+
+
+def create_check(store: Store, run_id: str | None, n: int = 15, seed: int = 0,
+                 image: str = "astronaut", version: int | None = None, note: str = "",
+                 *, encoder: Any = None) -> CheckResult:
+    """Draw and store a reality check of a run (None: the latest run); see the module docstring."""
+    return run(CheckConfig(run_id=run_id, n=n, seed=seed, image=str(image), version=version,
+                           note=note), store, encoder)
+
+
+def _image_source(image: str | Path) -> str:
+    """A sample image name as it is, a file as its absolute path; anything else is an error."""
+    from workbench.render import SAMPLE_IMAGES
+
+    if isinstance(image, str) and image in SAMPLE_IMAGES:
+        return image
+    path = Path(image).expanduser()
+    if not path.is_file():
+        raise RealityCheckError(f"image {str(image)!r} is neither a sample image "
+                                f"({', '.join(SAMPLE_IMAGES)}) nor an existing file")
+    return str(path.resolve())
+
+
+# ---------------------------------------------------------------------------- reading a check
+
+@dataclass(frozen=True)
+class CheckSample:
+    sample_no: int
+    intent_key: str
+    intent_text: str
+    request_count: int
+    stratum: str
+    tools_agreeing: int
+    teacher: Answer
+    student: Answer
+
+
+def _check_row(session: Session, check_id: int) -> dict:
+    row = session.first("SELECT * FROM reality_checks WHERE check_id = ?", [check_id])
+    if row is None:
+        raise RealityCheckError(f"there is no reality check {check_id}; list them with "
+                                "`workbench reality-check list`")
+    return row
+
+
+def _samples(session: Session, check_id: int) -> list[CheckSample]:
+    rows = session.query("SELECT * FROM reality_samples WHERE check_id = ? ORDER BY sample_no",
+                         [check_id])
+    return [CheckSample(
+        row["sample_no"], row["intent_key"], row["intent_text"], row["request_count"],
+        row["stratum"], row["tools_agreeing"],
+        answer_from_json(*(row[f"teacher_{tool}"] for tool in TOOLS)),
+        answer_from_json(*(row[f"student_{tool}"] for tool in TOOLS))) for row in rows]
+
+
+def check_samples(store: Store, check_id: int) -> list[CheckSample]:
+    """A check's samples in their numbered order (for the app and the renderer)."""
+    with store.session() as session:
+        _check_row(session, check_id)
+        return _samples(session, check_id)
+
+
+def list_checks(store: Store) -> list[dict]:
+    """Every check with its answer counts, oldest first (JSON-ready values)."""
+    with store.session() as session:
+        rows = session.query(
+            "SELECT c.check_id, c.created_at, c.run_id, c.version_id, c.n_samples, c.seed, "
+            "c.image, c.note, c.render_dir, c.strata, "
+            "count(DISTINCT a.annotator) AS n_annotators, count(a.annotator) AS n_answers, "
+            "count(DISTINCT a.sample_no) AS n_judged "
+            "FROM reality_checks c LEFT JOIN reality_answers a USING (check_id) "
+            "GROUP BY ALL ORDER BY c.check_id")
+    for row in rows:
+        row["created_at"] = row["created_at"].isoformat()
+        row["strata"] = json.loads(row["strata"])
+    return rows
+
+
+# ---------------------------------------------------------------------------- rendering
+
+def slug(text: str, limit: int = 40) -> str:
+    """A file-name-safe short form of an intent: 'Golden hour!' -> 'golden-hour'."""
+    value = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-")
+    return value or "intent"
+
+
+def sample_file(sample: CheckSample) -> str:
+    return f"{sample.sample_no:02d}-{slug(sample.intent_text)}.png"
+
+
+def default_render_dir(store: Store, check_id: int) -> Path:
+    """Where the CLI renders a check unless told otherwise: beside the database."""
+    return store.path.parent / "reality_checks" / str(check_id)
+
+
+def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path | None = None,
+                 height: int = 256, max_side: int = 768) -> list[Path]:
+    """One PNG per sample (original / teacher / student, captioned) named NN-<slug>.png, then
+    sheet.png with one labelled row per sample. Returns the paths, the sheet last.
+
+    `image` defaults to the check's own image; renders use it downscaled to `max_side`."""
+    from workbench.render import (
+        compare_strip,
+        contact_sheet,
+        fit_image,
+        load_image,
+        render,
+        save_png,
+    )
+
+    with store.session() as session:
+        row = _check_row(session, check_id)
+        samples = _samples(session, check_id)
+    source = _image_source(image) if image is not None else row["image"]
+    original = fit_image(load_image(source), max_side)
+    out_dir = Path(out_dir)
+    paths: list[Path] = []
+    rows = []
+    for sample in samples:
+        panels = [(f"#{sample.sample_no} original: {sample.intent_text}", original),
+                  ("teacher", render(original, sample.teacher)),
+                  ("student", render(original, sample.student))]
+        path = out_dir / sample_file(sample)
+        save_png(compare_strip(panels, height), path)
+        paths.append(path)
+        rows.append((f"{sample.sample_no}. {sample.intent_text}",
+                     [("original", original), *panels[1:]]))
+    sheet = out_dir / SHEET_FILE
+    save_png(contact_sheet(rows, height=max(32, height * 5 // 8)), sheet)
+    paths.append(sheet)
+    with store.atomic() as session:
+        session.execute("UPDATE reality_checks SET render_dir = ? WHERE check_id = ?",
+                        [str(out_dir.resolve()), check_id])
+    return paths
+
+
+# ---------------------------------------------------------------------------- answers
+
+def record_answers(store: Store, check_id: int, annotator: str,
+                   answers: Iterable[tuple[int, bool, bool]]) -> int:
+    """Save (sample_no, relevant, mimics) answers of one annotator; answering a sample again
+    replaces the earlier answer. Everything is validated first; returns how many were saved."""
+    name = _annotator(annotator)
+    given = list(answers)
+    seen: set[int] = set()
+    for item in given:
+        if not isinstance(item, (tuple, list)) or len(item) != 3:
+            raise RealityCheckError(f"an answer is (sample number, relevant, mimics); got {item!r}")
+        number, relevant, mimics = item
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise RealityCheckError(f"a sample number must be an integer, got {number!r}")
+        for question, value in ((Question.RELEVANT, relevant), (Question.MIMICS, mimics)):
+            if not isinstance(value, bool):
+                raise RealityCheckError(f"sample {number}: '{question.value}' must be True or "
+                                        f"False, got {value!r}")
+        if number in seen:
+            raise RealityCheckError(f"sample {number} is answered twice; give each sample once")
+        seen.add(number)
+    with store.atomic() as session:
+        _check_row(session, check_id)
+        known = {row["sample_no"] for row in session.query(
+            "SELECT sample_no FROM reality_samples WHERE check_id = ?", [check_id])}
+        unknown = sorted(seen - known)
+        if unknown:
+            raise RealityCheckError(
+                f"sample(s) {', '.join(map(str, unknown))} are not in reality check {check_id}; "
+                f"its samples are numbered 1 to {len(known)}")
+        now = datetime.now(UTC)
+        for number, relevant, mimics in given:
+            session.execute("INSERT OR REPLACE INTO reality_answers VALUES (?, ?, ?, ?, ?, ?)",
+                            [check_id, number, name, relevant, mimics, now])
+    return len(given)
+
+
+def _annotator(annotator: str) -> str:
+    name = annotator.strip() if isinstance(annotator, str) else ""
+    if not name:
+        raise RealityCheckError("an annotator name is required (e.g. your first name); answers "
+                                "are kept per annotator")
+    return name
+
+
+def parse_yes_no(text: str) -> bool:
+    """y/n/yes/no/1/0/true/false, any case -> bool; ValueError otherwise."""
+    value = text.strip().lower()
+    if value in YES_WORDS:
+        return True
+    if value in NO_WORDS:
+        return False
+    raise ValueError(f"expected y/n/yes/no/1/0/true/false, got {text!r}")
+
+
+def read_answers_file(path: Path) -> list[tuple[int, bool, bool]]:
+    """(sample_no, relevant, mimics) rows of a CSV with the header `sample,relevant,mimics`
+    (any column order; further columns such as a comment are ignored). Raises
+    RealityCheckError naming the line and value of every bad row."""
+    path = Path(path)
+    if not path.is_file():
+        raise RealityCheckError(f"no answers file {path}")
+    columns = ("sample", "relevant", "mimics")
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.reader(handle)
+        header = [name.strip().lower() for name in next(reader, [])]
+        missing = [name for name in columns if name not in header]
+        if missing:
+            raise RealityCheckError(
+                f"{path}: line 1 must be the header 'sample,relevant,mimics'; missing "
+                f"{', '.join(missing)} (found {','.join(header) or 'an empty line'})")
+        index = {name: header.index(name) for name in columns}
+        problems: list[str] = []
+        found: list[tuple[int, bool, bool]] = []
+        lines: dict[int, int] = {}
+        for cells in reader:
+            line = reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) < len(header):
+                cells = cells + [""] * (len(header) - len(cells))
+            text = cells[index["sample"]].strip()
+            try:
+                number = int(text)
+                if number < 1:
+                    raise ValueError
+            except ValueError:
+                problems.append(f"line {line}: sample must be a positive whole number, "
+                                f"got {text!r}")
+                continue
+            values = []
+            for name in ("relevant", "mimics"):
+                try:
+                    values.append(parse_yes_no(cells[index[name]]))
+                except ValueError:
+                    problems.append(f"line {line}: {name} must be y/n/yes/no/1/0/true/false, "
+                                    f"got {cells[index[name]]!r}")
+            if len(values) != 2:
+                continue
+            if number in lines:
+                problems.append(f"line {line}: sample {number} was already answered on line "
+                                f"{lines[number]}")
+                continue
+            lines[number] = line
+            found.append((number, values[0], values[1]))
+    if problems:
+        raise RealityCheckError(_listing(f"{path}: {len(problems)} bad line(s)", problems))
+    if not found:
+        raise RealityCheckError(f"{path} holds no answers below its header")
+    return found
+
+
+def _listing(headline: str, items: list[str]) -> str:
+    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return headline + ":\n  " + "\n  ".join(items[:MAX_LISTED]) + more
+
+
+def summarise(answer: Answer) -> str:
+    """One line per answer for annotators: the non-zero parameters of each tool used."""
+    parts = []
+    if answer.adjust is None:
+        parts.append("adjust: not used")
+    else:
+        sliders = [f"{key} {value:+d}" for key, value in answer.adjust.items() if value]
+        parts.append("adjust: " + (", ".join(sliders) or "all 0"))
+    if answer.selective_adjust is None:
+        parts.append("selective_adjust: not used")
+    else:
+        colours = [f"{colour} {channel[:3]} {value:+d}" for colour in COLOURS
+                   for channel, value in answer.selective_adjust[colour].items() if value]
+        parts.append("selective_adjust: " + (", ".join(colours) or "all 0"))
+    parts.append("filter: not used" if answer.filter is None
+                 else f"filter: {answer.filter.name} at {answer.filter.intensity}")
+    return " | ".join(parts)
+
+
+@dataclass(frozen=True)
+class AnnotateResult:
+    answered: int       # saved in this session
+    skipped: int
+    quit: bool          # the annotator stopped with 'q' (or the input ended)
+    remaining: int      # samples this annotator has still not answered
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Stop(Enum):
+    SKIP = "skip"
+    QUIT = "quit"
+
+
+def _ask_yes_no(ask: Callable[[str], str], show: Callable[[str], None],
+                prompt: str) -> bool | _Stop:
+    while True:
+        try:
+            reply = ask(prompt).strip().lower()
+        except EOFError:
+            return _Stop.QUIT
+        if reply in ("s", "skip"):
+            return _Stop.SKIP
+        if reply in ("q", "quit"):
+            return _Stop.QUIT
+        try:
+            return parse_yes_no(reply)
+        except ValueError:
+            show("Please answer y or n (or s to skip this sample, q to quit).")
+
+
+def annotate_interactively(store: Store, check_id: int, annotator: str,
+                           ask: Callable[[str], str], show: Callable[[str], None],
+                           images_dir: Path | None = None) -> AnnotateResult:
+    """Walk `annotator` through the samples they have not answered yet: show the intent, the
+    PNG to look at and both answers, ask the two questions, save each sample's answer as soon
+    as both are given. 's' skips a sample (it stays unanswered), 'q' or the end of the input
+    stops and keeps what was answered. `images_dir` defaults to the check's latest render."""
+    name = _annotator(annotator)
+    with store.session() as session:
+        row = _check_row(session, check_id)
+        samples = _samples(session, check_id)
+        done = {r["sample_no"] for r in session.query(
+            "SELECT sample_no FROM reality_answers WHERE check_id = ? AND annotator = ?",
+            [check_id, name])}
+    folder = Path(images_dir) if images_dir is not None else (
+        Path(row["render_dir"]) if row["render_dir"] else None)
+    pending = [sample for sample in samples if sample.sample_no not in done]
+    if not pending:
+        show(f"{name} has answered all {len(samples)} samples of reality check {check_id}.")
+        return AnnotateResult(0, 0, False, 0)
+    show(f"Reality check {check_id}: {len(pending)} of {len(samples)} samples left for {name}. "
+         "Answer y or n; s skips a sample, q quits (answers given so far are kept).")
+    if folder is None:
+        show("The check has not been rendered yet: run `workbench reality-check render "
+             f"{check_id}` and open the PNGs it writes.")
+    answered = skipped = 0
+    stopped = False
+    for sample in pending:
+        image = folder / sample_file(sample) if folder is not None else None
+        show("\n".join([
+            f"\nSample {sample.sample_no} of {len(samples)}: {sample.intent_text!r}",
+            f"  image:   {image if image is not None else '(not rendered)'}",
+            f"  teacher: {summarise(sample.teacher)}",
+            f"  student: {summarise(sample.student)}"]))
+        replies: list[bool] = []
+        stop: _Stop | None = None
+        for question in Question:
+            reply = _ask_yes_no(ask, show, f"{question.text} [y/n/s/q] ")
+            if isinstance(reply, _Stop):
+                stop = reply
+                break
+            replies.append(reply)
+        if stop is _Stop.QUIT:
+            stopped = True
+            break
+        if stop is _Stop.SKIP:
+            skipped += 1
+            continue
+        record_answers(store, check_id, name, [(sample.sample_no, replies[0], replies[1])])
+        answered += 1
+    remaining = len(pending) - answered
+    show(f"Saved {answered} answer(s) for {name}; {remaining} sample(s) still unanswered.")
+    return AnnotateResult(answered, skipped, stopped, remaining)
+
+
+# ---------------------------------------------------------------------------- report
+
+@dataclass(frozen=True)
+class Agreement:
+    """Inter-annotator agreement over items rated by at least two annotators.
+
+    `percent`: the mean over items of the share of annotator pairs that gave the same answer
+    (Fleiss' P-bar). `kappa`: Fleiss' kappa, (P-bar - P_e) / (1 - P_e) with P_e the chance
+    agreement from the overall answer shares; items may have different numbers of annotators
+    (each item's P_i uses its own count). None, with `note` saying why, when undefined."""
+
+    n_items: int
+    percent: float | None
+    kappa: float | None
+    note: str | None = None
+
+
+def agreement(table: Sequence[Sequence[int]]) -> Agreement:
+    """`table[i][j]`: how many annotators put item i in category j (e.g. [yes, no])."""
+    rated = [row for row in table if sum(row) >= 2]
+    if not rated:
+        return Agreement(0, None, None, "needs at least 2 annotators on a sample")
+    per_item = [sum(c * (c - 1) for c in row) / (sum(row) * (sum(row) - 1)) for row in rated]
+    p_bar = sum(per_item) / len(per_item)
+    total = sum(sum(row) for row in rated)
+    chance = sum((sum(row[j] for row in rated) / total) ** 2 for j in range(len(rated[0])))
+    if chance >= 1.0:
+        return Agreement(len(rated), p_bar, None,
+                         "every answer was the same, so chance agreement is 1 and kappa is "
+                         "undefined")
+    return Agreement(len(rated), p_bar, (p_bar - chance) / (1.0 - chance))
+
+
+@dataclass(frozen=True)
+class QuestionSummary:
+    question: str                # 'relevant' or 'mimics'
+    text: str
+    yes_by_majority: int         # samples where more than half the annotators said yes
+    judged: int                  # samples with at least one answer
+    majority_share: float | None  # yes_by_majority / judged
+    yes_share: float | None      # yes answers / all answers
+    n_answers: int
+    agreement: Agreement
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    sample_no: int
+    intent_text: str
+    stratum: str
+    n_annotators: int
+    relevant_yes: int
+    mimics_yes: int
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    check_id: int
+    run_id: str
+    version_id: int
+    image: str
+    n_samples: int
+    annotators: list[str]
+    annotators_per_sample: tuple[int, int]  # (fewest, most) over answered samples; (0, 0) if none
+    questions: dict[str, QuestionSummary]
+    samples: list[SampleRow] = field(default_factory=list)
+    majority_rule: str = "yes when more than half of a sample's annotators said yes; a tie is no"
+
+    @property
+    def n_annotators(self) -> int:
+        return len(self.annotators)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "n_annotators": self.n_annotators,
+                "annotators_per_sample": list(self.annotators_per_sample)}
+
+
+def report(store: Store, check_id: int) -> CheckReport:
+    """Majority counts, yes shares and annotator agreement per question, and per-sample rows."""
+    with store.session() as session:
+        row = _check_row(session, check_id)
+        samples = session.query("SELECT sample_no, intent_text, stratum FROM reality_samples "
+                                "WHERE check_id = ? ORDER BY sample_no", [check_id])
+        answers = session.query("SELECT sample_no, annotator, relevant, mimics "
+                                "FROM reality_answers WHERE check_id = ?", [check_id])
+    by_sample: dict[int, list[dict]] = {s["sample_no"]: [] for s in samples}
+    for answer in answers:
+        by_sample[answer["sample_no"]].append(answer)
+    rows = [SampleRow(s["sample_no"], s["intent_text"], s["stratum"],
+                      len(by_sample[s["sample_no"]]),
+                      sum(a["relevant"] for a in by_sample[s["sample_no"]]),
+                      sum(a["mimics"] for a in by_sample[s["sample_no"]])) for s in samples]
+    judged = [r for r in rows if r.n_annotators > 0]
+    questions = {}
+    for question in Question:
+        yes = [getattr(r, f"{question.value}_yes") for r in judged]
+        majority = sum(2 * y > r.n_annotators for y, r in zip(yes, judged, strict=True))
+        questions[question.value] = QuestionSummary(
+            question.value, question.text, majority, len(judged),
+            majority / len(judged) if judged else None,
+            sum(yes) / len(answers) if answers else None, len(answers),
+            agreement([[y, r.n_annotators - y] for y, r in zip(yes, judged, strict=True)]))
+    counts = [r.n_annotators for r in judged]
+    return CheckReport(check_id, row["run_id"], row["version_id"], row["image"], len(samples),
+                       sorted({a["annotator"] for a in answers}),
+                       (min(counts), max(counts)) if counts else (0, 0), questions, rows)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def format_report(result: CheckReport) -> str:
+    """The report as text, headed by poster-like lines ('Relevant: 13 / 15 (majority of 3
+    annotators)')."""
+    fewest, most = result.annotators_per_sample
+    raters = f"{fewest}" if fewest == most else f"{fewest}-{most}"
+    names = f" ({', '.join(result.annotators)})" if result.annotators else ""
+    lines = [(f"Reality check {result.check_id}: run {result.run_id}, dataset version "
+              f"{result.version_id}, {result.n_samples} samples, image {result.image}"),
+             f"Annotators: {result.n_annotators}{names}"]
+    first = next(iter(result.questions.values()))
+    if first.judged == 0:
+        lines.append("No answers yet: annotate with `workbench reality-check annotate "
+                     f"{result.check_id}` or load a CSV of answers.")
+        return "\n".join(lines)
+    unjudged = result.n_samples - first.judged
+    for question in Question:
+        summary = result.questions[question.value]
+        lines.append(
+            f"{question.label}: {summary.yes_by_majority} / {summary.judged} (majority of "
+            f"{raters} annotator{'s' if most != 1 else ''}; a tie counts as no); "
+            f"{_percent(summary.yes_share)} of {summary.n_answers} answers were yes")
+    if unjudged:
+        lines.append(f"({unjudged} of {result.n_samples} samples have no answer yet and are "
+                     "left out.)")
+    for question in Question:
+        agreed = result.questions[question.value].agreement
+        kappa = (f"Fleiss' kappa {agreed.kappa:.3f}" if agreed.kappa is not None
+                 else f"Fleiss' kappa undefined ({agreed.note})")
+        lines.append(f"Agreement on '{question.value}': pairwise {_percent(agreed.percent)} over "
+                     f"{agreed.n_items} samples; {kappa}")
+    lines.append("")
+    lines.append(f"{'#':>3}  {'stratum':<16} {'annot.':>6} {'relevant':>8} {'mimics':>6}  intent")
+    for row in result.samples:
+        lines.append(f"{row.sample_no:>3}  {row.stratum:<16} {row.n_annotators:>6} "
+                     f"{row.relevant_yes:>8} {row.mimics_yes:>6}  {row.intent_text}")
+    return "\n".join(lines)
