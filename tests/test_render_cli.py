@@ -80,3 +80,21 @@ def test_gallery_and_image_errors(cli, tmp_path) -> None:
     code, _, err = cli("render", "cold blue winter", "--image", "mona_lisa",
                        "--out", tmp_path / "x.png")
     assert code == 2 and "astronaut" in err
+
+
+def test_reality_check_from_the_terminal(cli, tmp_path) -> None:
+    code, out, err = cli("reality-check", "create", "--n", 3, "--seed", 1)
+    assert code == 0, err
+    assert out.startswith("reality check 1: 3 test intents")
+    for name, marks in (("ana", "yyy"), ("ben", "yny")):
+        answers = tmp_path / f"{name}.csv"
+        answers.write_text("sample,relevant,mimics\n" +
+                           "".join(f"{i},y,{m}\n" for i, m in enumerate(marks, start=1)))
+        code, out, err = cli("reality-check", "annotate", 1, "--annotator", name,
+                             "--answers", answers)
+        assert (code, out.strip()) == (0, f"recorded 3 answers of {name} for reality check 1")
+    code, out, _ = cli("reality-check", "report", 1)
+    assert "Relevant: 3 / 3" in out
+    assert "Mimics teacher: 2 / 3" in out  # sample 2 splits 1-1: a tie counts as no
+    code, _, err = cli("reality-check", "report")
+    assert code == 2 and "needs a check id" in err

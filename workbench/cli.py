@@ -464,6 +464,61 @@ def cmd_app(args: argparse.Namespace, store: Store) -> int:
     return subprocess.call(command, env=environment)
 
 
+def cmd_reality_check(args: argparse.Namespace, store: Store) -> int:
+    from pipelines import reality_check as rc
+
+    if args.action == "list":
+        checks = rc.list_checks(store)
+        if args.json:
+            print(json.dumps(checks, indent=2, default=str))
+        elif not checks:
+            print("no reality checks yet (workbench reality-check create --run RUN)")
+        for check in checks:
+            print(f"{check['check_id']:>4}  run {check['run_id']}  version {check['version_id']}  "
+                  f"{check['n_samples']} samples  {check['n_annotators']} annotator(s)  "
+                  f"{check['n_answers']} answers")
+        return 0
+    if args.action == "create":
+        result = rc.create_check(store, args.run, n=args.n, seed=args.seed, image=args.image,
+                                 version=args.version, note=args.note or "")
+        paths = rc.render_check(store, result.check_id, rc.default_render_dir(store,
+                                                                              result.check_id))
+        if args.json:
+            print(json.dumps({**result.to_dict(), "images": [str(p) for p in paths]}, indent=2))
+            return 0
+        print(f"reality check {result.check_id}: {result.n_samples} test intents of run "
+              f"{result.run_id} (version {result.version_id}), stratified by quality and "
+              f"popularity; images in {paths[-1].parent}")
+        print(f"Next: workbench reality-check annotate {result.check_id} --annotator NAME")
+        return 0
+    if args.check is None:
+        raise WorkbenchError(f"reality-check {args.action} needs a check id "
+                             "(see `workbench reality-check list`)")
+    if args.action == "render":
+        out = args.out or rc.default_render_dir(store, args.check)
+        paths = rc.render_check(store, args.check, out, image=args.image_override)
+        print(f"wrote {len(paths)} images to {out}")
+        return 0
+    if args.action == "annotate":
+        if not args.annotator:
+            raise WorkbenchError("say who is annotating: --annotator NAME")
+        if args.answers is not None:
+            n = rc.record_answers(store, args.check, args.annotator,
+                                  rc.read_answers_file(args.answers))
+            print(f"recorded {n} answers of {args.annotator} for reality check {args.check}")
+            return 0
+        session = rc.annotate_interactively(store, args.check, args.annotator, input, print)
+        print(f"answered {session.answered}, skipped {session.skipped}, "
+              f"{session.remaining} left" + (" (quit)" if session.quit else ""))
+        return 0
+    summary = rc.report(store, args.check)
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2, default=str))
+    else:
+        print(rc.format_report(summary))
+    return 0
+
+
 def cmd_baselines(args: argparse.Namespace, store: Store) -> int:
     from pipelines import evaluate
     from workbench.report import render
@@ -678,6 +733,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default="astronaut", help=image_help)
     p.add_argument("--version", type=int, default=None,
                    help="dataset version for the teacher's answers (default: current)")
+
+    p = add("reality-check", cmd_reality_check, "The human reality check: sample test intents "
+            "of a run, render teacher vs student, collect annotators' answers to the poster's "
+            "two questions, and report relevance, mimicry and agreement.")
+    p.add_argument("action", choices=["create", "render", "annotate", "report", "list"])
+    p.add_argument("check", nargs="?", type=int, default=None,
+                   help="render/annotate/report: the check id")
+    p.add_argument("--run", default=None, help="create: the student run (default: the latest)")
+    p.add_argument("--n", type=_positive_int, default=15,
+                   help="create: samples (default: 15, as in the poster)")
+    p.add_argument("--seed", type=int, default=0, help="create: sampling seed")
+    p.add_argument("--image", default="astronaut", help="create: " + image_help)
+    p.add_argument("--image-override", default=None, metavar="IMAGE",
+                   help="render: use this image instead of the check's")
+    p.add_argument("--version", type=int, default=None,
+                   help="create: dataset version (default: the run's)")
+    p.add_argument("--note", default=None, help="create: a note stored with the check")
+    p.add_argument("--out", type=Path, default=None,
+                   help="render: folder for the images (default: beside the database)")
+    p.add_argument("--annotator", default=None, help="annotate: your name")
+    p.add_argument("--answers", type=Path, default=None,
+                   help="annotate: a CSV with columns sample,relevant,mimics (y/n) instead of "
+                        "answering at the prompt")
 
     p = add("app", cmd_app, "Start the Streamlit workbench app on the database.",
             json_flag=False)
