@@ -57,3 +57,18 @@ def evaluation_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
         row["overall"] = subset["overall"]
         table.append(row)
     return table
+
+
+def run_evaluations(session: Session) -> list[dict[str, Any]]:
+    """Every training run with its newest test-split evaluation (None when not evaluated yet),
+    newest run first; summaries parsed."""
+    rows = session.query(
+        "SELECT r.run_id, r.student, r.version_id, r.n_train, r.started_at, r.duration_s, "
+        "r.device, r.size_bytes, r.note, e.evaluation_id, e.version_id AS evaluated_version, "
+        "e.summary FROM runs r LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY source "
+        "ORDER BY created_at DESC) AS rank FROM evaluations WHERE kind = 'run' "
+        "AND split = 'test') e ON e.source = r.run_id AND e.rank = 1 "
+        "ORDER BY r.started_at DESC")
+    for row in rows:
+        row["summary"] = None if row["summary"] is None else json.loads(row["summary"])
+    return rows
