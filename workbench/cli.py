@@ -519,6 +519,36 @@ def cmd_reality_check(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+def cmd_jobs(args: argparse.Namespace, store: Store) -> int:
+    from workbench import jobs
+
+    if args.action == "list":
+        listed = jobs.list_jobs(store.path)
+        if args.json:
+            print(json.dumps([{"id": j.id, "kind": j.kind.value, "status": j.status.value,
+                               "created_at": j.created_at, "error": j.error,
+                               "result": j.result} for j in listed], indent=2, default=str))
+            return 0
+        if not listed:
+            print("no jobs yet (the app's Runs page starts them)")
+        for job in listed:
+            took = "" if job.duration_s is None else f"{job.duration_s:8.1f} s"
+            print(f"{job.id}  {job.kind.value:<15} {job.status.value:<10} {took}  {job.error or ''}")
+        return 0
+    if args.job is None:
+        raise WorkbenchError(f"jobs {args.action} needs a job id (see `workbench jobs list`)")
+    job = jobs.load_job(store.path, args.job)
+    if args.action == "cancel":
+        job = jobs.cancel(job)
+        print(f"job {job.id}: {job.status.value}")
+        return 0
+    print(f"job {job.id}: {job.kind.value}, {job.status.value}")
+    for stage, event in job.progress().items():
+        print(f"  {stage}: {event.done} / {event.total if event.total is not None else '?'}")
+    print(job.log_tail(4000))
+    return 0
+
+
 def cmd_baselines(args: argparse.Namespace, store: Store) -> int:
     from pipelines import evaluate
     from workbench.report import render
@@ -756,6 +786,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers", type=Path, default=None,
                    help="annotate: a CSV with columns sample,relevant,mimics (y/n) instead of "
                         "answering at the prompt")
+
+    p = add("jobs", cmd_jobs, "Background jobs started from the app: list them, show one's "
+            "progress and log, or cancel it.")
+    p.add_argument("action", choices=["list", "show", "cancel"])
+    p.add_argument("job", nargs="?", default=None, help="show/cancel: a job id or unique prefix")
 
     p = add("app", cmd_app, "Start the Streamlit workbench app on the database.",
             json_flag=False)

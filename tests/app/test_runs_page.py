@@ -78,3 +78,18 @@ def test_bad_settings_are_refused_with_the_reason(page, evaluated) -> None:
     at.text_area(key="launch_settings").set_value('{"no_such_setting": 1}')
     at.button[0].click().run()
     assert "no_such_setting" in at.error[0].body
+
+
+def test_the_jobs_command_lists_and_shows_the_apps_jobs(evaluated, capsys) -> None:
+    from workbench.cli import main
+
+    store, _, _ = evaluated
+    job = jobs.submit(store.path, "evaluate", {"run_id": "no-such-run"})
+    deadline = time.monotonic() + 60
+    while not jobs.load_job(store.path, job.id).finished and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert main(["jobs", "list", "--db", str(store.path)]) == 0
+    listed = capsys.readouterr().out
+    assert job.id in listed and "failed" in listed and "no-such-run" in listed
+    assert main(["jobs", "show", job.id[:20], "--db", str(store.path)]) == 0
+    assert "evaluate, failed" in capsys.readouterr().out

@@ -88,7 +88,7 @@ def _jobs(db) -> None:
     if running:
         _live(db, [job.id for job in running])
     st.dataframe(pd.DataFrame([{
-        "job": job.id, "kind": job.kind, "status": job.status.value,
+        "job": job.id, "kind": job.kind.value, "status": job.status.value,
         "created": job.created_at, "seconds": None if job.duration_s is None
         else round(job.duration_s, 1),
         "outcome": job.error or (json.dumps(job.result)[:120] if job.result else "")}
@@ -105,7 +105,7 @@ def _live(db, job_ids: list[str]) -> None:
     for job_id in job_ids:
         job = jobs.load_job(db, job_id)
         with st.container(border=True):
-            st.markdown(f"**{job.kind}** `{job.id}` · {job.status.value}")
+            st.markdown(f"**{job.kind.value}** `{job.id}` · {job.status.value}")
             for stage, event in job.progress().items():
                 total = "?" if event.total is None else f"{event.total:,}"
                 st.progress(event.fraction or 0.0, text=f"{stage}: {event.done:,} / {total}")
