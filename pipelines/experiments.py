@@ -96,6 +96,7 @@ class RQ2Config:
     n: int = 5                         # candidates per flagged intent
     threshold: float = 0.9             # dedup cosine
     paraphraser: augment.ParaphraserChoice = augment.ParaphraserChoice.AUTO
+    control: bool = False              # also augment as many *random* training intents
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,10 @@ def rq2(config: RQ2Config, store: Store, progress: Progress | None = None) -> RQ
                                  "retrain on; lower the dedup threshold or ask for more")
         aug_run, aug_eval = train_and_evaluate(augmented.committed_version_id,
                                                f"{config.fraction:.1%} + augmentation")
+        control_row = None
+        if config.control:
+            control_row = _random_control(config, store, low, augmented.n_sources, shared,
+                                          progress, train_and_evaluate)
     finally:
         if previous_current is not None:
             with store.atomic() as session:
@@ -178,4 +183,31 @@ def rq2(config: RQ2Config, store: Store, progress: Progress | None = None) -> RQ
             RQ2Row(f"{percent}%", percent, 0, low_run.n_train, low_run, low_eval),
             RQ2Row(f"{percent}% + one augmentation round", percent, augmented.n_kept,
                    aug_run.n_train, aug_run, aug_eval)]
+    if control_row is not None:
+        rows.append(control_row)
     return RQ2Result(rows, augmented, time.perf_counter() - started)
+
+
+def _random_control(config: RQ2Config, store: Store, low: int, n_sources: int,
+                    shared: _SharedEncoder, progress: Progress | None,
+                    train_and_evaluate: Any) -> RQ2Row:
+    """The same round on as many training intents drawn at random instead of mined: does
+    choosing the student's errors matter, or only the added data?"""
+    import random
+
+    from workbench.datasets import Split, version_rows
+
+    with store.session() as session:
+        keys = sorted(row["intent_key"] for row in version_rows(session, low, Split.TRAIN))
+    sources = tuple(random.Random(config.seed).sample(keys, min(n_sources, len(keys))))
+    control = augment.run(augment.AugmentConfig(
+        sources=sources, version=low, n=config.n, threshold=config.threshold,
+        paraphraser=config.paraphraser, auto_approve=True, seed=config.seed), store, progress,
+        encoder=shared.get())
+    if control.committed_version_id is None:
+        raise WorkbenchError("the random control kept no candidate")
+    run, evaluation = train_and_evaluate(control.committed_version_id,
+                                         f"{config.fraction:.1%} + random-intent control")
+    percent = round(100 * config.fraction, 1)
+    return RQ2Row(f"{percent}% + the same round on random intents (control)", percent,
+                  control.n_kept, run.n_train, run, evaluation)

@@ -229,3 +229,32 @@ def test_the_cli_round_trip_augment_review_commit(world, capsys) -> None:
     with store.session() as session:
         assert session.value("SELECT n_train FROM dataset_versions WHERE version_id = 2") == \
             len(train_keys(rows)) + len(pending) - 1
+
+
+def test_rq2_runs_the_three_arms_and_the_control_on_one_test_split(world, encoder) -> None:
+    from pipelines import experiments
+    from workbench.datasets import current_version_id
+
+    store, rows = world
+    result = experiments.rq2(experiments.RQ2Config(
+        student="heads", student_config={"epochs": 1, "hidden": 8, "device": "cpu",
+                                         "runtime": "torch"},
+        fraction=0.5, n=3, paraphraser=augment.ParaphraserChoice.OFFLINE, control=True), store)
+    n_train = len(train_keys(rows))
+    full, low, augmented, control = result.rows
+    assert (full.train_size, low.train_size) == (n_train, round(0.5 * n_train))
+    assert augmented.train_size == low.train_size + result.augmentation.n_kept
+    assert control.train_size == low.train_size + control.augmentations
+    with store.session() as session:
+        versions = {row["version_id"]: row for row in session.query(
+            "SELECT version_id, parent_id, created_by FROM dataset_versions")}
+        tests = {version: sorted(r["intent_key"] for r in version_rows(session, version)
+                                 if r["split"] == "test") for version in versions}
+        assert current_version_id(session) == 1  # the experiment put the pointer back
+    low_version = low.run.version_id
+    assert versions[low_version]["parent_id"] == 1
+    assert versions[low_version]["created_by"] == "subsample"
+    assert versions[augmented.run.version_id]["parent_id"] == low_version
+    assert versions[control.run.version_id]["parent_id"] == low_version
+    assert len({tuple(keys) for keys in tests.values()}) == 1  # one test split throughout
+    assert {row.evaluation.n_samples for row in result.rows} == {3}

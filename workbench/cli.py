@@ -291,7 +291,8 @@ def cmd_experiment(args: argparse.Namespace, store: Store) -> int:
             return _print_rq2(args, experiments.rq2(experiments.RQ2Config(
                 version=args.version, student=args.student, fraction=args.fraction,
                 seed=args.seed, n=args.n, threshold=args.threshold,
-                paraphraser=experiments.augment.ParaphraserChoice(args.paraphraser)),
+                paraphraser=experiments.augment.ParaphraserChoice(args.paraphraser),
+                control=args.control),
                 store, progress))
         result = experiments.rq1(experiments.RQ1Config(
             version=args.version, students=tuple(args.students)), store, progress)
@@ -327,8 +328,11 @@ def _print_rq2(args: argparse.Namespace, result: Any) -> int:
     aug = result.augmentation
     lines = [(f"RQ2 with the {args.student} student, test split of dataset version "
              f"{result.rows[0].evaluation.version_id} ({result.seconds / 60:.1f} min)"), ""]
+    sources = None
+    if len(result.rows) > 3:  # the random control: say which intents each round augmented
+        sources = ["-", "-", "flagged by mining", "random (control)"]
     lines.append(rq2_table([(row.train_percent, row.augmentations, row.train_size, row.overall)
-                            for row in result.rows], _table_format(args)))
+                            for row in result.rows], _table_format(args), sources))
     dropped = ", ".join(f"{reason} {n}" for reason, n in sorted(aug.dropped.items())) or "none"
     lines += ["", (f"Augmentation round {aug.augmentation_id} ({aug.paraphraser}): mining flagged "
                   f"{aug.n_flagged} of {result.rows[1].train_size} training intents; "
@@ -689,6 +693,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fraction", type=float, default=0.125,
                    help="rq2: share of the training split for the low-data runs (default 0.125)")
     p.add_argument("--seed", type=int, default=0, help="rq2: subsample and paraphraser seed")
+    p.add_argument("--control", action="store_true",
+                   help="rq2: also run the same round on as many random training intents")
     augment_options(p)
     table_options(p)
     p.add_argument("--progress", action=argparse.BooleanOptionalAction,

@@ -94,13 +94,16 @@ def rq1_comparison(named: Sequence[tuple[str, Sequence[SubsetScore]]], fmt: str 
     return table + "\n\n" + FOOTNOTE
 
 
-def rq2_table(rows: Sequence[tuple[float, int, int, float | None]], fmt: str = "text") -> str:
+def rq2_table(rows: Sequence[tuple[float, int, int, float | None]], fmt: str = "text",
+              sources: Sequence[str] | None = None) -> str:
     """The poster's RQ2 layout: Train %, Augmentations (share of the train size), Train size,
-    Overall (All test intents)."""
-    table = [["Train %", "Augmentations", "Train size", "Overall"]]
-    for percent, augmentations, size, overall in rows:
+    Overall (All test intents); with `sources`, a column saying which intents were augmented."""
+    header = ["Train %", "Augmentations", "Train size", "Overall"]
+    table = [header if sources is None else ["Train %", "Augmented intents", *header[1:]]]
+    for i, (percent, augmentations, size, overall) in enumerate(rows):
         share = f" ({augmentations / size:.1%})" if augmentations and size else ""
-        table.append([f"{percent:g}%", f"{augmentations:,}{share}", f"{size:,}", number(overall)])
+        cells = [f"{percent:g}%", f"{augmentations:,}{share}", f"{size:,}", number(overall)]
+        table.append(cells if sources is None else [cells[0], sources[i], *cells[1:]])
     if fmt == "csv":
         return csv_table(table)
     return markdown_table(table) if fmt == "markdown" else text_table(table)
