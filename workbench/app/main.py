@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from workbench.app.views import overview, runs, settings
+from workbench.app.views import datasets, intents, overview, runs, settings
 
 
 def run() -> None:
     st.set_page_config(page_title="Distillation workbench", page_icon="🎛️", layout="wide")
     pages = [
         st.Page(overview.render, title="Overview", icon="📊", url_path="overview", default=True),
+        st.Page(intents.render, title="Intents", icon="🔎", url_path="intents"),
+        st.Page(datasets.render, title="Datasets", icon="🗂️", url_path="datasets"),
         st.Page(runs.render, title="Runs", icon="🏋️", url_path="runs"),
         st.Page(settings.render, title="Settings", icon="⚙️", url_path="settings"),
     ]
