@@ -1,0 +1,331 @@
+"""Augmentation page: empty databases, starting a generation job (selection or mining, the
+leakage guard), the job panel, reviewing candidates, the dropped tab and committing a version.
+
+The world is the Errors page's (tests/app/test_errors_page.py): a retrieval run, its evaluations,
+and augmentation round 1 with three pending candidates and one dropped near a test intent."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.app.test_errors_page import shared_world
+from tests.conftest import curated_store
+from workbench import jobs
+from workbench.store import Store
+
+NEW = ["a sunny honey glow", "icy polar chill", "dusty old photograph"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    return shared_world(tmp_path_factory)
+
+
+@pytest.fixture
+def db(world, tmp_path: Path) -> Path:
+    path = tmp_path / "w.duckdb"
+    shutil.copy(world[0], path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_llm(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("WORKBENCH_LLM_BASE_URL", "WORKBENCH_LLM_MODEL", "WORKBENCH_LLM_API_KEY",
+                 "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def submitted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict]]:
+    """jobs.submit replaced by a recorder that validates the config as the job process would."""
+    calls: list[tuple[str, dict]] = []
+
+    def submit(db_path: Any, kind: Any, config: dict) -> Any:
+        jobs.build_config(kind, json.loads(json.dumps(config)))
+        calls.append((jobs.JobKind(kind).value, config))
+
+        class Started:
+            id = "20240101-000000-augment-abcdef"
+        return Started()
+
+    monkeypatch.setattr(jobs, "submit", submit)
+    return calls
+
+
+def statuses(path: Path) -> dict[str, tuple[str, str | None]]:
+    rows = Store(path).query("SELECT intent_text, status, reviewed_by FROM candidates")
+    return {row["intent_text"]: (row["status"], row["reviewed_by"]) for row in rows}
+
+
+def table(at: Any, column: str) -> Any:
+    """The first table on the page with this column (plain tables carry no key in AppTest)."""
+    return next(frame.value for frame in at.dataframe if column in frame.value)
+
+
+def bodies(at: Any) -> str:
+    elements = [*at.markdown, *at.caption, *at.info, *at.success, *at.warning, *at.error,
+                *at.text, *at.code]
+    return "\n".join(str(getattr(e, "body", None) or e.value) for e in elements)
+
+
+# ---------------------------------------------------------------------------- empty databases
+
+def test_without_a_database_it_says_how_to_make_one(page, tmp_path: Path) -> None:
+    at = page("augmentation", tmp_path / "none.duckdb").run()
+    assert not at.exception
+    assert "workbench demo" in at.info[0].body
+
+
+def test_without_runs_or_rounds_it_says_what_to_run(page, tmp_path: Path) -> None:
+    store = curated_store(tmp_path)
+    at = page("augmentation", store.path).run()
+    assert not at.exception
+    infos = [info.body for info in at.info]
+    assert any("No training run yet" in body and "workbench train" in body for body in infos)
+    assert any("No augmentation round yet" in body for body in infos)
+    assert any("No LLM endpoint is configured" in body for body in infos)
+    assert at.button(key="aug_start").disabled
+    at.radio(key="aug_mode").set_value("selection").run()
+    assert any("No intents selected" in info.body for info in at.info)
+
+
+# ---------------------------------------------------------------------------- generation
+
+def test_test_intents_are_refused(page, db: Path, world, submitted) -> None:
+    test_key = world[1]["test"][0]["intent_key"]
+    train_key = world[1]["train"][3]["intent_key"]
+    at = page("augmentation", db)
+    at.session_state["augmentation_sources"] = [test_key, train_key]
+    at.session_state["augmentation_sources_version"] = 1
+    at.run()
+    assert not at.exception
+    assert at.radio(key="aug_mode").value == "selection"
+    assert "1 are test intents of version 1" in at.error[0].body
+    assert "leak" in at.error[0].body
+    assert at.button(key="aug_start").disabled
+    at.button(key="aug_keep_train").click().run()
+    assert at.session_state["augmentation_sources"] == [train_key]
+    assert not at.error and not at.button(key="aug_start").disabled
+    assert submitted == []
+
+
+def test_a_selection_of_training_intents_starts_a_job(page, db: Path, world,
+                                                     submitted) -> None:
+    keys = [row["intent_key"] for row in world[1]["train"][2:4]]
+    at = page("augmentation", db)
+    at.session_state["augmentation_sources"] = keys
+    at.session_state["augmentation_sources_version"] = 1
+    at.run()
+    assert list(table(at, "split")["split"]) == ["train", "train"]
+    at.number_input(key="aug_n").set_value(3)
+    at.number_input(key="aug_threshold").set_value(0.85)
+    at.selectbox(key="aug_paraphraser").set_value("offline")
+    at.button(key="aug_start").click().run()
+    assert not at.exception
+    assert submitted == [("augment", {"sources": keys, "version": 1, "n": 3,
+                                      "threshold": 0.85, "paraphraser": "offline",
+                                      "limit": None})]
+    assert at.session_state["augmentation_job"] == "20240101-000000-augment-abcdef"
+    assert "runs in the background" in at.success[0].body
+
+
+def test_mining_a_run_starts_a_job(page, db: Path, world, submitted) -> None:
+    at = page("augmentation", db).run()
+    assert at.radio(key="aug_mode").value == "mining"
+    assert at.selectbox(key="aug_run").value == world[1]["run_id"]
+    at.number_input(key="aug_limit").set_value(20)
+    at.button(key="aug_start").click().run()
+    assert not at.exception
+    assert submitted == [("augment", {"run_id": world[1]["run_id"], "n": 5, "threshold": 0.9,
+                                      "paraphraser": "auto", "limit": 20})]
+
+
+def test_the_llm_paraphraser_needs_an_endpoint(page, db: Path, submitted) -> None:
+    at = page("augmentation", db).run()
+    at.selectbox(key="aug_paraphraser").set_value("llm")
+    at.button(key="aug_start").click().run()
+    assert "needs an endpoint" in at.error[0].body
+    assert submitted == []
+
+
+def test_a_configured_endpoint_is_named_but_its_key_never_shown(page, db: Path,
+                                                                monkeypatch) -> None:
+    monkeypatch.setenv("WORKBENCH_LLM_BASE_URL", "https://llm.example.com/v1")
+    monkeypatch.setenv("WORKBENCH_LLM_MODEL", "tiny-model")
+    monkeypatch.setenv("WORKBENCH_LLM_API_KEY", "sk-QZXW-987654")
+    at = page("augmentation", db).run()
+    assert not at.exception
+    shown = bodies(at)
+    assert "tiny\\-model" in at.success[0].body and "API key set" in at.success[0].body
+    assert "QZXW" not in shown and "987654" not in shown
+
+
+def write_job(db: Path, job_id: str, **fields: Any) -> Path:
+    """A job folder as the job process leaves it."""
+    folder = jobs.jobs_dir(db) / job_id
+    folder.mkdir(parents=True)
+    data = {"id": job_id, "kind": "augment", "config": {"run_id": None}, "db": str(db),
+            "status": "running", "created_at": datetime.now(UTC).isoformat(),
+            "started_at": datetime.now(UTC).isoformat(), "finished_at": None,
+            "pid": os.getpid(), "pgid": None, "proc_start": None, "result": None, "error": None,
+            "error_type": None, **fields}
+    (folder / jobs.JOB_FILE).write_text(json.dumps(data))
+    return folder
+
+
+def test_the_job_panel_shows_progress_then_the_outcome(page, db: Path) -> None:
+    folder = write_job(db, "20240101-000000-augment-aaaaaa")
+    (folder / jobs.PROGRESS_FILE).write_text(
+        json.dumps({"t": 1.0, "stage": "paraphrase", "done": 3, "total": 12}) + "\n")
+    at = page("augmentation", db).run()
+    assert not at.exception
+    [bar] = at.get("progress")
+    assert bar.value == 25 and "paraphrase: 3 / 12" in bar.proto.text
+
+    finished = write_job(db, "20240102-000000-augment-bbbbbb", status="succeeded",
+                         finished_at=datetime.now(UTC).isoformat(),
+                         result={"augmentation_id": 1, "n_sources": 2, "n_generated": 9,
+                                 "n_kept": 6, "dropped": {"near_train": 3}, "n_failed": 0})
+    at.session_state["augmentation_job"] = finished.name
+    at.run()
+    assert not at.exception
+    assert any("Round 1: 2 source intent(s), 9 candidate(s) generated, 6 kept" in s.body
+               and "3 near train" in s.body for s in at.success)
+
+    write_job(db, "20240103-000000-augment-cccccc", status="failed",
+              finished_at=datetime.now(UTC).isoformat(), error="no LLM endpoint **here**")
+    at.session_state["augmentation_job"] = "20240103-000000-augment-cccccc"
+    at.run()
+    assert "no LLM endpoint \\*\\*here\\*\\*" in at.error[0].body
+
+
+# ---------------------------------------------------------------------------- review
+
+def test_the_queue_lists_pending_candidates_and_the_reviewer_defaults_to_user(
+        page, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "ana")
+    at = page("augmentation", db).run()
+    assert not at.exception
+    assert at.text_input(key="reviewer").value == "ana"
+    metrics = {m.label: m.value for m in at.metric}
+    assert (metrics["Pending"], metrics["Dropped"], metrics["Approved"]) == ("3", "1", "0")
+    queue = at.dataframe(key="aug_queue_table_0").value
+    assert list(queue["candidate"]) == NEW
+    assert set(queue["status"]) == {"pending"}
+    assert list(at.multiselect(key="aug_selected").options) == [
+        f"#{i} · {text}" for i, text in zip(queue["id"], NEW, strict=True)]
+
+
+def test_approving_and_rejecting_selected_candidates(page, db: Path) -> None:
+    at = page("augmentation", db).run()
+    ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
+    at.text_input(key="reviewer").set_value("ben")
+    at.multiselect(key="aug_selected").set_value(ids[:2])
+    at.button(key="aug_approve").click().run()
+    assert not at.exception
+    assert "Approved 2 candidate(s) as ben" in at.success[0].body
+    assert at.multiselect(key="aug_selected").value == []
+    at.multiselect(key="aug_selected").set_value([ids[2]])
+    at.button(key="aug_reject").click().run()
+    assert "Rejected 1 candidate(s)" in at.success[0].body
+    assert statuses(db) == {NEW[0]: ("approved", "ben"), NEW[1]: ("approved", "ben"),
+                            NEW[2]: ("rejected", "ben"),
+                            next(t for t in statuses(db) if t.endswith("!")): ("dropped", None)}
+    assert any("No pending candidate in round 1" in info.body for info in at.info)
+    at.selectbox(key="aug_status").set_value("approved").run()
+    assert list(at.dataframe(key="aug_queue_table_2").value["candidate"]) == NEW[:2]
+
+
+def test_approving_without_a_selection_changes_nothing(page, db: Path) -> None:
+    at = page("augmentation", db).run()
+    at.button(key="aug_approve").click().run()
+    assert "Select candidates first" in at.warning[0].body
+    assert {status for status, _ in statuses(db).values()} == {"pending", "dropped"}
+
+
+def test_approve_all_pending_then_commit_a_new_version(page, db: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("USER", "ana")
+    at = page("augmentation", db).run()
+    assert at.button(key="aug_commit").disabled      # nothing approved yet
+    at.button(key="aug_approve_all").click().run()
+    assert "Approved 3 candidate(s) as ana" in at.success[0].body
+    assert not at.button(key="aug_commit").disabled
+    at.text_input(key="aug_commit_note").set_value("three good ones")
+    at.button(key="aug_commit").click().run()
+    assert not at.exception
+    assert "Created dataset version 2 from round 1" in at.success[0].body
+    assert at.session_state["augmentation_committed_version"] == 2
+    version = Store(db).query("SELECT parent_id, created_by, note, n_train FROM "
+                              "dataset_versions WHERE version_id = 2")
+    assert version == [{"parent_id": 1, "created_by": "augmentation", "note": "three good ones",
+                        "n_train": 18}]
+    committed = Store(db).query("SELECT count(*) AS n FROM candidates "
+                                "WHERE committed_version_id = 2")
+    assert committed == [{"n": 3}]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Committed"] == "3"
+    assert any("already committed into a version are hidden" in i.body for i in at.info)
+
+
+def test_dropped_candidates_show_reason_and_nearest_neighbour(page, db: Path, world) -> None:
+    at = page("augmentation", db).run()
+    dropped = next(frame.value for frame in at.dataframe
+                   if "drop reason" in frame.value and "status" not in frame.value)
+    test_text = world[1]["test"][0]["intent_text"]
+    assert list(dropped["candidate"]) == [test_text + "!"]
+    row = dropped.iloc[0]
+    assert (row["drop reason"], row["kind"], row["nearest neighbour"]) == (
+        "near_test", "test", test_text)
+    assert row["similarity"] >= 0.9
+
+
+def test_a_selection_from_a_missing_version_or_unknown_intents_is_refused(page, db: Path,
+                                                                          world) -> None:
+    at = page("augmentation", db)
+    at.session_state["augmentation_sources"] = [world[1]["train"][0]["intent_key"]]
+    at.session_state["augmentation_sources_version"] = 99
+    at.run()
+    assert "dataset version 99, which this database does not have" in at.error[0].body
+    at.session_state["augmentation_sources"] = ["never seen"]
+    at.session_state["augmentation_sources_version"] = 1
+    at.run()
+    assert "1 are not intents of version 1" in at.error[0].body
+    assert at.button(key="aug_start").disabled
+    at.button(key="aug_clear_sources").click().run()
+    assert at.session_state["augmentation_sources"] == []
+    assert any("No intents selected" in info.body for info in at.info)
+
+
+@pytest.mark.slow
+def test_a_real_generation_job_ends_in_a_new_round_to_review(page, db: Path, world) -> None:
+    import time
+
+    keys = [row["intent_key"] for row in world[1]["train"][5:7]]
+    at = page("augmentation", db)
+    at.session_state["augmentation_sources"] = keys
+    at.session_state["augmentation_sources_version"] = 1
+    at.run()
+    at.number_input(key="aug_n").set_value(2)
+    at.selectbox(key="aug_paraphraser").set_value("offline")
+    at.button(key="aug_start").click().run()
+    job_id = at.session_state["augmentation_job"]
+    deadline = time.monotonic() + 180
+    while not (job := jobs.load_job(db, job_id)).finished:
+        assert time.monotonic() < deadline, job.log_tail()
+        time.sleep(0.5)
+    assert job.status is jobs.JobStatus.SUCCEEDED, job.log_tail()
+    at.run()
+    assert not at.exception
+    assert any("Round 2: 2 source intent(s)" in s.body for s in at.success)
+    assert at.selectbox(key="aug_round").value == 2
+    assert job.result is not None
+    made = Store(db).query("SELECT count(*) AS n FROM candidates WHERE augmentation_id = 2")
+    assert made == [{"n": job.result["n_generated"]}]

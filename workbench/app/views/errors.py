@@ -1,0 +1,308 @@
+"""Errors: where a student disagrees with the teacher (SPEC 5, 6).
+
+Pick an evaluation of a student run (test split, or the training split a mining round scored);
+per tool, its intents worst first (cosine gap, wrong filters), paged; one intent's teacher and
+student parameters side by side with renders of both; and a selection of intents sent to the
+Augmentation page.
+
+Session state it writes for the Augmentation page (see `views.augmentation`):
+    "augmentation_sources"          list[str]: the intent keys sent to augmentation
+    "augmentation_sources_version"  int: the dataset version those intents come from
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from workbench import diagnostics
+from workbench.app import state
+from workbench.app.views.augmentation import SOURCES_KEY, SOURCES_VERSION_KEY
+from workbench.diagnostics import escape_markdown
+from workbench.errors import WorkbenchError
+from workbench.render import SAMPLE_IMAGES
+from workbench.report import TOOL_TITLES
+from workbench.tools import TOOLS, Answer
+
+PAGE_SIZE = 25
+KINDS = {"run": "Test split (student evaluations)", "mining": "Training split (mining)"}
+INTENT_KEY = "errors_intent"                 # the intent compared in detail
+SEND_KEY = "errors_send_selection"           # the intents picked to send
+STRIP_HEIGHT = 300
+
+
+def render() -> None:
+    st.title("Errors")
+    current = state.require_database()
+    st.caption("Where the student disagrees with the teacher: per tool, the intents with the "
+               "largest cosine gap (the tool's mean cosine minus this intent's) and the wrong "
+               "filters. Flagged intents are the ones an augmentation round would paraphrase.")
+    kind = st.radio("Intents", list(KINDS), format_func=KINDS.__getitem__, horizontal=True,
+                    key="errors_kind")
+    try:
+        with current.session() as session:
+            evaluations = diagnostics.student_evaluations(session, kind)
+    except WorkbenchError as error:
+        st.error(escape_markdown(str(error)))
+        st.stop()
+    if not evaluations:
+        if kind == "run":
+            st.info("No evaluation of a student run yet. Train a student with "
+                    "`workbench train --student heads`, then score it on the test split with "
+                    "`workbench evaluate --run`.")
+        else:
+            st.info("No mining evaluation yet: an augmentation round scores a run on its own "
+                    "training split (`workbench augment --run RUN`, or the Augmentation page).")
+        st.stop()
+
+    by_id = {e["evaluation_id"]: e for e in evaluations}
+    if st.session_state.get("errors_evaluation") not in by_id:   # the other kind's, or gone
+        st.session_state.pop("errors_evaluation", None)
+    evaluation_id = st.selectbox("Evaluation", list(by_id),
+                                 format_func=lambda i: diagnostics.evaluation_label(by_id[i]),
+                                 key="errors_evaluation")
+    evaluation = by_id[evaluation_id]
+    _summary(evaluation)
+
+    tabs = st.tabs([TOOL_TITLES[tool] for tool in TOOLS])
+    for tool, tab in zip(TOOLS, tabs, strict=True):
+        with tab:
+            _tool_tab(current, evaluation_id, tool)
+
+    try:
+        with current.session() as session:
+            ranked = diagnostics.ranked_intents(session, evaluation_id)
+    except WorkbenchError as error:
+        st.error(escape_markdown(str(error)))
+        st.stop()
+    if not ranked:
+        st.info("This evaluation scored no intent.")
+        st.stop()
+    _compare(current, evaluation, ranked)
+    _send(evaluation, ranked)
+
+
+def _summary(evaluation: dict[str, Any]) -> None:
+    summary = evaluation["summary"]
+    means = summary.get("mean_cosine", {})
+    flagged = summary.get("flagged", {})
+    columns = st.columns(4)
+    columns[0].metric("Intents", f"{evaluation['n_intents']:,}")
+    for column, tool in zip(columns[1:], TOOLS, strict=True):
+        mean = means.get(tool)
+        detail = "" if mean is None else f" · mean cosine {mean:.2f}"
+        column.metric(f"Flagged: {TOOL_TITLES[tool]}", f"{flagged.get(tool, 0):,}",
+                      help=f"intents flagged for {TOOL_TITLES[tool]}{detail}", delta=None)
+    if evaluation["split"] == "test":
+        st.caption("Test intents: to read the errors. The Augmentation page refuses them, since "
+                   "paraphrasing test intents would leak into evaluation; to pick intents to "
+                   "augment, choose *Training split (mining)* above.")
+    else:
+        st.caption("Training intents of the run's dataset version: select some below and send "
+                   "them to the Augmentation page.")
+
+
+def _tool_tab(current: Any, evaluation_id: int, tool: str) -> None:
+    flagged_key, page_key = f"errors_flagged_{tool}", f"errors_page_{tool}"
+    left, right = st.columns([3, 1])
+    only_flagged = left.checkbox("Only flagged intents", key=flagged_key)
+    try:
+        with current.session() as session:
+            total = diagnostics.count_tool_errors(session, evaluation_id, tool, only_flagged)
+            pages = max(1, -(-total // PAGE_SIZE))
+            if st.session_state.get(page_key, 1) > pages:   # fewer rows than before
+                st.session_state[page_key] = pages
+            page = int(right.number_input(f"Page (of {pages})", min_value=1, max_value=pages,
+                                          step=1, key=page_key))
+            rows = diagnostics.tool_errors(session, evaluation_id, tool,
+                                           only_flagged=only_flagged, limit=PAGE_SIZE,
+                                           offset=(page - 1) * PAGE_SIZE)
+            confusions = diagnostics.filter_confusions(session, evaluation_id) \
+                if tool == "filter" else []
+    except WorkbenchError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    if not rows:
+        st.info("No intent here." if only_flagged else "This evaluation has no scores.")
+        return
+    frame = _tool_frame(rows, tool)
+    keys = [row["intent_key"] for row in rows]
+    st.dataframe(frame, hide_index=True, key=f"errors_table_{tool}_{evaluation_id}_{page}",
+                 on_select=partial(_inspect, f"errors_table_{tool}_{evaluation_id}_{page}", keys),
+                 selection_mode="single-row", column_config=_tool_columns(tool))
+    order = ("wrong filters first, then the largest intensity error" if tool == "filter"
+             else "largest cosine gap first")
+    first = (page - 1) * PAGE_SIZE + 1
+    st.caption(f"Intents {first}–{first + len(rows) - 1} of {total:,}, {order}. Select a row "
+               "to compare it below.")
+    if tool == "filter":
+        st.markdown("**Most common wrong filters** (teacher → student; None: no filter)")
+        if confusions:
+            st.dataframe(pd.DataFrame(confusions), hide_index=True,
+                         key=f"errors_confusions_{evaluation_id}")
+        else:
+            st.caption("No wrong filter in this evaluation.")
+
+
+def _tool_frame(rows: list[dict[str, Any]], tool: str) -> pd.DataFrame:
+    if tool == "filter":
+        names = {"intent_text": "intent", "teacher_filter": "teacher filter",
+                 "student_filter": "student filter", "teacher_intensity": "teacher intensity",
+                 "student_intensity": "student intensity", "intensity_error": "intensity error",
+                 "flagged": "flagged", "teacher_used": "teacher used",
+                 "student_used": "student used"}
+    else:
+        names = {"intent_text": "intent", "teacher_used": "teacher used",
+                 "student_used": "student used", "cosine": "cosine", "cosine_gap": "gap",
+                 "flagged": "flagged"}
+    frame = pd.DataFrame(rows)[list(names)].rename(columns=names)
+    for column in ("teacher intensity", "student intensity", "intensity error"):
+        if column in frame:
+            frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def _tool_columns(tool: str) -> dict[str, Any]:
+    if tool == "filter":
+        return {"intent": st.column_config.TextColumn(width="medium")}
+    return {"intent": st.column_config.TextColumn(width="large"),
+            "cosine": st.column_config.NumberColumn(format="%.3f"),
+            "gap": st.column_config.NumberColumn(format="%+.3f")}
+
+
+def _inspect(table_key: str, keys: list[str]) -> None:
+    """A row selected in a tool's table becomes the intent compared below."""
+    selection = st.session_state.get(table_key)
+    rows = list(getattr(getattr(selection, "selection", None), "rows", None) or [])
+    if rows and rows[0] < len(keys):
+        st.session_state[INTENT_KEY] = keys[rows[0]]
+
+
+def _intent_label(row: dict[str, Any]) -> str:
+    flags = row["n_flagged"]
+    return f"{row['intent_text']}  ({flags} tool{'s' if flags != 1 else ''} flagged)" \
+        if flags else row["intent_text"]
+
+
+def _compare(current: Any, evaluation: dict[str, Any], ranked: list[dict[str, Any]]) -> None:
+    st.subheader("Teacher and student, one intent")
+    by_key = {row["intent_key"]: row for row in ranked}
+    if st.session_state.get(INTENT_KEY) not in by_key:   # another evaluation was chosen
+        st.session_state.pop(INTENT_KEY, None)
+    left, right = st.columns([3, 1])
+    key = left.selectbox("Intent (worst first)", list(by_key),
+                         format_func=lambda k: _intent_label(by_key[k]), key=INTENT_KEY)
+    sample = right.selectbox("Sample image", SAMPLE_IMAGES, key="errors_image")
+    try:
+        with current.session() as session:
+            detail = diagnostics.intent_detail(session, evaluation["evaluation_id"], key)
+    except WorkbenchError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    if detail is None:
+        st.error("This intent has no prediction or no ground truth in the evaluation's version "
+                 f"{evaluation['version_id']}.")
+        return
+    st.text(f"Intent: {detail.intent_text}    ({detail.split} split, version "
+            f"{evaluation['version_id']})")
+    columns = st.columns([4, 4, 5])
+    for column, tool in zip(columns, TOOLS, strict=True):
+        with column:
+            st.markdown(f"**{TOOL_TITLES[tool]}**")
+            st.caption(_score_line(detail.scores.get(tool)))
+            table = pd.DataFrame(diagnostics.parameter_table(detail.teacher, detail.student,
+                                                             tool))
+            if tool != "filter":
+                for name in ("teacher", "student", "difference"):
+                    table[name] = table[name].astype("Int64")
+            st.dataframe(table, hide_index=True, key=f"errors_parameters_{tool}",
+                         height=35 * (len(table) + 1) + 3)
+    st.caption("None: that side did not use the tool. The difference is student − teacher, an "
+               "unused tool counting as zeros (as the cosine counts it).")
+    try:
+        strip = _strip(sample, _jsons(detail.teacher), _jsons(detail.student))
+    except WorkbenchError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    st.image(strip, caption="original · teacher · student")
+
+
+def _score_line(score: dict[str, Any] | None) -> str:
+    if score is None:
+        return "not scored"
+    sides = (f"teacher {'used' if score['teacher_used'] else 'unused'}, "
+             f"student {'used' if score['student_used'] else 'unused'}")
+    parts = [sides]
+    if score["cosine"] is not None:
+        parts.append(f"cosine {score['cosine']:.3f}")
+    if score["cosine_gap"] is not None:
+        parts.append(f"gap {score['cosine_gap']:+.3f}")
+    if score["intensity_error"] is not None:
+        parts.append(f"intensity error {score['intensity_error']}")
+    if score["flagged"]:
+        parts.append("flagged")
+    return " · ".join(parts)
+
+
+def _jsons(answer: Answer) -> tuple[str | None, str | None, str | None]:
+    return answer.tool_json("adjust"), answer.tool_json("selective_adjust"), \
+        answer.tool_json("filter")
+
+
+@st.cache_data(max_entries=64, show_spinner="Rendering…")
+def _strip(sample: str, teacher: tuple[str | None, str | None, str | None],
+           student: tuple[str | None, str | None, str | None]) -> bytes:
+    """PNG of original / teacher / student on a bundled sample photo (cached per answers)."""
+    from workbench.render import compare_strip, fit_image, load_image, render, to_png_bytes
+    from workbench.tools import answer_from_json
+
+    image = fit_image(load_image(sample), 640)
+    panels = [("original", image), ("teacher", render(image, answer_from_json(*teacher))),
+              ("student", render(image, answer_from_json(*student)))]
+    return to_png_bytes(compare_strip(panels, STRIP_HEIGHT))
+
+
+def _send(evaluation: dict[str, Any], ranked: list[dict[str, Any]]) -> None:
+    st.subheader("Send to augmentation")
+    by_key = {row["intent_key"]: row for row in ranked}
+    chosen = [k for k in st.session_state.get(SEND_KEY, []) if k in by_key]
+    st.session_state[SEND_KEY] = chosen                 # drop keys of another evaluation
+    st.multiselect("Intents to paraphrase (worst first)", list(by_key),
+                   format_func=lambda k: _intent_label(by_key[k]), key=SEND_KEY,
+                   placeholder="Type to search the evaluation's intents")
+    left, middle, _ = st.columns([2, 2, 3])
+    left.button("Add the compared intent", key="errors_add_intent", on_click=_add_compared)
+    middle.button("Add the 10 worst intents", key="errors_add_worst", on_click=_add_worst,
+                  args=([row["intent_key"] for row in ranked if row["n_flagged"]][:10],))
+    if st.button("Send to augmentation", key="errors_send", type="primary"):
+        selected = list(st.session_state.get(SEND_KEY, []))
+        if not selected:
+            st.warning("Select at least one intent first.")
+        else:
+            st.session_state[SOURCES_KEY] = selected
+            st.session_state[SOURCES_VERSION_KEY] = int(evaluation["version_id"])
+            st.success(f"Sent {len(selected)} intent(s) of dataset version "
+                       f"{evaluation['version_id']}. Open the **Augmentation** page (in the "
+                       "sidebar) to generate paraphrases of them.")
+            if evaluation["split"] == "test":
+                st.warning("These are test intents: the Augmentation page will refuse them "
+                           "(paraphrases of test intents would leak into evaluation).")
+    sent = st.session_state.get(SOURCES_KEY)
+    if sent:
+        st.caption(f"Waiting on the Augmentation page: {len(sent)} intent(s) of version "
+                   f"{st.session_state.get(SOURCES_VERSION_KEY)}.")
+
+
+def _add_compared() -> None:
+    key = st.session_state.get(INTENT_KEY)
+    chosen = list(st.session_state.get(SEND_KEY, []))
+    if key is not None and key not in chosen:
+        st.session_state[SEND_KEY] = [*chosen, key]
+
+
+def _add_worst(keys: list[str]) -> None:
+    chosen = list(st.session_state.get(SEND_KEY, []))
+    st.session_state[SEND_KEY] = chosen + [k for k in keys if k not in chosen]
