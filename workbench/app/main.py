@@ -1,6 +1,7 @@
 """The app's entry point: `streamlit run workbench/app/main.py` (or `workbench app`).
 
-Pages are listed here and rendered by `st.navigation`; each lives in `views/`.
+Pages are listed here and rendered by `st.navigation`; each lives in `views/`. Icons are
+Material Symbols (shipped with Streamlit), so they render without an emoji font.
 """
 
 from __future__ import annotations
@@ -11,15 +12,21 @@ from workbench.app.views import augmentation, datasets, errors, intents, overvie
 
 
 def run() -> None:
-    st.set_page_config(page_title="Distillation workbench", page_icon="🎛️", layout="wide")
+    st.set_page_config(page_title="Distillation workbench", page_icon=":material/tune:",
+                       layout="wide")
     pages = [
-        st.Page(overview.render, title="Overview", icon="📊", url_path="overview", default=True),
-        st.Page(intents.render, title="Intents", icon="🔎", url_path="intents"),
-        st.Page(errors.render, title="Errors", icon="🩺", url_path="errors"),
-        st.Page(augmentation.render, title="Augmentation", icon="🧬", url_path="augmentation"),
-        st.Page(datasets.render, title="Datasets", icon="🗂️", url_path="datasets"),
-        st.Page(runs.render, title="Runs", icon="🏋️", url_path="runs"),
-        st.Page(settings.render, title="Settings", icon="⚙️", url_path="settings"),
+        st.Page(overview.render, title="Overview", icon=":material/dashboard:",
+                url_path="overview", default=True),
+        st.Page(intents.render, title="Intents", icon=":material/search:", url_path="intents"),
+        st.Page(errors.render, title="Errors", icon=":material/troubleshoot:",
+                url_path="errors"),
+        st.Page(augmentation.render, title="Augmentation", icon=":material/auto_awesome:",
+                url_path="augmentation"),
+        st.Page(datasets.render, title="Datasets", icon=":material/folder_copy:",
+                url_path="datasets"),
+        st.Page(runs.render, title="Runs", icon=":material/model_training:", url_path="runs"),
+        st.Page(settings.render, title="Settings", icon=":material/settings:",
+                url_path="settings"),
     ]
     st.navigation(pages).run()
 

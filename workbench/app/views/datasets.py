@@ -33,7 +33,7 @@ def render() -> None:
     st.title("Datasets")
     current = state.require_database()
     if state.is_synthetic(current):
-        st.warning(state.SYNTHETIC_NOTE, icon="🧪")
+        st.warning(state.SYNTHETIC_NOTE, icon=":material/science:")
     with current.session() as session:
         versions = dataset_diff.version_lineage(session)
         current_id = current_version_id(session)
@@ -183,7 +183,7 @@ def _export(current: Store, by_id: dict[int, dict], current_id: int | None) -> N
     rows = {Split.ALL: version["n_train"] + version["n_test"], Split.TRAIN: version["n_train"],
             Split.TEST: version["n_test"]}[Split(split)]
     st.download_button(
-        f"Download {rows:,} rows as {FORMATS[fmt][0]}", icon="⬇️",
+        f"Download {rows:,} rows as {FORMATS[fmt][0]}", icon=":material/download:",
         data=partial(export_bytes, str(current.path), version_id, Split(split), fmt),
         file_name=f"dataset-v{version_id}-{Split(split).value}.{fmt}", mime=FORMATS[fmt][1],
         key="datasets_export", on_click="ignore")

@@ -40,7 +40,7 @@ def render() -> None:
     st.title("Intents")
     current = state.require_database()
     if state.is_synthetic(current):
-        st.warning(state.SYNTHETIC_NOTE, icon="🧪")
+        st.warning(state.SYNTHETIC_NOTE, icon=":material/science:")
     with current.session() as session:
         logged = intents.count_intents(session, IntentFilter())
         versions = {row["version_id"]: row for row in list_versions(session)}

@@ -19,7 +19,7 @@ def render() -> None:
     current = state.require_database()
     counts = status_counts(current)
     if state.is_synthetic(current):
-        st.warning(state.SYNTHETIC_NOTE, icon="🧪")
+        st.warning(state.SYNTHETIC_NOTE, icon=":material/science:")
     columns = st.columns(4)
     for column, (label, key) in zip(columns, [("Requests", "requests"), ("Intents", "intents"),
                                               ("Quarantined", "quarantined"),
@@ -38,7 +38,8 @@ def render() -> None:
         st.info("No dataset version yet: run `workbench curate` to make one from the logs.")
     else:
         st.subheader(f"Current dataset version: {version['version_id']}")
-        st.caption(f"{version['created_by']} · {version['created_at']} · "
+        created = str(version["created_at"])[:16].replace("T", " ")
+        st.caption(f"{version['created_by']} · {created} UTC · "
                    f"{version['note'] or 'no note'}")
         cols = st.columns(4)
         cols[0].metric("Train intents", f"{version['n_train']:,}")

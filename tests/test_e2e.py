@@ -1,0 +1,191 @@
+"""End to end in a real browser: `streamlit run` of the app on 127.0.0.1, driven by Playwright in
+Debian's Chromium (`.ci/run` installs it). Opens every page, searches an intent, approves an
+augmentation candidate, starts a small training job and waits for it to finish. Screenshots go
+to test-artifacts/e2e/ (git-ignored); look at them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipelines import augment, demo, evaluate, train
+from workbench.paraphrase.offline import OfflineParaphraser
+from workbench.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "e2e"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAGES = ["overview", "intents", "errors", "augmentation", "datasets", "runs", "settings"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A small synthetic demo with an evaluated retrieval run and a round of pending candidates."""
+    folder = tmp_path_factory.mktemp("e2e")
+    store = Store(folder / "workbench.duckdb")
+    demo.run(demo.DemoRunConfig(requests=1500, test_size=0.1), store)
+    run = train.run(train.TrainConfig(student="retrieval", student_config={"runtime": "torch"}),
+                    store)
+    evaluate.evaluate_run(run.run_id, None, store)
+    with store.session() as session:
+        sources = [row["intent_key"] for row in session.query(
+            "SELECT intent_key FROM dataset_rows WHERE version_id = 1 AND split = 'train' "
+            "ORDER BY request_count DESC, intent_key LIMIT 3")]
+    round_ = augment.run(augment.AugmentConfig(sources=tuple(sources), n=3), store,
+                         paraphraser=OfflineParaphraser(seed=0))
+    assert round_.n_kept > 0
+    return {"store": store, "run_id": run.run_id, "sources": sources}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(world: dict[str, Any]) -> Iterator[str]:
+    port = _free_port()
+    log = (world["store"].path.parent / "streamlit.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "workbench" / "app" / "main.py"),
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        env={**os.environ, "WORKBENCH_DB": str(world["store"].path)}, stdout=log,
+        stderr=subprocess.STDOUT, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as reply:
+                if reply.read().strip() == b"ok":
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.terminate()
+        pytest.fail("streamlit did not start; see " + log.name)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(server: str) -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    opened = context.new_page()
+    opened.set_default_timeout(60_000)
+    yield opened
+    context.close()
+
+
+def settle(page: Any) -> None:
+    """Wait until Streamlit has finished the script run the last action started."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=90_000)
+    page.wait_for_timeout(300)
+
+
+def open_page(page: Any, server: str, name: str) -> None:
+    page.goto(f"{server}/{'' if name == 'overview' else name}")  # Overview is the default page
+    page.get_by_role("heading", name=name.capitalize(), exact=True).wait_for()
+    settle(page)
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_every_page_opens_without_an_exception(page, server) -> None:
+    for name in PAGES:
+        open_page(page, server, name)
+        assert page.locator('[data-testid="stException"]').count() == 0, name
+        assert page.get_by_text("Page not found").count() == 0, name
+        shot(page, name)
+    open_page(page, server, "overview")
+    assert page.get_by_text("synthetic", exact=False).first.is_visible()
+
+
+def test_searching_an_intent_narrows_the_table(page, server, world) -> None:
+    term = world["sources"][0]
+    with world["store"].session() as session:
+        expected = session.value("SELECT count(*) FROM intents WHERE contains(intent_key, ?)",
+                                 [term])
+    open_page(page, server, "intents")
+    search = page.get_by_label("Search intents")
+    search.fill(term)
+    search.press("Enter")
+    settle(page)
+    page.get_by_text(f"{expected:,} intents match" if expected != 1 else "1 intent match",
+                     exact=False).first.wait_for()
+    shot(page, "intents-search")
+
+
+def test_approving_a_candidate_in_the_review_queue(page, server, world) -> None:
+    store = world["store"]
+    with store.session() as session:
+        before = session.value("SELECT count(*) FROM candidates WHERE status = 'approved'")
+    open_page(page, server, "augmentation")
+    page.get_by_role("button", name=re.compile("Approve all pending")).first.click()
+    settle(page)
+    with store.session() as session:
+        after = session.value("SELECT count(*) FROM candidates WHERE status = 'approved'")
+    assert after > before
+    shot(page, "augmentation-approved")
+
+
+def test_a_training_job_started_in_the_app_finishes(page, server, world) -> None:
+    store = world["store"]
+    with store.session() as session:
+        runs_before = session.value("SELECT count(*) FROM runs")
+    open_page(page, server, "runs")
+    page.get_by_role("textbox", name="Student settings (JSON)").fill('{"runtime": "torch"}')
+    page.get_by_role("textbox", name="Note").fill("started in the browser")
+    page.get_by_test_id("stSelectbox").filter(has_text="Student").first.click()
+    page.get_by_role("option", name="retrieval").click()
+    page.get_by_role("button", name="Start").click()
+    settle(page)
+    page.get_by_text("Started job", exact=False).wait_for()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        with store.session() as session:
+            if session.value("SELECT count(*) FROM runs WHERE note = 'started in the browser'"):
+                break
+        time.sleep(1)
+    with store.session() as session:
+        assert session.value("SELECT count(*) FROM runs") == runs_before + 1
+    open_page(page, server, "runs")
+    page.get_by_role("tab", name="Jobs").click()
+    page.get_by_text("succeeded", exact=False).first.wait_for()
+    shot(page, "runs-job-finished")
