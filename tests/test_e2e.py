@@ -114,6 +114,9 @@ def settle(page: Any) -> None:
     """Wait until Streamlit has finished the script run the last action started."""
     page.wait_for_timeout(300)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=90_000)
+    # Elements still loading (dataframes, charts) show as skeletons; screenshots want them drawn.
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stSkeleton\"]')",
+                           timeout=60_000)
     page.wait_for_timeout(300)
 
 
