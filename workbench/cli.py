@@ -121,8 +121,9 @@ def cmd_demo(args: argparse.Namespace, store: Store) -> int:
           f"(r_3 {c.test_r_3}, r_5 {c.test_r_5}).")
     db_flag = "" if store.path == default_db_path() else f" --db {store.path}"
     print("Next:")
-    print(f"  workbench status{db_flag}")
-    print(f"  workbench export{db_flag} --split test --out test.jsonl")
+    print(f"  workbench app{db_flag}                      # browse it in the browser")
+    print(f"  workbench train{db_flag} --student heads    # train the real-time student")
+    print(f"  workbench experiment rq1{db_flag}           # every student, the paper's RQ1 table")
     return 0
 
 
