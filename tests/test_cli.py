@@ -165,6 +165,7 @@ def test_every_subcommand_help_exits_0_with_its_description(
     out = capsys.readouterr().out
     assert f"workbench {name}" in out  # the usage line
     assert squash(description) in squash(out)  # argparse rewraps the text
+    assert "%%" not in out  # an escape meant for argparse's %-formatting, printed as is
     assert "--db" in out
 
 

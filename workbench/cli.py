@@ -592,7 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add(name: str, handler: Callable[[argparse.Namespace, Store], int], text: str,
             json_flag: bool = True) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, parents=[common], help=text, description=text)
+        # `help` is %-formatted by argparse, `description` is not: one text, two spellings of %.
+        command = sub.add_parser(name, parents=[common], help=text,
+                                 description=text.replace("%%", "%"))
         if json_flag:
             command.add_argument("--json", action="store_true", help="print JSON instead of text")
         command.set_defaults(handler=handler)
