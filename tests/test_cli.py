@@ -178,6 +178,28 @@ def test_top_level_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str
         assert name in out
 
 
+def test_app_launches_streamlit_on_the_database_without_importing_the_pages(
+        cli, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    launched: dict[str, Any] = {}
+
+    def fake_call(command: list[str], env: dict[str, str]) -> int:
+        launched.update(command=command, env=env)
+        return 0
+
+    monkeypatch.setattr(subprocess, "call", fake_call)
+    for name in [m for m in sys.modules if m.startswith("workbench.app")]:
+        monkeypatch.delitem(sys.modules, name)
+    code, out, _ = cli("app", "--db", db, "--port", 8642)
+    assert code == 0
+    command = launched["command"]
+    assert command[1:4] == ["-m", "streamlit", "run"]
+    assert Path(command[4]) == Path(__file__).resolve().parent.parent / "workbench/app/main.py"
+    assert command[command.index("--server.port") + 1] == "8642"
+    assert launched["env"]["WORKBENCH_DB"] == str(db.resolve())
+    assert "http://127.0.0.1:8642" in out
+    assert not [m for m in sys.modules if m.startswith("workbench.app")]
+
+
 # --------------------------------------------------------------------------- ingest
 
 

@@ -459,10 +459,11 @@ def cmd_gallery(args: argparse.Namespace, store: Store) -> int:
 def cmd_app(args: argparse.Namespace, store: Store) -> int:
     import subprocess
 
-    import workbench.app.main as app_main
-
+    # The app's path, not an import of it: importing the pages here (outside Streamlit's
+    # runtime) would only print cache warnings before the server starts.
+    main_script = Path(__file__).resolve().parent / "app" / "main.py"
     environment = {**os.environ, "WORKBENCH_DB": str(store.path.resolve())}
-    command = [sys.executable, "-m", "streamlit", "run", app_main.__file__,
+    command = [sys.executable, "-m", "streamlit", "run", str(main_script),
                "--server.port", str(args.port), "--server.address", args.address]
     print(f"the workbench app on {store.path} at http://{args.address}:{args.port} "
           "(Ctrl+C stops it)", flush=True)
