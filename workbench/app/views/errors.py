@@ -218,8 +218,15 @@ def _compare(current: Any, evaluation: dict[str, Any], ranked: list[dict[str, An
             if tool != "filter":
                 for name in ("teacher", "student", "difference"):
                     table[name] = table[name].astype("Int64")
+            # Three tables side by side: narrow number columns keep the difference in view;
+            # filter names need the room.
+            number_width = None if tool == "filter" else 50
             st.dataframe(table, hide_index=True, key=f"errors_parameters_{tool}",
-                         height=35 * (len(table) + 1) + 3)
+                         height=35 * (len(table) + 1) + 3, column_config={
+                             "teacher": st.column_config.Column(width=number_width),
+                             "student": st.column_config.Column(width=number_width),
+                             "difference": st.column_config.Column(
+                                 "diff.", width=number_width, help="student − teacher")})
     st.caption("None: that side did not use the tool. The difference is student − teacher, an "
                "unused tool counting as zeros (as the cosine counts it).")
     try:
