@@ -43,7 +43,10 @@ class Student(Protocol):
 
 
 def device_name(prefer: str = "auto") -> str:
-    """'cuda' when a GPU is present (or asked for), else 'cpu'."""
+    """'cuda' when a GPU is present and 'cpu' was not asked for, else 'cpu'.
+
+    'cuda' without a GPU falls back to the CPU rather than failing, so a model trained on a GPU
+    machine loads on a CPU one; the run records the device it actually trained on."""
     import torch
 
     if prefer == "cpu":
