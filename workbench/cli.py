@@ -120,10 +120,13 @@ def cmd_demo(args: argparse.Namespace, store: Store) -> int:
           f"{c.intents} intents, train {c.train}, test {c.test} "
           f"(r_3 {c.test_r_3}, r_5 {c.test_r_5}).")
     db_flag = "" if store.path == default_db_path() else f" --db {store.path}"
+    steps = [(f"workbench app{db_flag}", "browse it in the browser"),
+             (f"workbench train{db_flag} --student heads", "train the real-time student"),
+             (f"workbench experiment rq1{db_flag}", "every student, the paper's RQ1 table")]
+    width = max(len(command) for command, _ in steps)
     print("Next:")
-    print(f"  workbench app{db_flag}                      # browse it in the browser")
-    print(f"  workbench train{db_flag} --student heads    # train the real-time student")
-    print(f"  workbench experiment rq1{db_flag}           # every student, the paper's RQ1 table")
+    for command, why in steps:  # padded, so the comments line up with or without --db
+        print(f"  {command.ljust(width)}  # {why}")
     return 0
 
 
