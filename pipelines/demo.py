@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,16 +42,36 @@ def run(config: DemoRunConfig, store: Store,
     """`progress(stage, done, total)` is called while generating and ingesting."""
     if config.requests < 100:
         raise WorkbenchError(f"--requests must be at least 100, got {config.requests}")
-    if store.exists:
-        if not config.replace:
-            raise WorkbenchError(
-                f"{store.path} already exists. Use --replace to delete it and build the demo "
-                "there, or --db to pick another file.")
-        store.path.unlink()
-        Path(f"{store.path}.wal").unlink(missing_ok=True)
+    if store.exists and not config.replace:
+        raise WorkbenchError(
+            f"{store.path} already exists. Use --replace to delete it and build the demo "
+            "there, or --db to pick another file.")
+    store.path.parent.mkdir(parents=True, exist_ok=True)
+    # Built in a file beside the target and moved into place only when complete, so a failed
+    # build (a bad --test-size, say) leaves no half-made database and --replace keeps the old one.
+    building = Store(store.path.with_name(f".{store.path.name}.building"), store.lock_timeout)
+    _remove_database(building.path)
+    try:
+        result = _build(config, building, store.path.parent, progress)
+    except BaseException:
+        _remove_database(building.path)
+        raise
+    _remove_database(store.path)
+    os.replace(building.path, store.path)
+    if Path(f"{building.path}.wal").exists():  # normally checkpointed when the file was closed
+        os.replace(f"{building.path}.wal", f"{store.path}.wal")
+    return result
+
+
+def _remove_database(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)
+
+
+def _build(config: DemoRunConfig, store: Store, folder: Path,
+           progress: Callable[[str, int, int], None] | None) -> DemoResult:
     corpus = corpus_config(config)
-    corpus_path = store.path.parent / f"synthetic-demo-logs-{corpus.requests}.jsonl"
-    corpus_path.parent.mkdir(parents=True, exist_ok=True)
+    corpus_path = folder / f"synthetic-demo-logs-{corpus.requests}.jsonl"
     total = corpus.requests
     write_jsonl(corpus, corpus_path,
                 None if progress is None else (lambda n: progress("generate", n, total)))

@@ -44,3 +44,23 @@ def test_existing_database_is_not_overwritten(built):
     store, _ = built
     with pytest.raises(WorkbenchError, match="--replace"):
         demo.run(demo.DemoRunConfig(), store)
+
+
+def test_a_failed_replace_keeps_the_old_database(tmp_path):
+    store = Store(tmp_path / "w.duckdb")
+    demo.run(demo.DemoRunConfig(requests=600, test_size=0.1), store)
+    before = status_counts(store)
+    # 600 requests make 200 intents: 1,000 test intents cannot be held out, so curation fails
+    # after the corpus was generated and ingested.
+    with pytest.raises(WorkbenchError, match="test size"):
+        demo.run(demo.DemoRunConfig(requests=600, test_size=1000, replace=True), store)
+    assert status_counts(store) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "synthetic-demo-logs-600.jsonl", "w.duckdb"]
+
+
+def test_replace_builds_a_new_database(tmp_path):
+    store = Store(tmp_path / "w.duckdb")
+    demo.run(demo.DemoRunConfig(requests=600, test_size=0.1), store)
+    demo.run(demo.DemoRunConfig(requests=900, test_size=0.1, replace=True), store)
+    assert status_counts(store)["requests"] == 900
