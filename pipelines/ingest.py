@@ -1,27 +1,42 @@
 """Ingest log files into the store (SPEC 3): validate, quarantine, deduplicate, one transaction per file.
 
 Each file is read and validated first, with the store closed; valid rows are staged to a Parquet
-file on disk in chunks (bounded memory at any size). Then one short transaction writes the file's
-requests, new intents, quarantined records and the ingest summary together, so a crash or a bad
-file leaves the store as it was.
+file in chunks (bounded memory at any size), in a folder beside the database
+(`<database>.staging/<pid>-*/`), so a killed ingest's leftovers are found and removed by the next
+one. Then one short transaction writes the file's requests, new intents, browse statistics,
+quarantined records and the ingest summary together, so a crash or a bad file leaves the store
+as it was. Inside it, every statement reads only the staged file and what it touches: duplicates
+and conflicts by a join on the request id, intents and statistics from the file's own rows,
+merged into the stored ones (no recomputation over the whole table).
+
+No single record can sink a file: whatever goes wrong with one record (including a failure
+nobody foresaw) quarantines that record with a reason, and the rest of the file lands.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
+import os
+import re
+import shutil
+import stat
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workbench.errors import IngestError
-from workbench.logfiles import LogFormat, RawRecord, detect_format, read_records
+from workbench.errors import IngestError, WorkbenchError
+from workbench.logfiles import RawRecord, detect_format, read_records
 from workbench.logs import LogRecord, RecordError, parse_record
 from workbench.store import Session, Store
 
 STAGE_CHUNK_ROWS = 50_000
+STAGING_SUFFIX = ".staging"   # <database>.staging/ holds one folder per running ingest
 
 _STAGE_COLUMNS = (
     "seq", "request_id", "intent_key", "intent_text", "created_at", "adjust", "selective_adjust",
@@ -46,6 +61,9 @@ class FileSummary:
     quarantined: int = 0
     error: str | None = None
     ingest_id: int | None = None
+    hold_s: float | None = None   # seconds the database was open for this file's write
+    leftovers_removed: int = 0    # staging folders of interrupted ingests removed before this one
+    leftover_bytes: int = 0
 
     @property
     def failed(self) -> bool:
@@ -66,8 +84,134 @@ class IngestResult:
     def failed(self) -> bool:
         return any(summary.failed for summary in self.files)
 
+    @property
+    def leftovers_note(self) -> str | None:
+        """A line for the user when leftovers of an interrupted ingest were removed."""
+        count = sum(f.leftovers_removed for f in self.files)
+        if not count:
+            return None
+        size = _human_size(sum(f.leftover_bytes for f in self.files))
+        folders = "folder" if count == 1 else "folders"
+        return f"removed {count} leftover staging {folders} from an interrupted ingest ({size})"
+
     def to_dict(self) -> dict[str, Any]:
-        return {"files": [asdict(f) for f in self.files], "totals": self.totals}
+        return {"files": [asdict(f) for f in self.files], "totals": self.totals,
+                "leftovers": self.leftovers_note}
+
+
+def _human_size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.0f} {unit}"
+    return f"{n} bytes"
+
+
+# --------------------------------------------------------------------------- staging folders
+
+
+def staging_root(store: Store) -> Path:
+    """`<database>.staging/`: beside the database, on the same disk, found again after a kill."""
+    return store.path.with_name(store.path.name + STAGING_SUFFIX)
+
+
+_STAGING_NAME = re.compile(r"(\d+)-.*")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _tree_size(folder: Path) -> int:
+    """Bytes in the files under `folder`."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            info = path.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            total += info.st_size
+    return total
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError as error:
+        # Another ingest is staging there, or one removed it first: both are fine.
+        if error.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+            raise
+
+
+def remove_leftover_staging(store: Store) -> tuple[int, int]:
+    """Remove the staging folders of ingests whose process is gone (killed mid-way).
+
+    Returns (folders removed, bytes freed). A folder whose process still runs is another
+    ingest at work and is left alone; names that are not ours are never touched."""
+    root = staging_root(store)
+    try:
+        entries = list(root.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return 0, 0
+    removed = freed = 0
+    for entry in entries:
+        match = _STAGING_NAME.fullmatch(entry.name)
+        if match is None or not entry.is_dir() or _pid_alive(int(match.group(1))):
+            continue
+        size = _tree_size(entry)
+        shutil.rmtree(entry)
+        removed, freed = removed + 1, freed + size
+    _remove_if_empty(root)
+    return removed, freed
+
+
+@contextmanager
+def _staging_folder(store: Store) -> Iterator[Path]:
+    """A fresh folder `<database>.staging/<pid>-XXXX/`, removed afterwards."""
+    root = staging_root(store)
+    for attempt in range(3):
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=root))
+            break
+        except FileNotFoundError:
+            if attempt == 2:  # another ingest kept removing the (empty) root under us
+                raise
+        except OSError as error:
+            raise IngestError(f"cannot create the staging folder {root} beside the database "
+                              f"({error.strerror}); the database's folder must be writable") \
+                from None
+    try:
+        yield folder
+    finally:
+        # A folder that cannot be removed now is removed by the next ingest, as a leftover
+        # of a process that no longer runs.
+        shutil.rmtree(folder, ignore_errors=True)
+        _remove_if_empty(root)
+
+
+# --------------------------------------------------------------------------- staging rows
+
+
+def _storable(text: str | None) -> str | None:
+    """Text the store can hold: lone surrogates (from JSON escapes such as \\ud800) escaped."""
+    if text is None or text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def _bad(raw: RawRecord, reason: str) -> dict[str, str | None]:
+    return {"location": raw.location, "reason": reason, "raw": raw.raw}
 
 
 class _Stager:
@@ -88,22 +232,68 @@ class _Stager:
             ("content_hash", pa.string()), ("source_location", pa.string()), ("raw", pa.string()),
         ])
         self.rows: list[tuple] = []
-        self.count = 0
+        self.count = 0                       # rows written to the stage
+        self.rejected: list[dict] = []       # rows Arrow could not take (quarantined instead)
         self._writer: Any = None
+        # The file's share of `intents` and `intent_stats`, built here so that the transaction
+        # does not have to: intent_key -> [first spelling, first created_at, requests,
+        # exported requests, last created_at, distinct outputs].
+        self.intents: dict[str, list] = {}
+        self._outputs: set[int] = set()      # hash((intent_key, output)) seen so far
+        self.file_intents_table: Any = None  # the same as an Arrow table, once closed
 
     def add(self, record: LogRecord, content_hash: str, raw: RawRecord) -> None:
         answer = record.teacher
+        key, created_at, exports = record.intent_key, record.created_at, record.exports
+        adjust, selective, filter_ = (answer.tool_json("adjust"),
+                                      answer.tool_json("selective_adjust"),
+                                      answer.tool_json("filter"))
+        exported = 1 if exports["adjust"] or exports["selective_adjust"] or exports["filter"] else 0
+        # A 64-bit hash stands for the output (a collision would undercount one intent's
+        # distinct outputs by one, about once in 10^7 files of a million requests).
+        output = hash((key, adjust, selective, filter_))
         self.rows.append((
-            self.count, record.request_id, record.intent_key, record.intent, record.created_at,
-            answer.tool_json("adjust"), answer.tool_json("selective_adjust"),
-            answer.tool_json("filter"), answer.filter.name if answer.filter else None,
-            record.exports["adjust"], record.exports["selective_adjust"],
-            record.exports["filter"], record.teacher_model, record.latency_ms, record.cost_usd,
-            record.session_id, content_hash, raw.location, raw.raw,
+            0, record.request_id, key, record.intent, created_at, adjust, selective, filter_,
+            answer.filter.name if answer.filter else None, exports["adjust"],
+            exports["selective_adjust"], exports["filter"], record.teacher_model,
+            record.latency_ms, record.cost_usd, record.session_id, content_hash, raw.location,
+            raw.raw,
         ))
-        self.count += 1
+        new_output = output not in self._outputs
+        if new_output:
+            self._outputs.add(output)
+        stats = self.intents.get(key)
+        if stats is None:
+            self.intents[key] = [record.intent, created_at, 1, exported, created_at, 1]
+        else:
+            stats[2] += 1
+            stats[3] += exported
+            stats[4] = max(stats[4], created_at)
+            stats[5] += new_output
         if len(self.rows) >= STAGE_CHUNK_ROWS:
             self.flush()
+
+    def file_intents(self) -> Any:
+        """The file's intents as an Arrow table: first spelling and time, and its numbers."""
+        import pyarrow as pa
+
+        columns = list(zip(*self.intents.values())) or [()] * 6
+        timestamp = pa.timestamp("us", tz="UTC")
+        return pa.table({
+            "intent_key": pa.array(list(self.intents), pa.string()),
+            "intent_text": pa.array(columns[0], pa.string()),
+            "first_seen_at": pa.array(columns[1], timestamp),
+            "n": pa.array(columns[2], pa.int64()), "exported": pa.array(columns[3], pa.int64()),
+            "last_seen": pa.array(columns[4], timestamp),
+            "outputs": pa.array(columns[5], pa.int64())})
+
+    def _table(self, rows: list[tuple], first_seq: int) -> Any:
+        import pyarrow as pa
+
+        columns = list(zip(*rows))
+        columns[0] = tuple(range(first_seq, first_seq + len(rows)))
+        return pa.table({name: pa.array(values, type=self.schema.field(name).type)
+                         for name, values in zip(_STAGE_COLUMNS, columns)}, schema=self.schema)
 
     def flush(self) -> None:
         import pyarrow as pa
@@ -111,98 +301,97 @@ class _Stager:
 
         if not self.rows:
             return
-        columns = list(zip(*self.rows))
-        table = pa.table({name: pa.array(values, type=self.schema.field(name).type)
-                          for name, values in zip(_STAGE_COLUMNS, columns)}, schema=self.schema)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self.path, self.schema)
-        self._writer.write_table(table)
+        arrow_errors = (pa.ArrowException, OverflowError, ValueError, TypeError)
+        try:
+            tables = [self._table(self.rows, self.count)]
+        except arrow_errors:
+            # Validation lets nothing through that Arrow cannot hold; should something pass
+            # anyway, find it row by row and quarantine it rather than lose the chunk.
+            tables = []
+            for row in self.rows:
+                try:
+                    tables.append(self._table([row], self.count + len(tables)))
+                except arrow_errors as error:
+                    self.rejected.append({
+                        "location": row[-2], "raw": row[-1],
+                        "reason": f"could not be staged ({type(error).__name__}: {error}); "
+                                  "this is a bug in the workbench, please report it"})
+        for table in tables:
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.path, self.schema)
+            self._writer.write_table(table)
+            self.count += table.num_rows
         self.rows = []
 
     def close(self) -> None:
         self.flush()
         if self._writer is not None:
             self._writer.close()
+        # Built now, before the store is opened; the Python structures are no longer needed.
+        self.file_intents_table = self.file_intents()
+        self.intents, self._outputs = {}, set()
 
 
-def _stage_file(path: Path, fmt: LogFormat, folder: Path,
+def _validate(raw: RawRecord) -> tuple[LogRecord | None, str | None, str | None]:
+    """(record, content hash, None) or (None, None, why it is quarantined). Never raises for a
+    record: a failure nobody foresaw quarantines the record with a reason that says so."""
+    if raw.problem is not None or raw.record is None:
+        return None, None, raw.problem or "the record could not be read"
+    try:
+        record = parse_record(raw.record)
+        return record, record.content_hash(), None
+    except RecordError as error:
+        return None, None, str(error)
+    except RecursionError:
+        return None, None, "the record is nested too deeply to validate"
+    except Exception as error:  # noqa: BLE001 - one record must never sink the file
+        return None, None, (f"validation failed unexpectedly ({type(error).__name__}: {error}); "
+                            "this is a bug in the workbench, please report it")
+
+
+def _stage_file(records: Iterator[RawRecord], folder: Path,
                 progress: Callable[[int], None] | None) -> tuple[_Stager, list[dict], int, int]:
-    """Read and validate; returns the stager, quarantine rows, records read, in-file duplicates."""
+    """Validate and stage; returns the stager, quarantine rows, records read, in-file duplicates."""
     stager = _Stager(folder)
     quarantine: list[dict] = []
     seen: dict[str, tuple[str, str]] = {}  # request_id -> (content hash, location)
     read = duplicates = 0
-    for raw in read_records(path, fmt):
+    for raw in records:
         read += 1
         if progress is not None and read % 10_000 == 0:
             progress(read)
-        if raw.problem is not None or raw.record is None:
-            quarantine.append({"location": raw.location, "reason": raw.problem, "raw": raw.raw})
+        record, content_hash, problem = _validate(raw)
+        if record is None or content_hash is None:
+            quarantine.append(_bad(raw, problem or "invalid"))
             continue
-        try:
-            record = parse_record(raw.record)
-        except RecordError as error:
-            quarantine.append({"location": raw.location, "reason": str(error), "raw": raw.raw})
-            continue
-        content_hash = record.content_hash()
         earlier = seen.get(record.request_id)
         if earlier is not None:
             if earlier[0] == content_hash:
                 duplicates += 1
             else:
-                quarantine.append({
-                    "location": raw.location, "raw": raw.raw,
-                    "reason": f"request_id {record.request_id!r} appears again (first at "
-                              f"{earlier[1]}) with different content"})
+                quarantine.append(_bad(raw, f"request_id {record.request_id!r} appears again "
+                                            f"(first at {earlier[1]}) with different content"))
             continue
         seen[record.request_id] = (content_hash, raw.location)
         stager.add(record, content_hash, raw)
     stager.close()
+    quarantine.extend(stager.rejected)
     if progress is not None:
         progress(read)
     return stager, quarantine, read, duplicates
 
 
-def _write(session: Session, summary: FileSummary, stager: _Stager, quarantine: list[dict],
-           started_at: datetime) -> None:
+# --------------------------------------------------------------------------- the transaction
+
+
+def _write(session: Session, summary: FileSummary, stager: _Stager | None,
+           quarantine: list[dict], started_at: datetime) -> None:
     """Everything for one file, inside the caller's transaction."""
     ingest_id = int(session.value("SELECT nextval('ingest_id_seq')"))
     summary.ingest_id = ingest_id
     now = datetime.now(UTC)
-    if stager.count:
-        # A view, not a table: the stage is read from disk by each statement instead of being
-        # held in memory for the whole transaction. DDL takes no parameters; the path is our
-        # own temporary file, quoted.
-        literal = "'" + str(stager.path).replace("'", "''") + "'"
-        session.execute(f"CREATE TEMP VIEW staged AS SELECT * FROM read_parquet({literal})")
-        # Same id already in the store: identical content is a no-op, different is a conflict.
-        summary.duplicates += int(session.value(
-            "SELECT count(*) FROM staged s JOIN requests r USING (request_id) "
-            "WHERE s.content_hash = r.content_hash"))
-        conflicts = session.query(
-            "SELECT s.source_location, s.raw, s.request_id, r.ingest_id FROM staged s "
-            "JOIN requests r USING (request_id) WHERE s.content_hash <> r.content_hash "
-            "ORDER BY s.seq")
-        quarantine.extend({
-            "location": row["source_location"], "raw": row["raw"],
-            "reason": f"request_id {row['request_id']!r} was already ingested (ingest "
-                      f"{row['ingest_id']}) with different content"} for row in conflicts)
-        session.execute(
-            "INSERT INTO intents SELECT s.intent_key, arg_min(s.intent_text, s.seq), "
-            "arg_min(s.created_at, s.seq), ? FROM staged s "
-            "WHERE s.request_id NOT IN (SELECT request_id FROM requests) "
-            "AND s.intent_key NOT IN (SELECT intent_key FROM intents) GROUP BY s.intent_key",
-            [ingest_id])
-        inserted_before = int(session.value("SELECT count(*) FROM requests"))
-        session.execute(
-            "INSERT INTO requests SELECT request_id, intent_key, intent_text, created_at, adjust, "
-            "selective_adjust, filter, filter_name, exports_adjust, exports_selective_adjust, "
-            "exports_filter, teacher_model, latency_ms, cost_usd, session_id, content_hash, ?, ?, "
-            "source_location FROM staged WHERE request_id NOT IN (SELECT request_id FROM requests) "
-            "ORDER BY seq", [ingest_id, summary.source_file])
-        summary.ingested = int(session.value("SELECT count(*) FROM requests")) - inserted_before
-        _refresh_intent_stats(session)
-        session.execute("DROP VIEW staged")
+    if stager is not None and stager.count:
+        _write_requests(session, summary, stager, ingest_id, quarantine)
     summary.quarantined = len(quarantine)
     _quarantine(session, ingest_id, summary.source_file, quarantine, now)
     session.execute(
@@ -212,19 +401,95 @@ def _write(session: Session, summary: FileSummary, stager: _Stager, quarantine: 
          summary.ingested, summary.duplicates, summary.quarantined, summary.error])
 
 
-def _refresh_intent_stats(session: Session) -> None:
-    """Recompute the browse numbers of the intents the staged file touched."""
-    session.execute("CREATE TEMP TABLE touched AS SELECT DISTINCT intent_key FROM staged")
-    session.execute("DELETE FROM intent_stats WHERE intent_key IN (SELECT intent_key FROM touched)")
+_TEMPORARY = (("VIEW", "new_rows"), ("TABLE", "novel"), ("TABLE", "file_intents"),
+              ("TABLE", "hits"), ("VIEW", "staged"))
+
+
+def _write_requests(session: Session, summary: FileSummary, stager: _Stager, ingest_id: int,
+                    quarantine: list[dict]) -> None:
+    """The staged rows: duplicates and conflicts with the store, then the new requests, their
+    new intents and their share of the browse statistics."""
+    # A view, not a table: each statement reads the columns it needs from disk instead of the
+    # whole stage being copied into the transaction. DDL takes no parameters; the path is our
+    # own staging file, quoted.
+    literal = "'" + str(stager.path).replace("'", "''") + "'"
+    session.execute(f"CREATE TEMP VIEW staged AS SELECT * FROM read_parquet({literal})")
+    # Same id already in the store: identical content is a no-op, different is a conflict.
     session.execute(
-        "INSERT INTO intent_stats SELECT r.intent_key, count(*), "
-        "count(*) FILTER (WHERE exports_adjust + exports_selective_adjust + exports_filter > 0), "
-        "count(*) FILTER (WHERE exports_adjust + exports_selective_adjust + exports_filter > 0)"
-        " / count(*), count(DISTINCT content_output), max(created_at) "
-        "FROM (SELECT *, concat_ws('|', coalesce(adjust, '-'), coalesce(selective_adjust, '-'), "
-        "coalesce(filter, '-')) AS content_output FROM requests "
-        "WHERE intent_key IN (SELECT intent_key FROM touched)) r GROUP BY r.intent_key")
-    session.execute("DROP TABLE touched")
+        "CREATE TEMP TABLE hits AS SELECT s.seq, s.request_id, r.ingest_id, "
+        "s.content_hash = r.content_hash AS same FROM staged s JOIN requests r USING (request_id)")
+    counts = session.query("SELECT count(*) AS hits, count(*) FILTER (WHERE same) AS same "
+                           "FROM hits")[0]
+    hits, same = int(counts["hits"]), int(counts["same"])
+    summary.duplicates += same
+    if hits > same:
+        conflicts = session.query(
+            "SELECT s.source_location, s.raw, h.request_id, h.ingest_id FROM hits h "
+            "JOIN staged s USING (seq) WHERE NOT h.same ORDER BY h.seq")
+        quarantine.extend({
+            "location": row["source_location"], "raw": row["raw"],
+            "reason": f"request_id {row['request_id']!r} was already ingested (ingest "
+                      f"{row['ingest_id']}) with different content"} for row in conflicts)
+    if not hits and not stager.rejected:
+        # The usual case: every staged row is new, so the file's intents and numbers that
+        # staging worked out hold as they are.
+        session.execute("CREATE TEMP VIEW new_rows AS SELECT * FROM staged")
+        session.register("file_intents_arrow", stager.file_intents_table)
+        session.execute("CREATE TEMP TABLE file_intents AS SELECT * FROM file_intents_arrow")
+        session.unregister("file_intents_arrow")
+    else:
+        session.execute(
+            "CREATE TEMP VIEW new_rows AS SELECT s.* FROM staged s ANTI JOIN hits USING (seq)")
+        session.execute(
+            "CREATE TEMP TABLE file_intents AS SELECT intent_key, "
+            "arg_min(intent_text, seq) AS intent_text, arg_min(created_at, seq) AS first_seen_at, "
+            "count(*) AS n, count(*) FILTER (WHERE exports_adjust + exports_selective_adjust"
+            " + exports_filter > 0) AS exported, max(created_at) AS last_seen, "
+            "count(DISTINCT (adjust, selective_adjust, filter)) AS outputs "
+            "FROM new_rows GROUP BY intent_key")
+    # New intents, with the spelling and time of their first request in this file.
+    session.execute(
+        "INSERT INTO intents (intent_key, intent_text, first_seen_at, ingest_id) "
+        "SELECT intent_key, intent_text, first_seen_at, ? FROM file_intents "
+        "ANTI JOIN intents USING (intent_key)", [ingest_id])
+    _merge_intent_stats(session)
+    summary.ingested = int(session.value(
+        "INSERT INTO requests SELECT request_id, intent_key, intent_text, created_at, adjust, "
+        "selective_adjust, filter, filter_name, exports_adjust, exports_selective_adjust, "
+        "exports_filter, teacher_model, latency_ms, cost_usd, session_id, content_hash, ?, ?, "
+        "source_location FROM new_rows", [ingest_id, summary.source_file]))
+    for kind, name in _TEMPORARY:
+        session.execute(f"DROP {kind} IF EXISTS {name}")
+
+
+def _merge_intent_stats(session: Session) -> None:
+    """Add the file's numbers (`file_intents`) to the browse statistics of its intents.
+
+    Counts add up; an intent's distinct outputs grow by the file's outputs that its stored
+    requests do not have yet; so nothing is recomputed over the whole table. Runs before the
+    new rows are inserted into `requests`."""
+    # An output is the triple of tool parameters (NULL = unused); only intents already in the
+    # store need the comparison with their stored requests.
+    session.execute(
+        "CREATE TEMP TABLE novel AS SELECT f.intent_key, count(*) AS outputs FROM ("
+        " SELECT DISTINCT n.intent_key, n.adjust, n.selective_adjust, n.filter FROM new_rows n"
+        " SEMI JOIN intent_stats USING (intent_key)) f "
+        "WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.intent_key = f.intent_key"
+        " AND r.adjust IS NOT DISTINCT FROM f.adjust"
+        " AND r.selective_adjust IS NOT DISTINCT FROM f.selective_adjust"
+        " AND r.filter IS NOT DISTINCT FROM f.filter) GROUP BY f.intent_key")
+    session.execute(
+        "UPDATE intent_stats AS o SET request_count = o.request_count + f.n,"
+        " exported_count = o.exported_count + f.exported,"
+        " export_rate = (o.exported_count + f.exported) / (o.request_count + f.n),"
+        " output_count = o.output_count + coalesce(v.outputs, 0),"
+        " last_seen_at = greatest(o.last_seen_at, f.last_seen) "
+        "FROM file_intents f LEFT JOIN novel v USING (intent_key) "
+        "WHERE o.intent_key = f.intent_key")
+    session.execute(
+        "INSERT INTO intent_stats (intent_key, request_count, exported_count, export_rate, "
+        "output_count, last_seen_at) SELECT intent_key, n, exported, exported / n, outputs, "
+        "last_seen FROM file_intents ANTI JOIN intent_stats USING (intent_key)")
 
 
 def _quarantine(session: Session, ingest_id: int, source_file: str, records: list[dict],
@@ -235,8 +500,9 @@ def _quarantine(session: Session, ingest_id: int, source_file: str, records: lis
 
     if not records:
         return
-    session.register("bad", pa.table({name: pa.array([r[name] for r in records], pa.string())
-                                      for name in ("location", "reason", "raw")}))
+    session.register("bad", pa.table({
+        name: pa.array([_storable(r[name]) for r in records], pa.string())
+        for name in ("location", "reason", "raw")}))
     session.execute(
         "INSERT INTO quarantine (ingest_id, source_file, location, reason, raw, quarantined_at) "
         "SELECT ?, ?, b.location, b.reason, b.raw, ? FROM bad b WHERE NOT EXISTS ("
@@ -246,29 +512,49 @@ def _quarantine(session: Session, ingest_id: int, source_file: str, records: lis
     session.unregister("bad")
 
 
+@contextmanager
+def _held(store: Store, summary: FileSummary) -> Iterator[Session]:
+    """The file's one transaction; `summary.hold_s` gets the time from the open to the close."""
+    opened: float | None = None
+    try:
+        with store.atomic(create=True) as session:
+            opened = time.perf_counter()
+            yield session
+    finally:
+        if opened is not None:
+            summary.hold_s = round(time.perf_counter() - opened, 3)
+
+
 def ingest_file(path: Path, store: Store,
                 progress: Callable[[int], None] | None = None) -> FileSummary:
     """Ingest one file in one transaction. A file that cannot be read at all raises IngestError
     after its failure is recorded in the ingest history."""
     path = Path(path)
+    removed, freed = remove_leftover_staging(store)
     fmt = detect_format(path)
-    summary = FileSummary(source_file=str(path), format=fmt.value)
+    summary = FileSummary(source_file=_storable(str(path)) or "", format=fmt.value,
+                          leftovers_removed=removed, leftover_bytes=freed)
     started_at = datetime.now(UTC)
-    with tempfile.TemporaryDirectory(prefix="workbench-ingest-") as folder:
-        try:
-            stager, quarantine, read, duplicates = _stage_file(path, fmt, Path(folder), progress)
-        except IngestError as error:
-            summary.error = str(error)
-            if path.exists():  # record what happened to a real file; a missing path has no trace
-                with store.atomic(create=True) as session:
-                    _write(session, summary, _Stager(Path(folder)), [
-                        {"location": "file", "reason": str(error), "raw": None}], started_at)
-            raise
-        summary.read, summary.duplicates = read, duplicates
-        if read == 0:
-            summary.error = f"{path}: the file holds no records"
-        with store.atomic(create=True) as session:
-            _write(session, summary, stager, quarantine, started_at)
+    try:
+        records = read_records(path, fmt)  # a missing or unreadable file raises here
+        with _staging_folder(store) as folder:
+            try:
+                stager, quarantine, read, duplicates = _stage_file(records, folder, progress)
+            except OSError as error:  # the disk, not a record: e.g. no space left for the stage
+                raise IngestError(f"{summary.source_file}: reading or staging it in {folder} "
+                                  f"failed ({error.strerror or error})") from None
+            summary.read, summary.duplicates = read, duplicates
+            if read == 0:
+                summary.error = f"{summary.source_file}: the file holds no records"
+            with _held(store, summary) as session:
+                _write(session, summary, stager, quarantine, started_at)
+    except IngestError as error:
+        summary.error = _storable(str(error))
+        if path.exists():  # record what happened to a real file; a missing path has no trace
+            with _held(store, summary) as session:
+                _write(session, summary, None, [
+                    {"location": "file", "reason": summary.error, "raw": None}], started_at)
+        raise
     return summary
 
 
@@ -284,6 +570,14 @@ def run(config: IngestConfig, store: Store,
         except IngestError as error:
             summary = FileSummary(source_file=str(path), format=path.suffix.lstrip(".") or "?",
                                   error=str(error))
+        except WorkbenchError:
+            raise  # the store is busy, missing or read-only: every other file would fail too
+        except Exception as error:  # noqa: BLE001 - one file's unforeseen failure must not stop the others
+            summary = FileSummary(
+                source_file=str(path), format=path.suffix.lstrip(".") or "?",
+                error=f"{path}: ingest failed unexpectedly ({type(error).__name__}: {error}); "
+                      "nothing from this file was stored. This is a bug in the workbench, "
+                      "please report it")
         result.files.append(summary)
     return result
 
@@ -291,4 +585,3 @@ def run(config: IngestConfig, store: Store,
 def quarantine_page(store: Store, limit: int = 50, offset: int = 0) -> list[dict]:
     return store.query("SELECT quarantine_id, ingest_id, source_file, location, reason, raw "
                        "FROM quarantine ORDER BY quarantine_id LIMIT ? OFFSET ?", [limit, offset])
-

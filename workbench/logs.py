@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,13 +20,29 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from workbench.tools import TOOLS, Answer, ToolValidationError, parse_answer
 
 INTENT_MAX_CHARS = 500
+ID_MAX_CHARS = 256            # request_id, session_id, teacher_model
+EXPORTS_MAX = 1_000_000_000   # per tool and request; sums over billions of rows still fit int64
+LATENCY_MS_MAX = 3_600_000.0  # one hour
+COST_USD_MAX = 100.0          # per teacher call
 REQUIRED_FIELDS: tuple[str, ...] = ("request_id", "intent", "created_at", "teacher", "exports")
 OPTIONAL_FIELDS: tuple[str, ...] = ("teacher_model", "latency_ms", "cost_usd", "session_id")
 
+# Invisible characters that make look-alike spellings differ: zero-width space, non-joiner and
+# joiner, word joiner, zero-width no-break space (the byte-order mark), Mongolian vowel
+# separator, soft hyphen.
+ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff\u180e\u00ad"
+_DROP_ZERO_WIDTH = dict.fromkeys(map(ord, ZERO_WIDTH))
+
 
 def intent_key(text: str) -> str:
-    """Intent identity: lower-cased, whitespace collapsed (and trimmed)."""
-    return " ".join(text.lower().split())
+    """Intent identity (SPEC 3): Unicode-normalised (NFKC, zero-width characters removed),
+    lower-cased, whitespace collapsed and trimmed. Applying it twice changes nothing."""
+    if text.isascii():  # the common case: nothing to normalise
+        return " ".join(text.lower().split())
+    text = unicodedata.normalize("NFKC", text.translate(_DROP_ZERO_WIDTH))
+    # Lower-casing can leave a string that NFKC composes further (rarely); normalise again.
+    text = unicodedata.normalize("NFKC", text.lower())
+    return " ".join(text.split())
 
 
 class RecordError(ValueError):
@@ -37,15 +54,15 @@ class _Envelope(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    request_id: str = Field(min_length=1)
+    request_id: str = Field(min_length=1, max_length=ID_MAX_CHARS)
     intent: str = Field(min_length=1, max_length=INTENT_MAX_CHARS)
     created_at: datetime
     teacher: Any
     exports: Any
-    teacher_model: str | None = None
-    latency_ms: float | None = Field(default=None, ge=0)
-    cost_usd: float | None = Field(default=None, ge=0)
-    session_id: str | None = None
+    teacher_model: str | None = Field(default=None, max_length=ID_MAX_CHARS)
+    latency_ms: float | None = Field(default=None, ge=0, le=LATENCY_MS_MAX, allow_inf_nan=False)
+    cost_usd: float | None = Field(default=None, ge=0, le=COST_USD_MAX, allow_inf_nan=False)
+    session_id: str | None = Field(default=None, max_length=ID_MAX_CHARS)
 
     @field_validator("created_at", mode="before")
     @classmethod
@@ -91,8 +108,21 @@ class LogRecord:
 
 
 def _describe(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else f"{text[:57]}... ({len(str(value))} characters)"
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (ValueError, RecursionError):  # an int of thousands of digits, a very deep value
+        text = f"a {type(value).__name__} too large to show"
+    if len(text) <= 60:
+        return text
+    try:
+        size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    except TypeError:
+        size = ""
+    return f"{text[:57]}...{size}"
+
+
+_LIMITS = {"latency_ms": f"a finite number from 0 to {LATENCY_MS_MAX:.0f}",
+           "cost_usd": f"a finite number from 0 to {COST_USD_MAX:.0f}"}
 
 
 def _envelope_reason(error: ValidationError) -> str:
@@ -101,10 +131,12 @@ def _envelope_reason(error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "record"
         if item["type"] == "missing":
             parts.append(f"{where}: missing required field")
-        elif item["type"] == "string_too_long" and where == "intent":
+        elif item["type"] == "string_too_long":
             length = len(str(item.get("input", "")).strip())
-            parts.append(f"intent: {length} characters after trimming, the limit is "
-                         f"{INTENT_MAX_CHARS}")
+            limit = item.get("ctx", {}).get("max_length", "?")
+            parts.append(f"{where}: {length} characters after trimming, the limit is {limit}")
+        elif where in _LIMITS and item["type"] != "float_parsing":
+            parts.append(f"{where}: must be {_LIMITS[where]} (got {_describe(item.get('input'))})")
         else:
             parts.append(f"{where}: {item['msg']} (got {_describe(item.get('input'))})")
     return "; ".join(parts)
@@ -119,13 +151,32 @@ def _exports(value: Any) -> dict[str, int]:
                               f"(got {_describe(value[key])})")
     counts = {}
     for tool in TOOLS:
-        count = value.get(tool, 0)
+        given = count = value.get(tool, 0)
         if isinstance(count, float) and count.is_integer():
             count = int(count)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise RecordError(f"exports.{tool}: must be an integer 0 or more (got {_describe(count)})")
+        if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= EXPORTS_MAX:
+            raise RecordError(f"exports.{tool}: must be an integer from 0 to {EXPORTS_MAX:,} "
+                              f"(got {_describe(given)})")
         counts[tool] = count
     return counts
+
+
+def _text_problem(name: str, value: str | None) -> str | None:
+    """Why a text field is refused beyond what pydantic checks (it already refuses lone
+    surrogates, text that is not Unicode): a NUL character. None when it is fine."""
+    if value is not None and "\x00" in value:
+        return f"{name}: contains a NUL character (got {_describe(value)})"
+    return None
+
+
+def _created_at_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise RecordError(f"created_at: outside the years 1 to 9999 once converted to UTC "
+                          f"(got {_describe(value.isoformat())})") from None
 
 
 def parse_record(raw: Mapping[str, Any]) -> LogRecord:
@@ -134,16 +185,22 @@ def parse_record(raw: Mapping[str, Any]) -> LogRecord:
         envelope = _Envelope.model_validate(raw)
     except ValidationError as error:
         raise RecordError(_envelope_reason(error)) from None
+    for name in ("request_id", "intent", "teacher_model", "session_id"):
+        problem = _text_problem(name, getattr(envelope, name))
+        if problem is not None:
+            raise RecordError(problem)
+    if not intent_key(envelope.intent):
+        raise RecordError(f"intent: nothing left after removing zero-width characters and "
+                          f"whitespace (got {_describe(envelope.intent)})")
     try:
         teacher = parse_answer(envelope.teacher, path="teacher")
     except ToolValidationError as error:
         raise RecordError(str(error)) from None
-    created_at = envelope.created_at
-    if created_at.tzinfo is None:
-        created_at = created_at.replace(tzinfo=UTC)
+    except RecursionError:
+        raise RecordError("teacher: nested too deeply to be tool parameters") from None
     return LogRecord(
         request_id=envelope.request_id, intent=envelope.intent,
-        created_at=created_at.astimezone(UTC), teacher=teacher,
+        created_at=_created_at_utc(envelope.created_at), teacher=teacher,
         exports=_exports(envelope.exports), teacher_model=envelope.teacher_model or None,
         latency_ms=envelope.latency_ms, cost_usd=envelope.cost_usd,
         session_id=envelope.session_id or None,
