@@ -13,13 +13,16 @@ from workbench.errors import WorkbenchError
 from workbench.store import Store
 
 PAPER_REQUESTS = 27_756
+PAPER_INTENTS = 9_252
+# The paper holds out 1,000 of its 9,252 intents; a smaller demo keeps that share instead.
+PAPER_TEST_SHARE = curate.DEFAULT_TEST_SIZE / PAPER_INTENTS
 
 
 @dataclass(frozen=True)
 class DemoRunConfig:
     requests: int = PAPER_REQUESTS  # the paper's scale; any larger number scales intents too
     seed: int = 7
-    test_size: float = curate.DEFAULT_TEST_SIZE
+    test_size: float | None = None  # None: 1,000 intents, or the paper's share below its scale
     split_seed: int = curate.DEFAULT_SEED
     replace: bool = False           # delete an existing database at the path first
 
@@ -29,6 +32,12 @@ class DemoResult:
     corpus_path: Path
     ingest: ingest.FileSummary
     curate: curate.CurateResult
+
+
+def default_test_size(requests: int) -> float:
+    """1,000 test intents at the paper's scale and above; the paper's share (10.8%) below it,
+    so that a small demo still has training intents."""
+    return curate.DEFAULT_TEST_SIZE if requests >= PAPER_REQUESTS else PAPER_TEST_SHARE
 
 
 def corpus_config(config: DemoRunConfig) -> DemoConfig:
@@ -81,6 +90,7 @@ def _build(config: DemoRunConfig, store: Store, folder: Path,
         raise WorkbenchError(f"the demo generator wrote {summary.quarantined} invalid records "
                              f"(see `workbench quarantine`); this is a bug in the generator")
     curated = curate.run(curate.CurateConfig(
-        test_size=config.test_size, seed=config.split_seed,
+        test_size=config.test_size if config.test_size is not None
+        else default_test_size(config.requests), seed=config.split_seed,
         note=f"SYNTHETIC demo corpus, {total} requests, generator seed {config.seed}"), store)
     return DemoResult(corpus_path, summary, curated)

@@ -9,6 +9,7 @@ from typing import Any
 
 from workbench.datasets import Split, resolve_version, version_rows
 from workbench.errors import WorkbenchError
+from workbench.outputs import check_output_file, write_atomic
 from workbench.store import Store
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
@@ -40,21 +41,27 @@ def _record(row: dict) -> dict[str, Any]:
 
 
 def run(config: ExportConfig, store: Store) -> ExportResult:
+    """Write the rows; the output is checked before the database is read and written
+    atomically (a missing folder above it is created)."""
     out = Path(config.out)
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise WorkbenchError(f"--out {out}: use a .jsonl or .parquet file name")
-    with store.session() as session:
+    check_output_file(out, store.path)
+    with store.session(read_only=True) as session:
         version_id = resolve_version(session, config.version)
         records = [_record(row) for row in version_rows(session, version_id, config.split)]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "jsonl":
-        with out.open("w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(records), out)
+    def write(path: Path) -> None:
+        if fmt == "jsonl":
+            with path.open("w", encoding="utf-8") as handle:
+                for record in records:
+                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(records), path)
+
+    write_atomic(out, write)
     return ExportResult(version_id, config.split.value, len(records), out)

@@ -10,6 +10,7 @@ from pipelines.train import load_run
 from workbench.errors import WorkbenchError
 from workbench.logfiles import LogFormat, read_records
 from workbench.logs import INTENT_MAX_CHARS
+from workbench.outputs import check_output_file, write_atomic
 from workbench.store import Store
 
 
@@ -53,12 +54,18 @@ def read_intents(path: Path) -> list[str]:
 
 
 def run(config: PredictConfig, store: Store) -> PredictResult:
+    """Predict every intent of the input; the output is checked before the model is loaded and
+    written atomically (a missing folder above it is created)."""
+    check_output_file(Path(config.out), store.path)
     intents = read_intents(Path(config.inp))
     row, student = load_run(store, config.run)
     answers = student.predict(intents)
-    config.out.parent.mkdir(parents=True, exist_ok=True)
-    with config.out.open("w", encoding="utf-8") as handle:
-        for text, answer in zip(intents, answers, strict=True):
-            handle.write(json.dumps({"intent": text, **answer.to_dict()}, ensure_ascii=False)
-                         + "\n")
+
+    def write(path: Path) -> None:
+        with path.open("w", encoding="utf-8") as handle:
+            for text, answer in zip(intents, answers, strict=True):
+                handle.write(json.dumps({"intent": text, **answer.to_dict()},
+                                        ensure_ascii=False) + "\n")
+
+    write_atomic(Path(config.out), write)
     return PredictResult(row["run_id"], len(answers), config.out)

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,7 @@ def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path |
     sheet.png with one labelled row per sample. Returns the paths, the sheet last.
 
     `image` defaults to the check's own image; renders use it downscaled to `max_side`."""
+    from workbench.outputs import check_output_file, check_output_folder, write_atomic
     from workbench.render import (
         compare_strip,
         contact_sheet,
@@ -335,12 +337,14 @@ def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path |
         save_png,
     )
 
+    out_dir = check_output_folder(Path(out_dir), store.path)
     with store.session() as session:
         row = _check_row(session, check_id)
         samples = _samples(session, check_id)
+    for name in [*(sample_file(sample) for sample in samples), SHEET_FILE]:
+        check_output_file(out_dir / name)   # never over a database that happens to be there
     source = _image_source(image) if image is not None else row["image"]
     original = fit_image(load_image(source), max_side)
-    out_dir = Path(out_dir)
     paths: list[Path] = []
     rows = []
     for sample in samples:
@@ -348,12 +352,14 @@ def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path |
                   ("teacher", render(original, sample.teacher)),
                   ("student", render(original, sample.student))]
         path = out_dir / sample_file(sample)
-        save_png(compare_strip(panels, height), path)
+        strip = compare_strip(panels, height)
+        write_atomic(path, partial(save_png, strip))
         paths.append(path)
         rows.append((f"{sample.sample_no}. {sample.intent_text}",
                      [("original", original), *panels[1:]]))
     sheet = out_dir / SHEET_FILE
-    save_png(contact_sheet(rows, height=max(32, height * 5 // 8)), sheet)
+    picture = contact_sheet(rows, height=max(32, height * 5 // 8))
+    write_atomic(sheet, partial(save_png, picture))
     paths.append(sheet)
     with store.atomic() as session:
         session.execute("UPDATE reality_checks SET render_dir = ? WHERE check_id = ?",

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from workbench.datasets import resolve_version
 from workbench.errors import WorkbenchError
 from workbench.logs import intent_key
+from workbench.outputs import check_output_file, write_atomic
 from workbench.store import Store
 from workbench.tools import Answer, answer_from_json
 
@@ -53,7 +55,7 @@ def teacher_answers(store: Store, intents: Sequence[str],
                     version: int | None) -> tuple[int, dict[str, Answer]]:
     """The ground truth of each intent found in the version (any split), by intent key."""
     keys = [intent_key(text) for text in intents]
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         version_id = resolve_version(session, version)
         rows = session.query(
             "SELECT intent_key, adjust, selective_adjust, filter FROM dataset_rows "
@@ -74,6 +76,7 @@ def render_intent(config: RenderConfig, store: Store) -> RenderResult:
     """Write one PNG: the teacher's (default) or the run's answer, or the comparison strip."""
     from workbench import render
 
+    check_output_file(Path(config.out), store.path)
     image = render.fit_image(render.load_image(config.image), config.max_side)
     teacher: Answer | None = None
     version_id: int | None = None
@@ -98,7 +101,7 @@ def render_intent(config: RenderConfig, store: Store) -> RenderResult:
     else:
         chosen = student if config.run is not None else teacher
         picture = render.render(image, chosen or Answer())
-    render.save_png(picture, config.out)
+    write_atomic(Path(config.out), partial(render.save_png, picture))
     return RenderResult(Path(config.out), config.intent, teacher, student, run_id, version_id)
 
 
@@ -118,6 +121,7 @@ def gallery(config: GalleryConfig, store: Store) -> RenderResult:
 
     if not config.intents:
         raise WorkbenchError("the gallery needs at least one intent")
+    check_output_file(Path(config.out), store.path)
     image = render.fit_image(render.load_image(config.image), 2 * config.height)
     version_id, teachers = teacher_answers(store, config.intents, config.version)
     run_id, students = student_answers(store, config.run, config.intents)
@@ -129,6 +133,7 @@ def gallery(config: GalleryConfig, store: Store) -> RenderResult:
             ("teacher" if teacher is not None else "teacher: not in the data",
              render.render(image, teacher) if teacher is not None else image),
             ("student", render.render(image, student))]))
-    render.save_png(render.contact_sheet(rows, config.height), config.out)
+    sheet = render.contact_sheet(rows, config.height)
+    write_atomic(Path(config.out), partial(render.save_png, sheet))
     return RenderResult(Path(config.out), ", ".join(config.intents), None, None, run_id,
                         version_id)

@@ -2,14 +2,18 @@
 
 The store is open only to read the training rows and, at the end, to write the run row: the
 training itself runs with the file closed, so the app and other commands keep working. A run that
-fails leaves neither a row nor an artifact folder behind.
+fails leaves neither a row nor an artifact folder behind; one that is killed leaves a folder that
+the next `train` removes (see `remove_orphans`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from workbench.datasets import Split, resolve_version, version_rows
-from workbench.errors import WorkbenchError
-from workbench.store import Store
+from workbench.errors import StoreReadOnlyError, WorkbenchError
+from workbench.store import Store, pid_alive, writable_problem
 from workbench.students import STUDENT_KINDS, load_student, make_student
 from workbench.students.base import Progress, Student, TrainingData
 from workbench.tools import answer_from_json
@@ -51,7 +55,7 @@ def runs_dir(store: Store, configured: Path | None = None) -> Path:
 
 
 def training_data(store: Store, version: int | None) -> tuple[int, TrainingData]:
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         version_id = resolve_version(session, version)
         rows = version_rows(session, version_id, Split.TRAIN)
     if not rows:
@@ -62,6 +66,65 @@ def training_data(store: Store, version: int | None) -> tuple[int, TrainingData]
                  for row in rows])
 
 
+# A run is saved into `.saving-<run id>-<pid>` beside the finished runs and renamed to
+# `<run id>` inside the transaction that records it, so a killed `train` leaves at most a
+# `.saving-` folder of a dead process, or (killed between the rename and the commit) a run
+# folder with no row; both are removed when the next `train` starts. A run folder carries a
+# note naming its database, so databases that share one runs folder leave each other's alone.
+SAVING_PREFIX = ".saving-"
+OWNER_FILE = ".workbench-database"
+RUN_ID = re.compile(r"\d{8}-\d{6}-\w+-[0-9a-f]{4}")
+
+
+def _saving_pid(folder: Path) -> int | None:
+    found = re.fullmatch(re.escape(SAVING_PREFIX) + r".+-(\d+)", folder.name)
+    return int(found.group(1)) if found else None
+
+
+def _owner(folder: Path) -> str | None:
+    try:
+        return (folder / OWNER_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+
+
+def remove_orphans(store: Store, folder: Path) -> list[Path]:
+    """Remove what killed `train`s left in the runs folder: `.saving-` folders of processes
+    that are gone, and run folders of this database with no row in `runs`. Returns them."""
+    if not folder.is_dir():
+        return []
+    # List before querying: a folder renamed into place by a concurrent `train` was renamed
+    # while that process held the database, so its row is committed before our query can run.
+    listed = sorted(folder.iterdir())
+    with store.session(read_only=True) as session:
+        recorded = {row["run_id"] for row in session.query("SELECT run_id FROM runs")}
+    ours = str(store.path.resolve())
+    orphans = []
+    for path in listed:
+        if not path.is_dir() or path.is_symlink():
+            continue
+        pid = _saving_pid(path)
+        if pid is not None:
+            if not pid_alive(pid):
+                orphans.append(path)
+        elif RUN_ID.fullmatch(path.name) and path.name not in recorded and _owner(path) == ours:
+            orphans.append(path)
+    for path in orphans:
+        shutil.rmtree(path, ignore_errors=True)
+        print(f"removed {path}: the model of an interrupted `train` (no run was recorded)",
+              file=sys.stderr)
+    return orphans
+
+
+def check_can_record(store: Store, folder: Path) -> None:
+    """Fail before training, not after it, when the model or the run row cannot be written."""
+    store.check_writable()
+    problem = writable_problem(folder)
+    if problem:
+        raise StoreReadOnlyError(f"cannot save models into {folder}: {problem}. Fix the "
+                                 "permissions, or pass another runs folder")
+
+
 def run(config: TrainConfig, store: Store, progress: Progress | None = None,
         encoder: Any = None) -> TrainResult:
     """Train a student on a version's training split, save it and record the run.
@@ -70,17 +133,22 @@ def run(config: TrainConfig, store: Store, progress: Progress | None = None,
     if config.student not in STUDENT_KINDS:
         raise WorkbenchError(f"unknown student {config.student!r}; choose one of "
                              f"{', '.join(STUDENT_KINDS)}")
+    root = runs_dir(store, config.runs_dir)
+    check_can_record(store, root)
     version_id, data = training_data(store, config.version)
+    remove_orphans(store, root)
     student = make_student(config.student, config.student_config, encoder=encoder)
     started_at = datetime.now(UTC)
     run_id = f"{started_at:%Y%m%d-%H%M%S}-{config.student}-{secrets.token_hex(2)}"
-    folder = runs_dir(store, config.runs_dir) / run_id
+    folder = root / run_id
+    saving = root / f"{SAVING_PREFIX}{run_id}-{os.getpid()}"
     started = time.perf_counter()
     try:
         student.train(data, progress)
         duration = time.perf_counter() - started
-        folder.mkdir(parents=True)
-        student.save(folder)
+        saving.mkdir(parents=True)
+        (saving / OWNER_FILE).write_text(str(store.path.resolve()) + "\n", encoding="utf-8")
+        student.save(saving)
         with store.atomic() as session:
             session.execute(
                 "INSERT INTO runs (run_id, student, config, version_id, split, n_train, started_at,"
@@ -90,7 +158,9 @@ def run(config: TrainConfig, store: Store, progress: Progress | None = None,
                  version_id, len(data.intents), started_at, datetime.now(UTC), duration,
                  getattr(student, "device", "cpu"), student.size_bytes(), str(folder),
                  config.note])
+            os.rename(saving, folder)   # last: a failed rename rolls the row back
     except BaseException:
+        shutil.rmtree(saving, ignore_errors=True)
         shutil.rmtree(folder, ignore_errors=True)
         raise
     return TrainResult(run_id, config.student, version_id, len(data.intents), duration, folder)
@@ -98,7 +168,7 @@ def run(config: TrainConfig, store: Store, progress: Progress | None = None,
 
 def find_run(store: Store, run_id: str | None) -> dict:
     """A run row by id (or unique prefix), or the latest run when `run_id` is None."""
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         if run_id is None:
             row = session.first("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")
             if row is None:
@@ -122,5 +192,5 @@ def load_run(store: Store, run_id: str | None, encoder: Any = None) -> tuple[dic
 
 
 def list_runs(store: Store) -> list[dict]:
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         return session.query("SELECT * FROM runs ORDER BY started_at")

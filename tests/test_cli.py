@@ -182,11 +182,19 @@ def test_app_launches_streamlit_on_the_database_without_importing_the_pages(
         cli, db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     launched: dict[str, Any] = {}
 
-    def fake_call(command: list[str], env: dict[str, str]) -> int:
-        launched.update(command=command, env=env)
-        return 0
+    class FakeServer:
+        returncode = 0
 
-    monkeypatch.setattr(subprocess, "call", fake_call)
+        def __init__(self, command: list[str], env: dict[str, str]) -> None:
+            launched.update(command=command, env=env)
+
+        def poll(self) -> int:
+            return 0
+
+        def wait(self, timeout: float | None = None) -> int:
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeServer)
     for name in [m for m in sys.modules if m.startswith("workbench.app")]:
         monkeypatch.delitem(sys.modules, name)
     code, out, _ = cli("app", "--db", db, "--port", 8642)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pipelines import demo
@@ -64,3 +66,12 @@ def test_replace_builds_a_new_database(tmp_path):
     demo.run(demo.DemoRunConfig(requests=600, test_size=0.1), store)
     demo.run(demo.DemoRunConfig(requests=900, test_size=0.1, replace=True), store)
     assert status_counts(store)["requests"] == 900
+
+
+def test_a_small_demo_keeps_the_papers_test_share(tmp_path: Path):
+    # 1,000 test intents would leave a 3,000-request corpus (about 1,000 intents) no training set.
+    store = Store(tmp_path / "small.duckdb")
+    result = demo.run(demo.DemoRunConfig(requests=3000), store)
+    share = result.curate.test / result.curate.intents
+    assert abs(share - 1000 / 9252) < 0.01
+    assert result.curate.train > 0

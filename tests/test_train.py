@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from pipelines import evaluate, predict, train
 from tests.conftest import curated_store
-from workbench.errors import WorkbenchError
+from workbench.errors import StoreReadOnlyError, WorkbenchError
 from workbench.store import Store
 from workbench.tools import parse_answer
 
@@ -72,6 +76,87 @@ def test_failed_training_leaves_nothing(trained, monkeypatch):
         train.run(train.TrainConfig(student="retrieval"), store)
     assert len(train.list_runs(store)) == before
     assert set((store.path.parent / "runs").iterdir()) == folders
+
+
+def _dead_pid() -> int:
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_a_killed_trains_leftovers_are_removed_when_train_next_starts(trained, monkeypatch,
+                                                                       capsys):
+    store, result = trained
+    root = store.path.parent / "runs"
+
+    def folder(name: str, owner: Path | None = None) -> Path:
+        path = root / name
+        path.mkdir()
+        (path / "student.json").write_text("{}")
+        if owner is not None:
+            (path / train.OWNER_FILE).write_text(str(owner.resolve()) + "\n")
+        return path
+
+    dead_saving = folder(f".saving-20240101-000000-heads-abcd-{_dead_pid()}")
+    live_saving = folder(f".saving-20240101-000000-heads-abce-{os.getpid()}")  # saving now
+    unrecorded = folder("20240101-000000-heads-0bad", owner=store.path)   # killed after rename
+    other_db = folder("20240101-000000-heads-0bee", owner=store.path.parent / "other.duckdb")
+    unowned = folder("20240101-000000-heads-0bef")           # made before runs carried a note
+    from workbench.students.retrieval import RetrievalStudent
+
+    def stop(self, data, progress=None):
+        raise RuntimeError("stop after the start-up")
+
+    monkeypatch.setattr(RetrievalStudent, "train", stop)
+    with pytest.raises(RuntimeError, match="stop after"):
+        train.run(train.TrainConfig(student="retrieval"), store)
+    assert not dead_saving.exists() and not unrecorded.exists()
+    assert live_saving.exists() and other_db.exists() and unowned.exists()
+    assert Path(train.find_run(store, result.run_id)["artifact_path"]).is_dir()
+    err = capsys.readouterr().err
+    assert f"removed {dead_saving}" in err and f"removed {unrecorded}" in err
+    assert str(live_saving) not in err and str(other_db) not in err
+    for path in (live_saving, other_db, unowned):
+        shutil.rmtree(path)
+
+
+def test_the_model_is_renamed_into_place_with_its_row(trained, monkeypatch):
+    store, _ = trained
+    root = store.path.parent / "runs"
+    before = set(root.iterdir())
+    runs_before = len(train.list_runs(store))
+
+    def refuse(source, target):
+        assert Path(source).name.startswith(".saving-") and Path(source).is_dir()
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train.os, "rename", refuse)
+    with pytest.raises(OSError, match="No space"):
+        train.run(train.TrainConfig(student="retrieval"), store)
+    assert len(train.list_runs(store)) == runs_before   # the row was rolled back
+    assert set(root.iterdir()) == before                # and no folder is left
+    monkeypatch.undo()
+    done = train.run(train.TrainConfig(student="retrieval"), store)
+    assert done.artifact_path == root / done.run_id and done.artifact_path.is_dir()
+    assert (done.artifact_path / train.OWNER_FILE).read_text().strip() == \
+        str(store.path.resolve())
+    assert not [path for path in root.iterdir() if path.name.startswith(".saving-")]
+
+
+def test_unwritable_runs_folder_fails_before_training(trained, monkeypatch):
+    store, _ = trained
+    root = store.path.parent / "runs"
+    from workbench.students.retrieval import RetrievalStudent
+
+    trained_at_all = []
+    monkeypatch.setattr(RetrievalStudent, "train",
+                        lambda self, data, progress=None: trained_at_all.append(1))
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if Path(path) == root
+                        else real_access(path, mode, **kw))
+    with pytest.raises(StoreReadOnlyError, match=f"cannot save models into {root}"):
+        train.run(train.TrainConfig(student="retrieval"), store)
+    assert trained_at_all == []
 
 
 def test_unknown_student_and_run(trained):

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import WorkbenchError
+from workbench.outputs import check_output_file, check_output_folder, write_text_atomic
 from workbench.store import Store, default_db_path
+from workbench.terminal import printable
+
+# Exit codes: 2 a user-facing error (one line), 70 an internal error (a bug: the traceback goes
+# to a file), 130 interrupted, 141 the reader of our output went away (`| head`).
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 70
 
 
 def _test_size(text: str) -> float:
@@ -59,9 +66,11 @@ class _Progress:
 
 
 def _print_ingest(result: Any) -> None:
+    if result.leftovers_note:
+        print(result.leftovers_note)
     for f in result.files:
-        status = f"error: {f.error}" if f.error else "ok"
-        print(f"{f.source_file}: read {f.read}, ingested {f.ingested}, duplicates {f.duplicates}, "
+        status = f"error: {printable(f.error)}" if f.error else "ok"
+        print(f"{printable(f.source_file)}: read {f.read}, ingested {f.ingested}, duplicates {f.duplicates}, "
               f"quarantined {f.quarantined} ({status})")
     if len(result.files) > 1:
         t = result.totals
@@ -137,17 +146,17 @@ def cmd_status(args: argparse.Namespace, store: Store) -> int:
     if args.json:
         print(json.dumps(counts, indent=2, default=str))
         return 0
-    print(f"database      {counts['database']}")
+    print(f"database      {printable(counts['database'])}")
     for key in ("requests", "intents", "quarantined", "ingests", "dataset_versions"):
         print(f"{key.replace('_', ' '):<13} {counts[key]}")
     version = counts["current_version"]
     if version is None:
         print("current version: none yet (run `workbench curate`)")
     else:
-        print(f"current version {version['version_id']} ({version['created_by']}, "
+        print(f"current version {version['version_id']} ({printable(version['created_by'])}, "
               f"{version['created_at'][:19]}): train {version['n_train']}, test {version['n_test']} "
               f"(r_3 {version['test_r_3']}, r_5 {version['test_r_5']})")
-        print(f"  note: {version['note']}")
+        print(f"  note: {printable(version['note'])}")
     return 0
 
 
@@ -165,7 +174,7 @@ def cmd_export(args: argparse.Namespace, store: Store) -> int:
 def cmd_versions(args: argparse.Namespace, store: Store) -> int:
     from workbench.datasets import current_version_id, list_versions
 
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         versions, current = list_versions(session), current_version_id(session)
     if args.json:
         print(json.dumps(versions, indent=2, default=str))
@@ -175,9 +184,9 @@ def cmd_versions(args: argparse.Namespace, store: Store) -> int:
     for v in versions:
         mark = "*" if v["version_id"] == current else " "
         parent = v["parent_id"] if v["parent_id"] is not None else "-"
-        print(f"{mark} {v['version_id']:>3}  parent {parent:>3}  {v['created_by']:<12} "
+        print(f"{mark} {v['version_id']:>3}  parent {parent:>3}  {printable(v['created_by']):<12} "
               f"{str(v['created_at'])[:19]}  train {v['n_train']:>6}  test {v['n_test']:>5}  "
-              f"{v['note']}")
+              f"{printable(v['note'])}")
     return 0
 
 
@@ -192,18 +201,19 @@ def cmd_quarantine(args: argparse.Namespace, store: Store) -> int:
         print("no quarantined records")
     for row in rows:
         raw = row["raw"] if row["raw"] is None or len(row["raw"]) <= 120 else row["raw"][:117] + "..."
-        print(f"#{row['quarantine_id']} {row['source_file']} {row['location']}: {row['reason']}")
-        print(f"    raw: {raw}")
+        print(f"#{row['quarantine_id']} {printable(row['source_file'])} "
+              f"{printable(row['location'])}: {printable(row['reason'])}")
+        print(f"    raw: {printable(raw)}")
     return 0
 
 
 def _write_or_print(text: str, out: Path | None) -> None:
+    """Print `text` (escaped for the terminal), or write it to `out` atomically."""
     if out is None:
-        print(text)
+        print(printable(text, newlines=True))
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text + "\n")
-    print(f"wrote {out}", file=sys.stderr)
+    write_text_atomic(out, text + "\n")
+    print(f"wrote {printable(out)}", file=sys.stderr)
 
 
 def _table_format(args: argparse.Namespace) -> str:
@@ -280,9 +290,10 @@ def cmd_runs(args: argparse.Namespace, store: Store) -> int:
     if not runs:
         print("no training runs yet (run `workbench train --student heads`)")
     for r in runs:
+        note = f"  {printable(r['note'])}" if r.get("note") else ""
         print(f"{r['run_id']}  {r['student']:<9} version {r['version_id']:>3}  "
               f"train {r['n_train']:>6}  {r['duration_s']:>8.1f} s  {r['device']}  "
-              f"{r['size_bytes'] / 2**20:.1f} MiB")
+              f"{r['size_bytes'] / 2**20:.1f} MiB{note}")
     return 0
 
 
@@ -371,6 +382,10 @@ def cmd_augment(args: argparse.Namespace, store: Store) -> int:
     print(f"augmentation {result.augmentation_id} ({result.paraphraser}): {result.n_sources} "
           f"source intents, {result.n_generated} candidates, {result.n_kept} kept, dropped: "
           f"{dropped}, paraphraser failures: {result.n_failed}")
+    if result.n_failed:
+        print(f"the paraphraser failed on {result.n_failed} of {result.n_sources} source intents "
+              f"(the first: {result.first_failure}); rerun to retry them (replies that came "
+              "back are cached)")
     if result.committed_version_id is not None:
         print(f"auto-approved and committed as dataset version {result.committed_version_id}")
     else:
@@ -407,9 +422,9 @@ def cmd_review(args: argparse.Namespace, store: Store) -> int:
                   f"  <- {row['source_text']!r}{near}")
         return 0
     if args.action == "commit":
-        version_id = review.commit(store, args.augmentation, by=args.by, note=args.note or "")
-        print(f"committed the approved candidates as dataset version {version_id} "
-              "(now the current version)")
+        result = review.commit(store, args.augmentation, by=args.by, note=args.note or "",
+                               rebase=args.rebase)
+        print("\n".join(review.describe_commit(result)))
         return 0
     if not args.ids and not args.all_pending:
         raise WorkbenchError("name candidate ids, or --all-pending (with --augmentation to limit "
@@ -460,7 +475,9 @@ def cmd_gallery(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_app(args: argparse.Namespace, store: Store) -> int:
+    import signal
     import subprocess
+    import time
 
     # The app's path, not an import of it: importing the pages here (outside Streamlit's
     # runtime) would only print cache warnings before the server starts.
@@ -468,9 +485,35 @@ def cmd_app(args: argparse.Namespace, store: Store) -> int:
     environment = {**os.environ, "WORKBENCH_DB": str(store.path.resolve())}
     command = [sys.executable, "-m", "streamlit", "run", str(main_script),
                "--server.port", str(args.port), "--server.address", args.address]
-    print(f"the workbench app on {store.path} at http://{args.address}:{args.port} "
+    print(f"the workbench app on {printable(store.path)} at http://{args.address}:{args.port} "
           "(Ctrl+C stops it)", flush=True)
-    return subprocess.call(command, env=environment)
+    child = subprocess.Popen(command, env=environment)
+    stop_requested: list[float] = []
+
+    def forward(signum: int, frame: object) -> None:
+        # Stopping us stops the server: it is our child, and nothing else would stop it.
+        stop_requested.append(time.monotonic())
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in forwarded}
+    try:
+        while child.poll() is None:
+            if stop_requested and time.monotonic() - stop_requested[0] > APP_STOP_GRACE_S:
+                child.kill()   # it did not stop when asked
+            try:
+                child.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                continue
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if child.poll() is None:   # we are leaving on an exception: never leave it serving
+            child.kill()
+            child.wait()
+    code = child.returncode
+    return 128 - code if code < 0 else code   # killed by signal N: exit 128 + N, as a shell does
 
 
 def cmd_reality_check(args: argparse.Namespace, store: Store) -> int:
@@ -506,7 +549,7 @@ def cmd_reality_check(args: argparse.Namespace, store: Store) -> int:
     if args.action == "render":
         out = args.out or rc.default_render_dir(store, args.check)
         paths = rc.render_check(store, args.check, out, image=args.image_override)
-        print(f"wrote {len(paths)} images to {out}")
+        print(f"wrote {len(paths)} images to {printable(out)}")
         return 0
     if args.action == "annotate":
         if not args.annotator:
@@ -516,7 +559,9 @@ def cmd_reality_check(args: argparse.Namespace, store: Store) -> int:
                                   rc.read_answers_file(args.answers))
             print(f"recorded {n} answers of {args.annotator} for reality check {args.check}")
             return 0
-        session = rc.annotate_interactively(store, args.check, args.annotator, input, print)
+        session = rc.annotate_interactively(
+            store, args.check, args.annotator, input,
+            lambda text: print(printable(text, newlines=True)))
         print(f"answered {session.answered}, skipped {session.skipped}, "
               f"{session.remaining} left" + (" (quit)" if session.quit else ""))
         return 0
@@ -524,7 +569,7 @@ def cmd_reality_check(args: argparse.Namespace, store: Store) -> int:
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
-        print(rc.format_report(summary))
+        print(printable(rc.format_report(summary), newlines=True))
     return 0
 
 
@@ -542,7 +587,8 @@ def cmd_jobs(args: argparse.Namespace, store: Store) -> int:
             print("no jobs yet (the app's Runs page starts them)")
         for job in listed:
             took = "" if job.duration_s is None else f"{job.duration_s:8.1f} s"
-            print(f"{job.id}  {job.kind.value:<15} {job.status.value:<10} {took}  {job.error or ''}")
+            print(f"{job.id}  {job.kind.value:<15} {job.status.value:<10} {took}  "
+                  f"{printable(job.error or '')}")
         return 0
     if args.job is None:
         raise WorkbenchError(f"jobs {args.action} needs a job id (see `workbench jobs list`)")
@@ -554,7 +600,7 @@ def cmd_jobs(args: argparse.Namespace, store: Store) -> int:
     print(f"job {job.id}: {job.kind.value}, {job.status.value}")
     for stage, event in job.progress().items():
         print(f"  {stage}: {event.done} / {event.total if event.total is not None else '?'}")
-    print(job.log_tail(4000))
+    print(printable(job.log_tail(4000), newlines=True))
     return 0
 
 
@@ -584,6 +630,10 @@ def cmd_baselines(args: argparse.Namespace, store: Store) -> int:
     return 0
 
 
+OUT_RULES = ("written whole or not at all; missing folders are created; never over the "
+             "database, another DuckDB file or the workbench's runs/ and jobs/ folders")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
@@ -610,8 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests", type=_positive_int, default=27_756,
                    help="number of requests (default: the paper's 27,756; intents scale with it)")
     p.add_argument("--seed", type=int, default=7, help="generator seed (default: 7)")
-    p.add_argument("--test-size", type=_test_size, default=1000,
-                   help="test intents: a count, or a fraction below 1 (default: 1000)")
+    p.add_argument("--test-size", type=_test_size, default=None,
+                   help="test intents: a count, or a fraction below 1 (default: 1000 at the "
+                        "paper's scale and above; below it the paper's share, 10.8%%)")
     existing = p.add_mutually_exclusive_group()
     existing.add_argument("--replace", action="store_true",
                           help="delete an existing database first")
@@ -637,7 +688,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("export", cmd_export, "Write a dataset version's rows as JSONL or Parquet.",
             json_flag=False)
-    p.add_argument("--out", type=Path, required=True, help="output file (.jsonl or .parquet)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output file (.jsonl or .parquet); " + OUT_RULES)
     p.add_argument("--version", type=int, default=None, help="dataset version (default: current)")
     p.add_argument("--split", choices=["train", "test", "all"], default="all",
                    help="which rows (default: all)")
@@ -657,7 +709,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--format", choices=["text", "markdown", "csv"], default=None,
                              help="table format (default: from --out's extension, else text)")
         command.add_argument("--out", type=Path, default=None,
-                             help="write the table (or JSON) to this file")
+                             help="write the table (or JSON) to this file; " + OUT_RULES)
 
     p = add("evaluate", cmd_evaluate, "Score predictions on a dataset version's test split "
             "(SPEC 5) and print the RQ1-style table.")
@@ -685,7 +737,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", default=None, help="run id or prefix (default: the latest run)")
     p.add_argument("--in", dest="inp", type=Path, required=True,
                    help="JSONL with an 'intent' per line")
-    p.add_argument("--out", type=Path, required=True, help="predictions JSONL to write")
+    p.add_argument("--out", type=Path, required=True,
+                   help="predictions JSONL to write; " + OUT_RULES)
 
     add("runs", cmd_runs, "List training runs.")
 
@@ -739,6 +792,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default=os.environ.get("USER") or "curator",
                    help="reviewer name stored with the decision (default: $USER)")
     p.add_argument("--note", default=None, help="commit: a note for the new version")
+    p.add_argument("--rebase", action=argparse.BooleanOptionalAction, default=True,
+                   help="commit: when the round's version is no longer current, build on the "
+                        "current version (default); --no-rebase stops instead")
     p.add_argument("--limit", type=_positive_int, default=50, help="list: rows (default 50)")
     p.add_argument("--offset", type=int, default=0, help="list: rows to skip")
 
@@ -754,7 +810,7 @@ def build_parser() -> argparse.ArgumentParser:
             "ground truth, a student's prediction (--run), or both side by side (--compare).")
     p.add_argument("intent", help="the intent text, e.g. \"golden hour\"")
     p.add_argument("--image", default="astronaut", help=image_help)
-    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write; " + OUT_RULES)
     p.add_argument("--run", nargs="?", const="", default=None, metavar="RUN",
                    help="render this run's prediction (no value: the latest run); works for "
                         "intents the data has never seen")
@@ -768,7 +824,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("gallery", cmd_gallery, "Write a contact sheet of several intents: original, "
             "teacher and student renders side by side.")
-    p.add_argument("--out", type=Path, required=True, help="PNG to write")
+    p.add_argument("--out", type=Path, required=True, help="PNG to write; " + OUT_RULES)
     p.add_argument("--intent", action="append", default=[], metavar="TEXT",
                    help="an intent to show (repeatable; default: golden hour, black and white, "
                         "cool morning and a few other popular looks)")
@@ -794,7 +850,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="create: dataset version (default: the run's)")
     p.add_argument("--note", default=None, help="create: a note stored with the check")
     p.add_argument("--out", type=Path, default=None,
-                   help="render: folder for the images (default: beside the database)")
+                   help="render: folder for the images (default: beside the database; "
+                        "missing folders are created; not a file)")
     p.add_argument("--annotator", default=None, help="annotate: your name")
     p.add_argument("--answers", type=Path, default=None,
                    help="annotate: a CSV with columns sample,relevant,mimics (y/n) instead of "
@@ -817,16 +874,73 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands (or command actions) that only read the database: they open it read-only, so they
+# work on a read-only file and beside other readers. Every other command writes, and is checked
+# for write access before it starts its work.
+READ_ONLY_COMMANDS = {"status", "versions", "quarantine", "runs", "export", "predict", "render",
+                      "gallery", "jobs", "app"}
+READ_ONLY_ACTIONS = {"review": {"list"}, "reality-check": {"list", "report"}}
+CREATING_COMMANDS = {"demo", "ingest"}   # these make the database when it is missing
+APP_STOP_GRACE_S = 10.0                  # how long `workbench app` waits for the server to stop
+
+
+def _only_reads(args: argparse.Namespace) -> bool:
+    return args.command in READ_ONLY_COMMANDS or \
+        getattr(args, "action", None) in READ_ONLY_ACTIONS.get(args.command, set())
+
+
+def _prepare(args: argparse.Namespace) -> Store:
+    """The store for this command, after the checks that must pass before any work starts."""
+    reads = _only_reads(args)
+    store = Store.at(args.db, read_only=reads)
+    if not reads and (store.exists or args.command in CREATING_COMMANDS) and \
+            not (args.command == "demo" and args.if_missing and store.exists):
+        store.check_writable()
+    out = getattr(args, "out", None)
+    if out is not None:
+        if args.command == "reality-check":
+            check_output_folder(out, store.path)
+        else:
+            check_output_file(out, store.path)
+    return store
+
+
+def _crash_report(error: BaseException) -> str:
+    """Write the traceback of an unexpected error to a file in the temp folder; say where."""
+    import tempfile
+    import traceback
+    from datetime import datetime
+
+    folder = Path(tempfile.gettempdir()) / "workbench-errors"
+    path = folder / f"{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.txt"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"workbench {' '.join(sys.argv[1:])}\n\n" + "".join(
+            traceback.format_exception(type(error), error, error.__traceback__)),
+            encoding="utf-8")
+    except OSError as write_error:
+        return f"the details could not be written ({write_error.strerror or write_error})"
+    return f"details written to {path}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args, Store.at(args.db))
+        return args.handler(args, _prepare(args))
     except WorkbenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        print(f"error: {printable(error, newlines=True)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print("interrupted; the database is unchanged by the unfinished step", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read our output stopped reading (`workbench quarantine | head`): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as error:  # noqa: BLE001 (the last line of defence: no traceback on screen)
+        print(f"internal error: {type(error).__name__}: {printable(error)}; "
+              f"{_crash_report(error)}", file=sys.stderr)
+        return EXIT_INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -10,7 +10,27 @@ class StoreMissingError(WorkbenchError):
 
 
 class StoreBusyError(WorkbenchError):
-    """Another process held the database file for longer than the lock timeout."""
+    """Another process held the database file for longer than the lock timeout.
+
+    `holder` describes the process that holds it when it left a note (what it is doing, its
+    pid, for how long), else None; `waited_s` is how long we waited."""
+
+    def __init__(self, message: str, holder: str | None = None, waited_s: float = 0.0):
+        super().__init__(message)
+        self.holder = holder
+        self.waited_s = waited_s
+
+
+class StoreReadOnlyError(WorkbenchError):
+    """A command that writes was pointed at a database (or folder) it cannot write."""
+
+
+class SchemaTooNewError(WorkbenchError):
+    """The database was written by a newer workbench: its schema has migrations we do not know."""
+
+
+class OutputPathError(WorkbenchError):
+    """An output path (--out) cannot or must not be written."""
 
 
 class IngestError(WorkbenchError):

@@ -10,9 +10,12 @@ raises `StoreBusyError` with a message saying who holds it.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,12 +26,23 @@ from typing import Any
 
 import duckdb
 
-from workbench.errors import StoreBusyError, StoreMissingError, WorkbenchError
+from workbench.errors import (
+    SchemaTooNewError,
+    StoreBusyError,
+    StoreMissingError,
+    StoreReadOnlyError,
+    WorkbenchError,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS_DIR = PROJECT_ROOT / "db"
 DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "workbench.duckdb"
 DEFAULT_LOCK_TIMEOUT_S = 30.0
+HOLDER_SUFFIX = ".holder.json"   # `<db>.holder.json`: who has the file open for writing
+WAITING_SUFFIX = ".writer-waiting"  # `<db>.writer-waiting`: a writer is waiting for readers to go
+# A reader gives way to a waiting writer for at most this long (then reads anyway): readers are
+# short, so the writer gets in as soon as the current ones close, and no reader starves.
+READER_GIVE_WAY_S = 5.0
 
 
 def default_db_path() -> Path:
@@ -49,6 +63,189 @@ def _lock_timeout() -> float:
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "lock" in str(error).lower()
+
+
+def _is_config_conflict(error: BaseException) -> bool:
+    # This process already has the file open in the other mode (read-only vs read-write).
+    return "different configuration" in str(error).lower()
+
+
+def default_label() -> str:
+    """A short form of this process's command line, e.g. `workbench ingest big.jsonl`."""
+    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    if program in ("__main__.py", "-c", "-m", "cli.py"):
+        program = "workbench" if "workbench" in sys.argv[0] else "python"
+    text = " ".join([program, *sys.argv[1:]])
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# -- who holds the file ----------------------------------------------------------------------
+# DuckDB names only the pid of the process that holds a file; a writer leaves a note beside the
+# database saying what it is doing, so a waiting command can tell the user. Writes within one
+# process share one DuckDB instance, so the note is counted per process: the first writer
+# writes it, the last one to close removes it.
+_holder_lock = threading.Lock()
+_holder_counts: dict[Path, int] = {}
+
+
+def holder_path(db: Path) -> Path:
+    return db.with_name(db.name + HOLDER_SUFFIX)
+
+
+def waiting_path(db: Path) -> Path:
+    return db.with_name(db.name + WAITING_SUFFIX)
+
+
+def _announce_waiting(db: Path) -> None:
+    """A writer found the file busy: ask new readers to give way (see `_give_way`)."""
+    note = waiting_path(db)
+    try:
+        note.write_text(str(os.getpid()), encoding="utf-8")
+    except OSError:
+        return  # best effort: without the note readers simply do not give way
+
+
+def _withdraw_waiting(db: Path) -> None:
+    note = waiting_path(db)
+    try:
+        if note.read_text(encoding="utf-8").strip() == str(os.getpid()):
+            note.unlink(missing_ok=True)
+    except (OSError, ValueError):
+        return
+
+
+def _waiting_writer(db: Path) -> int | None:
+    """The pid of another live process waiting to write, if any."""
+    try:
+        pid = int(waiting_path(db).read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid != os.getpid() and pid_alive(pid) else None
+
+
+def _give_way(db: Path, limit_s: float) -> None:
+    """Before a read-only open: while another process waits to write, hold back (bounded), so a
+    page that reads non-stop cannot keep a writer out for long."""
+    deadline = time.monotonic() + limit_s
+    while _waiting_writer(db) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (it may belong to another user)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The note a writing process leaves beside the database."""
+
+    pid: int
+    label: str
+    since: float          # time.time() when it opened the file
+
+    def describe(self) -> str:
+        held = max(0.0, time.time() - self.since)
+        return f"`{self.label}` (process {self.pid}, for {held:.0f} s)"
+
+
+def read_holder(db: Path) -> Holder | None:
+    """The live writer's note, or None (no note, an unreadable one, or one of a dead process)."""
+    try:
+        data = json.loads(holder_path(db).read_text(encoding="utf-8"))
+        holder = Holder(int(data["pid"]), str(data["label"]), float(data["since"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return holder if pid_alive(holder.pid) else None
+
+
+def _write_holder(db: Path, label: str) -> None:
+    note = holder_path(db)
+    temporary = note.with_name(f"{note.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps({"pid": os.getpid(), "label": label,
+                                         "since": time.time()}), encoding="utf-8")
+        os.replace(temporary, note)
+    except OSError:
+        # Best effort: the note only improves a busy message; a folder we cannot write to is
+        # reported by the write that needs it.
+        temporary.unlink(missing_ok=True)
+
+
+def _remove_holder(db: Path) -> None:
+    note = holder_path(db)
+    try:
+        data = json.loads(note.read_text(encoding="utf-8"))
+        if int(data.get("pid", -1)) == os.getpid():
+            note.unlink(missing_ok=True)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return  # no note, or not ours to remove
+
+
+def _hold(db: Path, label: str) -> None:
+    db = Path(os.path.abspath(db))   # one count per file, however the path was spelled
+    with _holder_lock:
+        count = _holder_counts.get(db, 0)
+        _holder_counts[db] = count + 1
+        if count == 0:
+            _write_holder(db, label)
+
+
+def _release(db: Path) -> None:
+    db = Path(os.path.abspath(db))
+    with _holder_lock:
+        count = _holder_counts.get(db, 1) - 1
+        if count > 0:
+            _holder_counts[db] = count
+            return
+        _holder_counts.pop(db, None)
+        _remove_holder(db)
+
+
+def _busy_error(path: Path, error: Exception | None, waited_s: float) -> StoreBusyError:
+    found = re.search(r"PID (\d+)", str(error)) if error is not None else None
+    pid = int(found.group(1)) if found else None
+    note = read_holder(path)
+    holder: str | None = None
+    if note is not None and (pid is None or pid == note.pid):
+        holder = note.describe()
+        who = holder
+    elif pid == os.getpid() or (error is not None and _is_config_conflict(error)):
+        who = f"this process ({os.getpid()}, another open session)"
+    elif pid is not None:
+        who = f"process {pid}"
+    else:
+        who = "another process"
+    return StoreBusyError(
+        f"the database {path} is in use by {who} and stayed busy for {waited_s:.0f} s. Wait "
+        "for that command or job to finish, or set WORKBENCH_LOCK_TIMEOUT to wait longer.",
+        holder=holder, waited_s=waited_s)
+
+
+# -- writability ------------------------------------------------------------------------------
+def writable_problem(path: Path) -> str | None:
+    """Why `path` (a file, or a folder to be created) cannot be written, or None if it can.
+
+    A missing path is judged by the nearest folder above it that exists."""
+    path = Path(path)
+    if path.exists():
+        return None if os.access(path, os.W_OK) else f"{path} is not writable"
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                return f"{parent} is a file, not a folder"
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return f"the folder {parent} is not writable"
+            return None
+    return None
 
 
 class Session:
@@ -112,55 +309,133 @@ class Session:
 
 @dataclass(frozen=True)
 class Store:
-    """A DuckDB file. Cheap to construct; opens the file only inside `session()`/`atomic()`."""
+    """A DuckDB file. Cheap to construct; opens the file only inside `session()`/`atomic()`.
+
+    `label` says what this process is doing, for the holder note a writer leaves beside the
+    file (default: the command line). A `read_only` store opens every session read-only."""
 
     path: Path
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S
+    label: str | None = None
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))  # accept str paths too
 
     @classmethod
-    def at(cls, path: str | Path | None = None) -> Store:
-        return cls(Path(path) if path else default_db_path(), _lock_timeout())
+    def at(cls, path: str | Path | None = None, label: str | None = None,
+           read_only: bool = False) -> Store:
+        return cls(Path(path) if path else default_db_path(), _lock_timeout(), label, read_only)
 
     @property
     def exists(self) -> bool:
         return self.path.exists()
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + self.lock_timeout
+    def check_writable(self) -> None:
+        """Raise `StoreReadOnlyError` unless a write to the database can succeed: the file (if
+        it exists), its folder (DuckDB writes a `.wal` beside it) and an existing `.wal`.
+
+        Commands that write call this before their slow part, so they fail at once."""
+        checks = [self.path]
+        if self.path.exists():   # then its folder must take the .wal, and a .wal must be writable
+            wal = self.path.with_name(self.path.name + ".wal")
+            checks += [self.path.parent / f".{self.path.name}.probe", wal]
+        problems = [problem for problem in map(writable_problem, checks) if problem]
+        if problems:
+            raise StoreReadOnlyError(
+                f"cannot write to the database {self.path}: {problems[0]} (DuckDB needs to write "
+                "the file and a .wal file beside it). Fix the permissions, or copy the database "
+                "to a writable folder and point --db at the copy; commands that only read "
+                "(status, versions, runs, export...) work on it as it is.")
+
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Connect, retrying while another process (or this one, in the other mode) holds the
+        file; `StoreBusyError` after `lock_timeout`."""
+        started = time.monotonic()
+        if read_only:
+            _give_way(self.path, min(READER_GIVE_WAY_S, self.lock_timeout))
         delay = 0.05
-        while True:
-            try:
-                return duckdb.connect(str(self.path))
-            except duckdb.IOException as error:
-                if not _is_lock_conflict(error):
-                    raise WorkbenchError(f"cannot open the database {self.path}: {error}") from None
-                if time.monotonic() >= deadline:
-                    holder = re.search(r"PID (\d+)", str(error))
-                    who = f"process {holder.group(1)}" if holder else "another process"
-                    raise StoreBusyError(
-                        f"the database {self.path} is in use by {who} and stayed busy for "
-                        f"{self.lock_timeout:.0f} s. Wait for that command or job to finish, or "
-                        "set WORKBENCH_LOCK_TIMEOUT to wait longer.") from None
+        announced = False
+        try:
+            while True:
+                try:
+                    return duckdb.connect(str(self.path), read_only=read_only)
+                except duckdb.ConnectionException as error:
+                    if not _is_config_conflict(error):
+                        raise WorkbenchError(f"cannot open the database {self.path}: {error}") \
+                            from None
+                    if read_only:
+                        # This process has it open for writing already: share that instance.
+                        return duckdb.connect(str(self.path))
+                    last_error: Exception = error
+                except duckdb.IOException as error:
+                    if not _is_lock_conflict(error):
+                        raise _open_error(self.path, error, read_only) from None
+                    last_error = error
+                if not read_only and not announced:
+                    _announce_waiting(self.path)
+                    announced = True
+                waited = time.monotonic() - started
+                if waited >= self.lock_timeout:
+                    raise _busy_error(self.path, last_error, waited) from None
                 time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 1.0)
+                # A waiting writer retries often: readers give way only for a few seconds.
+                delay = min(delay * 2, 0.25 if announced else 1.0)
+        finally:
+            if announced:
+                _withdraw_waiting(self.path)
 
     @contextmanager
-    def session(self, create: bool = False) -> Iterator[Session]:
-        """Open the file for the duration of the block (autocommit)."""
+    def session(self, create: bool = False, read_only: bool = False) -> Iterator[Session]:
+        """Open the file for the duration of the block (autocommit).
+
+        `read_only` (or a read-only store) opens it read-only: several reading processes can
+        share the file, and a read-only file can be read. Pending migrations are applied first in
+        one short read-write open; a schema newer than this code is refused in both modes."""
+        read_only = read_only or self.read_only
+        if read_only and create:
+            raise ValueError("a read-only session cannot create the database")
         if not create and not self.path.exists():
             raise StoreMissingError(
                 f"no database at {self.path}. Build the demo with `workbench demo`, or ingest "
                 "logs with `workbench ingest FILE`, or point --db / WORKBENCH_DB at one.")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = self._open()
+        if create:
+            _make_folder(self.path.parent)
+        if read_only:
+            connection = self._connect(read_only=True)
+            try:
+                pending = _pending(connection, self.path)
+            except BaseException:
+                connection.close()
+                raise
+            if pending:
+                connection.close()
+                try:
+                    with self.session():   # migrates, briefly holding the file for writing
+                        pass
+                except StoreReadOnlyError:
+                    raise StoreReadOnlyError(
+                        f"the database {self.path} needs its schema upgraded to version "
+                        f"{pending[-1][0]} before this workbench can read it, and it cannot be "
+                        "written: make it writable once (any command upgrades it), or use a "
+                        "workbench of its version.") from None
+                connection = self._connect(read_only=True)
+            yield from self._serve(connection, migrate=False)
+            return
+        connection = self._connect(read_only=False)
+        _hold(self.path, self.label or default_label())
+        try:
+            yield from self._serve(connection, migrate=True)
+        finally:
+            _release(self.path)
+
+    def _serve(self, connection: duckdb.DuckDBPyConnection, migrate: bool) -> Iterator[Session]:
         try:
             # No terminal progress bar from inside the library; bounded memory for big writes.
             connection.execute("SET enable_progress_bar = false")
             connection.execute("SET preserve_insertion_order = false")
-            _migrate(connection)
+            if migrate:
+                _migrate(connection, self.path)
             yield Session(connection)
         finally:
             connection.close()
@@ -178,8 +453,32 @@ class Store:
             session.execute("COMMIT")
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[dict]:
-        with self.session() as session:
+        """Rows of one read-only query."""
+        with self.session(read_only=True) as session:
             return session.query(sql, params)
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise WorkbenchError(f"cannot create the database folder {folder}: a file of that name "
+                             "(or above it) is in the way; choose another --db path") from None
+    except NotADirectoryError:
+        raise WorkbenchError(f"cannot create the database folder {folder}: a path above it is a "
+                             "file, not a folder; choose another --db path") from None
+    except OSError as error:
+        raise WorkbenchError(f"cannot create the database folder {folder}: "
+                             f"{error.strerror or error}") from None
+
+
+def _open_error(path: Path, error: duckdb.Error, read_only: bool) -> WorkbenchError:
+    text = str(error)
+    if not read_only and ("permission" in text.lower() or "read-only" in text.lower()):
+        return StoreReadOnlyError(
+            f"cannot open the database {path} for writing: {text}. Fix the permissions, or copy "
+            "it to a writable folder and point --db at the copy.")
+    return WorkbenchError(f"cannot open the database {path}: {text}")
 
 
 def migrations() -> list[tuple[int, str, Path]]:
@@ -193,27 +492,42 @@ def migrations() -> list[tuple[int, str, Path]]:
     return found
 
 
-def _migrate(connection: duckdb.DuckDBPyConnection) -> None:
-    """Apply pending migrations, each in one transaction together with its version record."""
-    pending = migrations()
-    # The usual case, read-only and cheap: everything is applied already.
+def _applied(connection: duckdb.DuckDBPyConnection) -> set[int] | None:
+    """Applied migration versions, or None when the schema table does not exist yet."""
     exists = connection.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_migrations'").fetchall()
-    if exists[0][0]:
-        applied = {row[0] for row in
-                   connection.execute("SELECT version FROM schema_migrations").fetchall()}
-        if all(version in applied for version, _, _ in pending):
-            return
+    if not exists[0][0]:
+        return None
+    return {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
+
+
+def _pending(connection: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[int, str, Path]]:
+    """Migrations not yet applied; `SchemaTooNewError` when the file has ones we do not know."""
+    known = migrations()
+    applied = _applied(connection) or set()
+    unknown = sorted(applied - {version for version, _, _ in known})
+    if unknown:
+        newest = max(version for version, _, _ in known) if known else 0
+        raise SchemaTooNewError(
+            f"the database {path} has schema version {max(unknown)}, newer than this workbench "
+            f"knows (up to {newest}): a newer workbench wrote it. Upgrade the workbench to use "
+            "it, or point --db at another database.")
+    return [migration for migration in known if migration[0] not in applied]
+
+
+def _migrate(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Apply pending migrations, each in one transaction together with its version record."""
+    # The usual case, read-only and cheap: everything is applied already.
+    pending = _pending(connection, path)
+    if not pending:
+        return
     connection.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)")
-    applied = {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
-    for version, name, path in pending:
-        if version in applied:
-            continue
+    for version, name, migration in pending:
         connection.execute("BEGIN TRANSACTION")
         try:
-            connection.execute(path.read_text())
+            connection.execute(migration.read_text())
             connection.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
                                [version, name, datetime.now(UTC)])
         except duckdb.Error:
@@ -223,5 +537,5 @@ def _migrate(connection: duckdb.DuckDBPyConnection) -> None:
 
 
 def schema_version(store: Store) -> int:
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         return int(session.value("SELECT max(version) FROM schema_migrations") or 0)
