@@ -4,11 +4,16 @@
                 per intent and tool whether it is flagged (wrong filter, cosine below the mean)
     paraphrase  the offline paraphraser or an OpenAI-compatible LLM writes n new intents each
     dedup       embeddings (cached in DuckDB by text) against test, train and kept candidates
+    history     a candidate a curator already decided on (rejected, approved, still pending) or
+                that is already in a dataset version is dropped with that reason, not proposed
+                again (checked inside the round's write, so two rounds at once see each other)
     queue       kept candidates wait as 'pending'; with auto_approve they are approved and
                 committed into a new dataset version at once
 
 The store is closed while the student predicts and while the paraphraser works; each write is
 one short transaction, and the round itself (candidates, failures, summary) is written in one.
+A round in which the paraphraser failed on every source intent stores nothing and raises
+`ParaphraseError`; one with some failures stores them and counts them in the result.
 """
 
 from __future__ import annotations
@@ -23,15 +28,24 @@ from typing import Any
 
 from pipelines import evaluate, review
 from workbench.datasets import Split, resolve_version, version_rows
-from workbench.dedup import deduplicate
+from workbench.dedup import Decision, deduplicate
 from workbench.errors import WorkbenchError
 from workbench.logs import intent_key
-from workbench.paraphrase import Paraphraser
+from workbench.paraphrase import ParaphraseError, Paraphraser, ParaphraseResult
 from workbench.store import Session, Store
 from workbench.tools import answer_from_json
 
 # progress(stage, done, total): ("predict", ...), ("paraphrase", 3, 40), ("embed", ...)
 Progress = Callable[[str, int, int], None]
+
+
+class History(str, Enum):
+    """Why a candidate is not proposed again (the `dropped` counts use these names)."""
+
+    IN_VERSION = "already_in_version"
+    REJECTED = "already_rejected"
+    APPROVED = "already_approved"
+    PENDING = "already_pending"
 
 
 class ParaphraserChoice(str, Enum):
@@ -52,6 +66,8 @@ class AugmentConfig:
     seed: int = 0                      # for the offline paraphraser
     encoder: str | None = None         # dedup embeddings; None: all-MiniLM-L6-v2
     version: int | None = None         # with `sources`: the version they come from
+    skip_decided: bool = True          # drop texts already rejected, approved, pending or in a
+                                       # version; experiments turn it off so each arm stands alone
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -79,6 +95,7 @@ class AugmentResult:
     n_failed: int                      # source intents the paraphraser failed on
     committed_version_id: int | None = None
     flagged_by_tool: dict[str, int] = field(default_factory=dict)
+    first_failure: str | None = None   # the paraphraser's first error, when n_failed > 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,15 +164,30 @@ def cached_embeddings(store: Store, encoder: Any, model: str, texts: Sequence[st
         report = None if progress is None else (lambda done, total: progress("embed", done, total))
         computed = embed(encoder, missing, progress=report)                       # (M, D)
         with store.atomic() as session:
-            session.insert("embeddings", {
-                "text": missing,
-                "vector": pa.array(list(computed), type=pa.list_(pa.float32()))},
-                extra={"model": model})
+            _cache_embeddings(session, model, missing, computed)
         found.update(zip(missing, computed, strict=True))
     if not texts:
         dimension = _dimension(encoder)
         return np.zeros((0, dimension), dtype=np.float32)
     return np.stack([found[text] for text in texts]).astype(np.float32)
+
+
+def _cache_embeddings(session: Session, model: str, texts: Sequence[str], vectors: Any) -> None:
+    """Add embeddings to the cache; a text another writer cached meanwhile is left as it is.
+
+    Another round (another job, another process) may embed the same texts between this one's
+    read of the cache and this write: its rows win, and this write still succeeds.
+    """
+    import pyarrow as pa
+
+    session.register("new_embeddings", pa.table({
+        "text": list(texts), "vector": pa.array(list(vectors), type=pa.list_(pa.float32()))}))
+    try:
+        session.execute("INSERT INTO embeddings (model, text, vector) "
+                        "SELECT ?, text, vector FROM new_embeddings ON CONFLICT DO NOTHING",
+                        [model])
+    finally:
+        session.unregister("new_embeddings")
 
 
 def _dimension(encoder: Any) -> int:
@@ -187,10 +219,12 @@ def make_paraphraser(choice: ParaphraserChoice, store: Store, seed: int = 0) -> 
 
 def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
         encoder: Any = None, paraphraser: Paraphraser | None = None) -> AugmentResult:
-    """One augmentation round. `encoder` and `paraphraser` may be passed in (experiments, tests)."""
+    """One augmentation round. `encoder` and `paraphraser` may be passed in (experiments, tests).
+
+    Raises `ParaphraseError` (and stores nothing) when the paraphraser failed on every source
+    intent."""
     from workbench.embeddings import load_encoder, model_path
 
-    encoder = encoder if encoder is not None else load_encoder(config.encoder)
     mining_id: int | None = None
     by_tool: dict[str, int] = {}
     if config.sources:
@@ -200,6 +234,7 @@ def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
         source_keys = list(dict.fromkeys(intent_key(key) for key in config.sources))
         n_flagged = 0
     else:
+        encoder = encoder if encoder is not None else load_encoder(config.encoder)
         run_row, mining_id, source_keys, by_tool = mine(config.run_id, store, encoder, progress)
         version_id = run_row["version_id"]
         n_flagged = len(source_keys)
@@ -216,11 +251,23 @@ def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
     if not source_keys:
         raise WorkbenchError("nothing to augment: mining flagged no training intent")
 
-    paraphraser = paraphraser or make_paraphraser(config.paraphraser, store, config.seed)
     report = None if progress is None else (lambda done, total: progress("paraphrase", done,
                                                                          total))
-    results = paraphraser.paraphrase([by_key[key]["intent_text"] for key in source_keys],
-                                     config.n, report)
+    texts = [by_key[key]["intent_text"] for key in source_keys]
+    if paraphraser is None:
+        made = make_paraphraser(config.paraphraser, store, config.seed)
+        try:
+            results = made.paraphrase(texts, config.n, report)
+        finally:
+            close = getattr(made, "close", None)
+            if close is not None:
+                close()
+        paraphraser = made
+    else:
+        results = paraphraser.paraphrase(texts, config.n, report)
+    _raise_if_all_failed(paraphraser.name, results)
+    # Loaded only now: a round whose paraphraser failed on everything fails fast.
+    encoder = encoder if encoder is not None else load_encoder(config.encoder)
 
     # Candidates in order; the same text twice (from two sources) is one candidate.
     candidates: list[tuple[str, str, str]] = []          # (source key, key, text)
@@ -251,9 +298,14 @@ def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
                  "candidate": [text for _, _, text in candidates]}[kind]
         return texts[index]
 
-    dropped = Counter(d.reason.value for d in decisions if d.reason is not None)
-    n_kept = sum(d.kept for d in decisions)
     with store.atomic() as session:
+        # Read inside the round's own write: a round running at the same time sees this one.
+        history = decided_candidates(session, [key for _, key, _ in candidates]) \
+            if config.skip_decided else {}
+        outcomes = [_Outcome.of(decision, history.get(key), neighbour)
+                    for (_, key, _), decision in zip(candidates, decisions, strict=True)]
+        dropped = Counter(outcome.code for outcome in outcomes if outcome.code is not None)
+        n_kept = sum(outcome.kept for outcome in outcomes)
         augmentation_id = int(session.value(
             "INSERT INTO augmentations (created_at, run_id, version_id, mining_evaluation_id, "
             "paraphraser, config, summary) VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -269,11 +321,11 @@ def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
             "intent_text": [text for _, _, text in candidates],
             **{tool: [by_key[source][tool] for source, _, _ in candidates]
                for tool in ("adjust", "selective_adjust", "filter")},
-            "status": ["pending" if d.kept else "dropped" for d in decisions],
-            "drop_reason": [None if d.reason is None else d.reason.value for d in decisions],
-            "nearest_text": [neighbour(d.nearest_kind, d.nearest_index) for d in decisions],
-            "nearest_kind": [d.nearest_kind for d in decisions],
-            "nearest_similarity": [d.similarity for d in decisions],
+            "status": ["pending" if outcome.kept else "dropped" for outcome in outcomes],
+            "drop_reason": [outcome.reason for outcome in outcomes],
+            "nearest_text": [outcome.nearest_text for outcome in outcomes],
+            "nearest_kind": [outcome.nearest_kind for outcome in outcomes],
+            "nearest_similarity": [outcome.similarity for outcome in outcomes],
         }, extra={"augmentation_id": augmentation_id})
         session.insert("paraphrase_failures", {
             "source_intent_key": [key for key, _ in failures],
@@ -285,11 +337,85 @@ def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
                                                      status=review.Status.PENDING),
                           review.Status.APPROVED, by="auto-approve")
         committed = review.commit(store, augmentation_id, by="auto-approve",
-                                  note=f"augmentation {augmentation_id}, auto-approved")
+                                  note=f"augmentation {augmentation_id}, auto-approved").version_id
     return AugmentResult(augmentation_id, version_id, None if run_row is None else
                          run_row["run_id"], mining_id, paraphraser.name, n_flagged,
                          len(source_keys), len(candidates), n_kept, dict(dropped),
-                         len(failures), committed, by_tool)
+                         len(failures), committed, by_tool,
+                         failures[0][1] if failures else None)
+
+
+def _raise_if_all_failed(name: str, results: Sequence[ParaphraseResult]) -> None:
+    """ParaphraseError when there were source intents and the paraphraser failed on each."""
+    errors = [result.error for result in results
+              if result.error is not None and not result.candidates]
+    if not results or len(errors) < len(results):
+        return
+    said = f"the first failure: {errors[0]}"
+    if errors[-1] != errors[0]:
+        said += f"; the last: {errors[-1]}"
+    raise ParaphraseError(
+        f"the paraphraser {name} failed on all {len(results)} source intent(s), so no round was "
+        f"stored ({said}). Check the endpoint (Settings > Test connection in the app) and try "
+        "again, or use the offline paraphraser")
+
+
+def decided_candidates(session: Session, keys: Sequence[str]) -> dict[str, dict]:
+    """Per intent key among `keys`, the earlier candidate that decides it should not be proposed
+    again: one in a dataset version first, then rejected, approved, pending; the latest of each.
+    Dropped candidates decide nothing (dedup judges them afresh)."""
+    import pyarrow as pa
+
+    if not keys:
+        return {}
+    session.register("new_keys", pa.table({"intent_key": list(dict.fromkeys(keys))}))
+    try:
+        rows = session.query(
+            "SELECT c.intent_key, c.candidate_id, c.intent_text, c.status, "
+            "c.committed_version_id FROM candidates c JOIN new_keys USING (intent_key) "
+            "WHERE c.status IN ('rejected', 'approved', 'pending') "
+            "QUALIFY row_number() OVER (PARTITION BY c.intent_key ORDER BY "
+            "c.committed_version_id IS NOT NULL DESC, "
+            "CASE c.status WHEN 'rejected' THEN 0 WHEN 'approved' THEN 1 ELSE 2 END, "
+            "c.candidate_id DESC) = 1")
+    finally:
+        session.unregister("new_keys")
+    return {row["intent_key"]: row for row in rows}
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What becomes of one candidate: dedup's decision, overridden by the review history."""
+
+    kept: bool
+    code: str | None                   # for the counts: a DropReason or History value
+    reason: str | None                 # stored in candidates.drop_reason
+    nearest_text: str | None
+    nearest_kind: str | None
+    similarity: float | None
+
+    @classmethod
+    def of(cls, decision: Decision, earlier: dict | None,
+           neighbour: Callable[[str | None, int | None], str | None]) -> _Outcome:
+        # A near-test drop keeps its reason: it is the leakage guard, whatever else applies.
+        if earlier is not None and (decision.reason is None
+                                    or decision.reason.value != "near_test"):
+            code, reason = _history_reason(earlier)
+            return cls(False, code.value, reason, earlier["intent_text"], None, None)
+        reason_code = None if decision.reason is None else decision.reason.value
+        return cls(decision.kept, reason_code, reason_code,
+                   neighbour(decision.nearest_kind, decision.nearest_index),
+                   decision.nearest_kind, decision.similarity)
+
+
+def _history_reason(earlier: dict) -> tuple[History, str]:
+    number = f"candidate #{earlier['candidate_id']}"
+    if earlier["committed_version_id"] is not None:
+        return (History.IN_VERSION,
+                f"already in dataset version {earlier['committed_version_id']} ({number})")
+    code = {"rejected": History.REJECTED, "approved": History.APPROVED,
+            "pending": History.PENDING}[earlier["status"]]
+    return code, f"already {earlier['status']} ({number})"
 
 
 def augmentation_lineage(session: Session, version_id: int) -> list[dict]:

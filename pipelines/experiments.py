@@ -162,8 +162,8 @@ def rq2(config: RQ2Config, store: Store, progress: Progress | None = None) -> RQ
         low_run, low_eval = train_and_evaluate(low, f"{config.fraction:.1%}")
         augmented = augment.run(augment.AugmentConfig(
             run_id=low_run.run_id, n=config.n, threshold=config.threshold,
-            paraphraser=config.paraphraser, auto_approve=True, seed=config.seed), store,
-            progress, encoder=shared.get())
+            paraphraser=config.paraphraser, auto_approve=True, seed=config.seed,
+            skip_decided=False), store, progress, encoder=shared.get())
         if augmented.committed_version_id is None:
             raise WorkbenchError("augmentation kept no candidate, so there is nothing to "
                                  "retrain on; lower the dedup threshold or ask for more")
@@ -200,10 +200,14 @@ def _random_control(config: RQ2Config, store: Store, low: int, n_sources: int,
     with store.session() as session:
         keys = sorted(row["intent_key"] for row in version_rows(session, low, Split.TRAIN))
     sources = tuple(random.Random(config.seed).sample(keys, min(n_sources, len(keys))))
+    # The control builds on the low version like the augmented arm: made current first, so its
+    # commit does not rebase onto the augmented version (rq2 restores the current one after).
+    with store.atomic() as session:
+        set_current_version(session, low)
     control = augment.run(augment.AugmentConfig(
         sources=sources, version=low, n=config.n, threshold=config.threshold,
-        paraphraser=config.paraphraser, auto_approve=True, seed=config.seed), store, progress,
-        encoder=shared.get())
+        paraphraser=config.paraphraser, auto_approve=True, seed=config.seed,
+        skip_decided=False), store, progress, encoder=shared.get())
     if control.committed_version_id is None:
         raise WorkbenchError("the random control kept no candidate")
     run, evaluation = train_and_evaluate(control.committed_version_id,

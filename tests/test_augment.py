@@ -102,7 +102,8 @@ def test_review_and_commit_make_a_child_version_with_lineage(world, encoder) -> 
                              review.Status.APPROVED, by="ana") == 2
     assert review.set_status(store, review.ReviewFilter(candidate_ids=(ids[2],)),
                              review.Status.REJECTED, by="ben") == 1
-    version_id = review.commit(store, result.augmentation_id, by="ana", note="two good ones")
+    version_id = review.commit(store, result.augmentation_id, by="ana",
+                               note="two good ones").version_id
     with store.session() as session:
         version = session.first("SELECT * FROM dataset_versions WHERE version_id = ?",
                                 [version_id])
@@ -258,3 +259,208 @@ def test_rq2_runs_the_three_arms_and_the_control_on_one_test_split(world, encode
     assert versions[control.run.version_id]["parent_id"] == low_version
     assert len({tuple(keys) for keys in tests.values()}) == 1  # one test split throughout
     assert {row.evaluation.n_samples for row in result.rows} == {3}
+
+
+# ------------------------------------------------------------------- failures, races, history
+
+def test_a_round_where_the_paraphraser_failed_on_everything_raises_and_stores_nothing(
+        world, monkeypatch) -> None:
+    from workbench import embeddings as embeddings_module
+    from workbench.paraphrase import ParaphraseError
+
+    store, rows = world
+    sources = tuple(train_keys(rows)[:2])
+    # Fails fast: the encoder is not even loaded for a round with nothing to deduplicate.
+    monkeypatch.setattr(embeddings_module, "load_encoder",
+                        lambda *a, **k: pytest.fail("the encoder was loaded"))
+    with pytest.raises(ParaphraseError, match="failed on all 2 source intent") as raised:
+        augment.run(augment.AugmentConfig(sources=sources), store, paraphraser=Scripted({}))
+    assert isinstance(raised.value, WorkbenchError)
+    assert "unparseable reply: no JSON" in str(raised.value)
+    with store.session() as session:
+        assert session.value("SELECT count(*) FROM augmentations") == 0
+        assert session.value("SELECT count(*) FROM candidates") == 0
+
+
+def test_a_round_with_some_failures_says_how_many_and_the_first(world, encoder) -> None:
+    store, rows = world
+    good, bad = train_keys(rows)[:2]
+    result = augment.run(augment.AugmentConfig(sources=(good, bad)), store, encoder=encoder,
+                         paraphraser=Scripted({rows[good]["intent_text"]: ["icy polar chill"]}))
+    assert (result.n_sources, result.n_failed, result.n_kept) == (2, 1, 1)
+    assert result.first_failure == "unparseable reply: no JSON"
+
+
+def test_every_llm_call_failing_makes_the_cli_exit_2_and_the_job_fail(
+        world, tmp_path: Path, monkeypatch, capsys) -> None:
+    import socket
+    import time
+
+    from workbench import jobs
+    from workbench.cli import main
+
+    store, rows = world
+    with socket.socket() as probe:  # a port nothing listens on: every request is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name in ("WORKBENCH_LLM_BASE_URL", "WORKBENCH_LLM_MODEL", "WORKBENCH_LLM_API_KEY",
+                 "OPENAI_BASE_URL", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text(
+        f'[llm]\nbase_url = "http://127.0.0.1:{port}/v1"\nmodel = "m"\nmax_retries = 0\n')
+    monkeypatch.chdir(tmp_path)
+    source = rows[train_keys(rows)[0]]["intent_text"]
+
+    code = main(["augment", "--db", str(store.path), "--intent", source, "--paraphraser", "llm",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "failed on all 1 source intent" in err and "could not connect" in err
+
+    job = jobs.submit(store.path, "augment", {"sources": [source], "paraphraser": "llm"})
+    deadline = time.monotonic() + 90
+    while not (job := jobs.load_job(job.db, job.id)).finished:
+        assert time.monotonic() < deadline, job.log_tail()
+        time.sleep(0.2)
+    assert (job.status, job.error_type) == (jobs.JobStatus.FAILED, "ParaphraseError"), \
+        job.log_tail()
+    assert "could not connect" in (job.error or "")
+    with store.session() as session:
+        assert session.value("SELECT count(*) FROM augmentations") == 0
+
+
+class FakeEncoder:
+    """3-dimensional unit vectors from a hash of the text (lilac's fake embedding)."""
+
+    def encode(self, texts: Sequence[str], **_: Any) -> Any:
+        import numpy as np
+
+        vectors = np.array([[1.0 + (hash(t) % 7), 1.0 + (hash(t) % 5), 1.0] for t in texts],
+                           dtype=np.float32)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return 3
+
+
+class RacingEncoder(FakeEncoder):
+    """Before embedding, lets another writer cache the same texts: exactly the race of two rounds
+    at once, where the other writes between this one's read of the cache and its write."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.raced = False
+
+    def encode(self, texts: Sequence[str], **kwargs: Any) -> Any:
+        if not self.raced:
+            self.raced = True
+            augment.cached_embeddings(self.store, FakeEncoder(), "fake", list(texts))
+        return super().encode(texts, **kwargs)
+
+
+def test_the_embedding_cache_tolerates_a_concurrent_writer(tmp_path: Path) -> None:
+    import numpy as np
+
+    store = Store(tmp_path / "cache.duckdb")
+    with store.session(create=True):
+        pass
+    texts = ["warm dusk", "cold dawn", "warm dusk", "neon night"]
+    racing = RacingEncoder(store)
+
+    vectors = augment.cached_embeddings(store, racing, "fake", texts)
+
+    assert racing.raced
+    np.testing.assert_allclose(vectors, FakeEncoder().encode(texts), rtol=1e-6)
+    assert store.query("SELECT count(*) AS n FROM embeddings") == [{"n": 3}]
+    # and both writers' later reads come from the cache
+    again = augment.cached_embeddings(store, None, "fake", texts)
+    np.testing.assert_allclose(again, vectors, rtol=1e-6)
+
+
+ROUND_TEXTS = ["a sunny honey glow", "icy polar chill", "dusty old photograph",
+               "neon city night", "misty forest dawn"]
+
+
+def test_a_second_round_never_proposes_what_was_decided_or_committed(world, encoder) -> None:
+    store, rows = world
+    source = train_keys(rows)[0]
+    text = rows[source]["intent_text"]
+    first = augment.run(augment.AugmentConfig(sources=(source,), n=10, version=1), store,
+                        encoder=encoder, paraphraser=Scripted({text: ROUND_TEXTS}))
+    assert first.n_kept == 5
+    ids = {c["intent_text"]: c["candidate_id"] for c in review.list_candidates(
+        store, review.ReviewFilter(augmentation_id=first.augmentation_id))}
+
+    def decide(status: review.Status, *texts: str) -> None:
+        review.set_status(store, review.ReviewFilter(
+            candidate_ids=tuple(ids[t] for t in texts)), status, by="ana")
+
+    decide(review.Status.REJECTED, "a sunny honey glow")
+    decide(review.Status.APPROVED, "icy polar chill", "dusty old photograph")
+    committed = review.commit(store, first.augmentation_id, by="ana").version_id
+    decide(review.Status.APPROVED, "misty forest dawn")     # approved, not yet committed
+    # "neon city night" stays pending
+
+    # The same source again, from the same version; spelled differently (intent identity), and
+    # one new text.
+    again = ["A Sunny  Honey Glow", "icy polar chill", "DUSTY old photograph",
+             "neon city night", "misty forest dawn", "warm desert sunset"]
+    second = augment.run(augment.AugmentConfig(sources=(source,), n=10, version=1), store,
+                         encoder=encoder, paraphraser=Scripted({text: again}))
+
+    assert (second.n_generated, second.n_kept) == (6, 1)
+    assert second.dropped == {"already_rejected": 1, "already_in_version": 2,
+                              "already_pending": 1, "already_approved": 1}
+    by_text = {c["intent_text"]: c for c in review.list_candidates(store, review.ReviewFilter(
+        augmentation_id=second.augmentation_id, uncommitted=False))}
+    reasons = {t: (c["status"], c["drop_reason"], c["nearest_text"]) for t, c in by_text.items()}
+
+    def said(how: str, earlier: str) -> tuple[str, str, str]:
+        return "dropped", f"{how} (candidate #{ids[earlier]})", earlier
+
+    in_version = f"already in dataset version {committed}"
+    assert reasons == {
+        "A Sunny  Honey Glow": said("already rejected", "a sunny honey glow"),
+        "icy polar chill": said(in_version, "icy polar chill"),
+        "DUSTY old photograph": said(in_version, "dusty old photograph"),
+        "neon city night": said("already pending", "neon city night"),
+        "misty forest dawn": said("already approved", "misty forest dawn"),
+        "warm desert sunset": ("pending", None, by_text["warm desert sunset"]["nearest_text"]),
+    }
+
+    # An experiment arm stands alone: with skip_decided off, the history does not apply.
+    alone = augment.run(augment.AugmentConfig(sources=(source,), n=10, version=1,
+                                              skip_decided=False), store, encoder=encoder,
+                        paraphraser=Scripted({text: ROUND_TEXTS}))
+    assert alone.n_kept == 5 and alone.dropped == {}
+
+
+class Concurrent(Scripted):
+    """A paraphraser during whose work another, identical round runs to the end (two jobs
+    started moments apart)."""
+
+    def __init__(self, table: dict[str, list[str]], other: Any) -> None:
+        super().__init__(table)
+        self.other = other
+
+    def paraphrase(self, intents: Sequence[str], n: int,
+                   progress: Progress | None = None) -> list[ParaphraseResult]:
+        self.other()
+        return super().paraphrase(intents, n, progress)
+
+
+def test_two_identical_rounds_at_once_propose_each_text_once(world, encoder) -> None:
+    store, rows = world
+    source = train_keys(rows)[0]
+    table = {rows[source]["intent_text"]: ROUND_TEXTS[:3]}
+    config = augment.AugmentConfig(sources=(source,), n=3)
+    finished: list[augment.AugmentResult] = []
+    later = augment.run(config, store, encoder=encoder, paraphraser=Concurrent(
+        table, lambda: finished.append(augment.run(config, store, encoder=encoder,
+                                                   paraphraser=Scripted(table)))))
+    [earlier] = finished
+    assert (earlier.n_kept, later.n_kept) == (3, 0)
+    assert later.dropped == {"already_pending": 3}
+    assert review.count_candidates(store, review.ReviewFilter(status=review.Status.PENDING)) \
+        == {"pending": 3}

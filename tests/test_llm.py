@@ -2,13 +2,16 @@
 
 Covers good replies and their cost, unparseable replies, 429 with and without Retry-After, 500
 forever, a server that hangs, the reply cache, the connection check, configuration from the
-environment and secrets.toml, and that the API key never shows up anywhere.
+environment and secrets.toml, and that the API key never shows up anywhere. Raw-socket servers
+that drip or never finish their answers check that every call is bounded by the wall clock, and
+a batch by its round budget and circuit breaker.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import subprocess
 import sys
@@ -24,7 +27,15 @@ import pytest
 
 from workbench import llm
 from workbench.errors import WorkbenchError
-from workbench.llm import LLMClient, LLMConfig, LLMParaphraser, llm_config, usage_summary
+from workbench.llm import (
+    LLMClient,
+    LLMConfig,
+    LLMParaphraser,
+    cache_key,
+    llm_config,
+    paraphrase_messages,
+    usage_summary,
+)
 from workbench.paraphrase import Paraphraser
 from workbench.store import Store
 
@@ -67,6 +78,7 @@ class FakeLLM:
     models: list[str] = field(default_factory=lambda: [MODEL])
     chat_requests: list[dict] = field(default_factory=list)
     authorizations: list[str] = field(default_factory=list)
+    headers: list[dict[str, str]] = field(default_factory=list)  # of every request, GET included
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -97,6 +109,7 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 pass  # the client gave up waiting (the hang test) and closed the connection
 
         def do_GET(self) -> None:
+            fake.headers.append(dict(self.headers))
             if self.path.rstrip("/") == "/v1/models":
                 self._send(200, {"object": "list", "data": [
                     {"id": name, "object": "model", "created": 0, "owned_by": "test"}
@@ -105,6 +118,7 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self._send(404, error_body("no such path"), {})
 
         def do_POST(self) -> None:
+            fake.headers.append(dict(self.headers))
             length = int(self.headers.get("Content-Length", "0"))
             request = json.loads(self.rfile.read(length) or b"{}")
             if self.path.rstrip("/") != "/v1/chat/completions":
@@ -127,7 +141,7 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
 def fake() -> Iterator[FakeLLM]:
     fake = FakeLLM()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    server.daemon_threads = True  # a hanging handler must not keep the test run alive
+    server.daemon_threads = False  # server_close() joins every handler thread
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
@@ -395,7 +409,7 @@ def test_a_hanging_server_times_out_within_the_total_budget(fake: FakeLLM, make,
 
     # 2 s of budget (+ the last row's write); unbounded it would be 11 attempts of 0.5 s or more.
     assert 0.5 <= elapsed < 3.5
-    assert result.error is not None and "no answer" in result.error
+    assert result.error is not None and "no complete answer" in result.error
     assert "max_total_s=2 s" in result.error
     rows = calls(store)
     assert 2 <= len(rows) <= 4 and rows[-1]["status"] == "failed"
@@ -441,7 +455,7 @@ def test_the_api_key_never_appears_in_errors_logs_or_the_database(
         Answer(500, error_body(echo)), Answer(500, error_body(echo)), Answer(500, error_body(echo)),
         Answer(body=completion(f"your key is {KEY}")),                    # reply echoes it
     ]
-    harness = make(config_for(fake, backoff_s=0.01))
+    harness = make(config_for(fake, backoff_s=0.01, max_consecutive_failures=10))
     results = harness.paraphraser.paraphrase(
         ["cool morning", "a", "b", "c", "d"], n=2)
     fake.models = []  # force the chat fallback of the connection check, then echo there too
@@ -482,10 +496,16 @@ def test_config_repr_masks_the_key():
     ({"base_url": "http://x/v1", "model": "m", "timeout_s": 0}, "timeout_s"),
     ({"base_url": "http://x/v1", "model": "m", "max_retries": -1}, "max_retries"),
     ({"base_url": "http://x/v1", "model": "m", "temperature": 3}, "temperature"),
+    ({"base_url": "http://x/v1", "model": "m", "max_round_s": 0}, "max_round_s"),
+    ({"base_url": "http://x/v1", "model": "m", "max_consecutive_failures": 0},
+     "max_consecutive_failures"),
+    ({"base_url": "http://x/v1", "model": "m", "api_key": KEY + "\n"}, "line break"),
+    ({"base_url": "http://x/v1", "model": "m", "api_key": "sk-two words-here"}, "spaces"),
 ])
 def test_bad_settings_are_clear_errors(settings: dict[str, Any], complaint: str):
-    with pytest.raises(WorkbenchError, match=complaint):
+    with pytest.raises(WorkbenchError, match=complaint) as raised:
         LLMConfig(**settings)
+    assert KEY not in str(raised.value)
 
 
 # --- the connection check ---------------------------------------------------------------------
@@ -521,7 +541,7 @@ def test_connection_check_is_bounded_by_the_timeout(fake: FakeLLM, store: Store)
     start = time.monotonic()
     check = llm.test_connection(config_for(fake, timeout_s=0.5), store)
     assert time.monotonic() - start < 1.5
-    assert not check.ok and "no answer" in check.message
+    assert not check.ok and "no complete answer" in check.message
     assert calls(store)[0]["status"] == "failed"
 
 
@@ -567,12 +587,17 @@ model = "qwen2.5"
 api_key = "{KEY}"
 timeout_s = 10
 input_usd_per_1k_tokens = 0.00015
+max_round_s = 600
+max_consecutive_failures = 5
 """)
     config = llm_config({}, path)
     assert config is not None
     assert (config.base_url, config.model, config.api_key, config.timeout_s) == \
         ("http://localhost:11434/v1", "qwen2.5", KEY, 10.0)
     assert config.input_usd_per_1k_tokens == 0.00015
+    assert (config.max_round_s, config.max_consecutive_failures) == (600.0, 5)
+    assert (LLMConfig(base_url="http://x/v1", model="m").max_round_s,
+            LLMConfig(base_url="http://x/v1", model="m").max_consecutive_failures) == (3600.0, 3)
 
 
 def test_environment_wins_over_secrets_and_secrets_over_openai_variables(tmp_path: Path):
@@ -626,3 +651,304 @@ def test_usage_summary_of_a_missing_database_is_empty(tmp_path: Path):
     summary = usage_summary(Store(tmp_path / "none.duckdb"))
     assert summary["calls"] == 0 and summary["by_status"] == {}
     assert not (tmp_path / "none.duckdb").exists()
+
+
+# --- wall-clock bounds: servers that drip, stall or never finish -------------------------------
+
+REQUEST_THREAD = "workbench-llm-request"  # the name of workbench.llm's per-attempt worker
+
+
+class Misbehaving:
+    """A raw TCP server on 127.0.0.1 that answers every request in one bad way (`mode`):
+
+    drip_body     the headers at once, then a body of 10,000 promised bytes, one every 0.2 s
+    no_end        the headers and the first byte of the body, then nothing (the socket stays open)
+    silent        accepts and reads the request, never answers
+    drip_headers  the status line, then header bytes one every 0.2 s, never ending the headers
+
+    Each connection gives up after `give_up_s`, so that a client without a wall-clock deadline
+    makes its test fail late instead of hanging it; `close()` stops the server, closes every
+    socket and joins every thread.
+    """
+
+    def __init__(self, mode: str, give_up_s: float = 8.0) -> None:
+        self.mode = mode
+        self.give_up_s = give_up_s
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.05)
+        self.threads: list[threading.Thread] = []
+        self.acceptor = threading.Thread(target=self._accept)
+        self.acceptor.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.listener.getsockname()[1]}/v1"
+
+    def close(self) -> None:
+        self.stop.set()
+        self.acceptor.join()
+        self.listener.close()
+        for thread in self.threads:
+            thread.join()
+
+    def _accept(self) -> None:
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            thread = threading.Thread(target=self._serve, args=(connection,))
+            self.threads.append(thread)
+            thread.start()
+
+    def _receive(self, connection: socket.socket) -> bytes | None:
+        """More bytes of the request; None when the client is gone or the server stops."""
+        while not self.stop.is_set():
+            try:
+                return connection.recv(65536) or None
+            except TimeoutError:
+                continue
+        return None
+
+    def _read_request(self, connection: socket.socket) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self._receive(connection)
+            if chunk is None:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"(?i)content-length:\s*(\d+)", head)
+        while length is not None and len(body) < int(length.group(1)):
+            chunk = self._receive(connection)
+            if chunk is None:
+                return False
+            body += chunk
+        return True
+
+    def _serve(self, connection: socket.socket) -> None:
+        with connection:
+            connection.settimeout(0.05)
+            if not self._read_request(connection):
+                return
+            give_up = time.monotonic() + self.give_up_s
+            try:
+                if self.mode in ("drip_body", "no_end"):
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                       b"Content-Length: 10000\r\n\r\n{")
+                elif self.mode == "drip_headers":
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                while time.monotonic() < give_up and not self.stop.wait(0.2):
+                    if self.mode == "drip_body":
+                        connection.sendall(b" ")
+                    elif self.mode == "drip_headers":
+                        connection.sendall(b"a")
+            except OSError:
+                pass  # the client hung up, as a client with a deadline does
+
+
+def request_threads_alive(wait_s: float = 3.0) -> list[threading.Thread]:
+    """The LLM client's request threads still alive after waiting up to `wait_s` for them."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        alive = [t for t in threading.enumerate() if t.name == REQUEST_THREAD and t.is_alive()]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def misbehaving() -> Iterator[Callable[[str], Misbehaving]]:
+    servers: list[Misbehaving] = []
+
+    def start(mode: str) -> Misbehaving:
+        servers.append(Misbehaving(mode))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+    # An abandoned request thread ends once its connection is gone: none outlives its test.
+    assert request_threads_alive() == []
+
+
+MODES = ["drip_body", "no_end", "silent", "drip_headers"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_prompt_is_bounded_by_the_wall_clock(mode: str, misbehaving, make, store: Store):
+    server = misbehaving(mode)
+    config = LLMConfig(base_url=server.base_url, model=MODEL, api_key=KEY, timeout_s=0.5,
+                       max_total_s=2.0, max_retries=10, backoff_s=0.05)
+    harness = make(config, real_sleep=True)
+
+    start = time.monotonic()
+    [result] = harness.paraphraser.paraphrase(["cool morning"], n=2)
+    elapsed = time.monotonic() - start
+
+    # max_total_s=2 and a few short database writes. Socket timeouts alone never end a drip:
+    # the call would last until the server gives up (8 s).
+    assert 1.0 <= elapsed < 3.0
+    assert result.error is not None and "no complete answer" in result.error
+    assert "max_total_s=2 s is spent" in result.error
+    rows = calls(store)
+    assert len(rows) >= 2 and [row["status"] for row in rows][-1] == "failed"
+    assert all(row["duration_ms"] < 800 for row in rows)  # each attempt cut at 0.5 s
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_connection_check_is_bounded_by_the_wall_clock(mode: str, misbehaving,
+                                                          store: Store):
+    server = misbehaving(mode)
+    config = LLMConfig(base_url=server.base_url, model=MODEL, api_key=KEY, timeout_s=1.0)
+    start = time.monotonic()
+    check = llm.test_connection(config, store)
+    assert time.monotonic() - start < 1.6
+    assert not check.ok and "no complete answer" in check.message
+    assert "within 1.0 s" in check.message
+    assert [row["status"] for row in calls(store)] == ["failed"]
+
+
+def test_a_batch_stops_when_the_round_budget_is_spent(fake: FakeLLM, make, store: Store):
+    fake.default = Answer(hang_s=5.0)
+    config = config_for(fake, timeout_s=0.3, max_total_s=0.3, max_retries=0, max_round_s=1.0,
+                        max_consecutive_failures=100)
+    harness = make(config, real_sleep=True)
+
+    start = time.monotonic()
+    results = harness.paraphraser.paraphrase([f"look {i}" for i in range(12)], n=2)
+    elapsed = time.monotonic() - start
+
+    # max_round_s=1 and the rows' writes; without a round budget, 12 prompts of 0.3 s = 3.6 s.
+    assert elapsed < 2.0
+    asked = len(fake.chat_requests)
+    assert 2 <= asked <= 4
+    assert all(r.error is not None and "no complete answer" in r.error for r in results[:asked])
+    for result in results[asked:]:
+        assert result.error is not None and result.error.startswith(
+            "not sent: the round's LLM time budget max_round_s=1 s is spent")
+    assert len(calls(store)) == asked  # a prompt never sent has no row
+
+
+def test_a_batch_stops_after_failures_in_a_row_and_says_why(fake: FakeLLM, make, store: Store):
+    make(config_for(fake)).paraphraser.paraphrase(["cached look"], n=2)  # in the cache now
+    fire = Answer(500, error_body("the model is on fire"))
+    fake.script = [fire, Answer(), fire]
+    fake.default = fire
+    config = config_for(fake, max_retries=0, max_consecutive_failures=2)
+
+    results = make(config).paraphraser.paraphrase(["a", "b", "c", "d", "e", "cached look"], n=2)
+
+    # a fails, b answers (the count starts again), c and d fail: two in a row, so e is not sent;
+    # the cached reply costs nothing and is still used.
+    assert len(fake.chat_requests) == 1 + 4
+    assert [result.error is None for result in results] == [False, True, False, False, False,
+                                                             True]
+    assert results[5].cached and results[5].candidates
+    stop = results[4].error
+    assert stop is not None and stop.startswith(
+        "not sent: the round stopped after 2 failed intents in a row "
+        "(max_consecutive_failures=2)")
+    assert "HTTP 500" in stop and "the model is on fire" in stop
+
+
+# --- the key goes only where it belongs -------------------------------------------------------
+
+LOCAL = "http://127.0.0.1:8000/v1"
+ENV_BASE = "WORKBENCH_LLM_BASE_URL"
+
+
+@pytest.mark.parametrize("environ, sent", [
+    # The attacker's setup: a local endpoint, and an OpenAI key set for other tools.
+    ({ENV_BASE: LOCAL, "OPENAI_API_KEY": KEY}, ""),
+    ({ENV_BASE: LOCAL, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": "https://api.openai.com/v1"}, ""),
+    # OpenAI's own host (or a regional one), over https only; not a look-alike.
+    ({ENV_BASE: "https://api.openai.com/v1", "OPENAI_API_KEY": KEY}, KEY),
+    ({ENV_BASE: "https://eu.api.openai.com/v1", "OPENAI_API_KEY": KEY}, KEY),
+    ({ENV_BASE: "http://api.openai.com/v1", "OPENAI_API_KEY": KEY}, ""),
+    ({ENV_BASE: "https://api.openai.com.example.net/v1", "OPENAI_API_KEY": KEY}, ""),
+    ({ENV_BASE: "https://notopenai.com/v1", "OPENAI_API_KEY": KEY}, ""),
+    # The OPENAI_BASE_URL the key was set beside (a proxy the user paired it with).
+    ({"OPENAI_BASE_URL": LOCAL, "OPENAI_API_KEY": KEY}, KEY),
+    ({ENV_BASE: LOCAL + "/", "OPENAI_BASE_URL": LOCAL, "OPENAI_API_KEY": KEY}, KEY),
+    # The project's own key always wins.
+    ({ENV_BASE: LOCAL, "WORKBENCH_LLM_API_KEY": "sk-project-0042", "OPENAI_API_KEY": KEY},
+     "sk-project-0042"),
+])
+def test_the_openai_key_goes_only_to_openai_or_the_base_url_beside_it(
+        environ: dict[str, str], sent: str):
+    config = llm_config({**environ, "WORKBENCH_LLM_MODEL": MODEL}, NO_FILE)
+    assert config is not None and config.api_key == sent
+
+
+def test_a_local_endpoint_never_receives_the_openai_key_or_account(
+        fake: FakeLLM, store: Store, monkeypatch: pytest.MonkeyPatch):
+    # The openai package reads these from the environment by itself.
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-Distinctive123")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_Distinctive456")
+    monkeypatch.setenv("OPENAI_CUSTOM_HEADERS", f"Authorization: Bearer {KEY}\nX-Api-Key: {KEY}")
+    config = llm_config({ENV_BASE: fake.base_url, "WORKBENCH_LLM_MODEL": MODEL,
+                         "OPENAI_API_KEY": KEY}, NO_FILE)
+    assert config is not None and config.api_key == ""
+
+    with LLMClient(config, store) as client:
+        [result] = LLMParaphraser(client).paraphrase(["cool morning"], n=2)
+    fake.models = []  # the check lists the models, then asks for one token
+    check = llm.test_connection(config, store)
+
+    assert result.error is None and check.ok
+    assert fake.authorizations == ["Bearer no-key", "Bearer no-key"]
+    assert len(fake.headers) == 3
+    for headers in fake.headers:
+        assert KEY not in json.dumps(headers) and "Distinctive" not in json.dumps(headers)
+
+
+def test_a_reply_that_echoes_the_key_is_scrubbed_before_it_is_stored_or_shown(
+        fake: FakeLLM, make, store: Store):
+    fake.content = lambda user: json.dumps({"intents": [f"cool {KEY} tone", "icy dawn"]})
+    [result] = make(config_for(fake)).paraphraser.paraphrase(["cool morning"], n=2)
+    assert result.candidates == ("cool [api key] tone", "icy dawn")
+    [cached] = store.query("SELECT reply FROM llm_cache")
+    assert KEY not in cached["reply"] and "[api key]" in cached["reply"]
+
+    # A reply cached before replies were scrubbed is scrubbed when it is read.
+    messages = paraphrase_messages("golden hour", 2)
+    with store.atomic() as session:
+        session.execute("INSERT INTO llm_cache VALUES (?, ?, ?, now())",
+                        [cache_key(config_for(fake), messages, 2), MODEL,
+                         json.dumps({"intents": [f"gold {KEY}", "amber glow"]})])
+    [old] = make(config_for(fake)).paraphraser.paraphrase(["golden hour"], n=2)
+    assert old.cached and old.candidates == ("gold [api key]", "amber glow")
+
+
+def test_urls_and_reprs_never_show_a_key():
+    config = LLMConfig(base_url=f"https://gw.example/v1?api-key={KEY}", model="m", api_key=KEY)
+    client = LLMClient(config, Store(Path("/nonexistent/w.duckdb")))
+    for text in (llm.safe_url(config.base_url), repr(config), repr(client),
+                 repr(LLMParaphraser(client)), json.dumps(config.public_dict())):
+        assert KEY not in text
+    assert llm.safe_url(config.base_url) == "https://gw.example/v1?[redacted]"
+    client.close()
+
+
+def test_a_reply_cached_meanwhile_by_another_writer_does_not_fail_this_one(
+        fake: FakeLLM, make, store: Store):
+    """Two rounds asking the same prompt at once: the other caches its reply between this one's
+    read of the cache and its write; both succeed and one reply is cached."""
+    other = make(config_for(fake))
+    raced: list[bool] = []
+
+    def content(user_message: str) -> str:
+        if not raced:  # the first request: let the other writer finish the same prompt first
+            raced.append(True)
+            [result] = other.paraphraser.paraphrase(["cool morning"], n=2)
+            assert result.error is None
+        return GOOD
+
+    fake.content = content
+    [result] = make(config_for(fake)).paraphraser.paraphrase(["cool morning"], n=2)
+    assert result.error is None and result.candidates
+    assert len(store.query("SELECT * FROM llm_cache")) == 1
+    assert [row["status"] for row in calls(store)] == ["ok", "ok"]

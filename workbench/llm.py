@@ -1,22 +1,31 @@
-"""The OpenAI-compatible LLM client (SPEC 6): bounded retries, a reply cache in DuckDB, token cost.
+"""The OpenAI-compatible LLM client (SPEC 6): bounded time, a reply cache in DuckDB, token cost.
 
 `llm_config()` finds the endpoint in the environment or in `.streamlit/secrets.toml`;
-`LLMClient.complete()` sends one chat request with its own retry loop, so that the total time for
-one prompt is bounded, and logs every attempt to `llm_calls`; `LLMParaphraser` writes paraphrases
-of failure-case intents through it; `test_connection()` checks an endpoint for the settings page.
+`LLMClient.complete()` sends one chat request with its own retry loop and logs every attempt to
+`llm_calls`; `LLMParaphraser` writes paraphrases of failure-case intents through it;
+`test_connection()` checks an endpoint for the settings page.
 
-The API key only ever travels in the HTTP header: the config's repr masks it, and every error
-text is scrubbed of it before it reaches an exception, a log line, a database row or the screen.
+Time is bounded by the wall clock, not only by socket timeouts (which a server that drips its
+reply one byte at a time never trips): each attempt runs in a worker thread that is abandoned,
+its connection closed, at `timeout_s`; one prompt stops at `max_total_s`; one batch of prompts
+(an augmentation round) stops at `max_round_s`, or after `max_consecutive_failures` failed
+prompts in a row (a circuit breaker), and says so in the error of every prompt it did not ask.
+
+The API key only ever travels in the HTTP header, and only to the endpoint it was meant for: the
+config's repr masks it, and every error text and every reply is scrubbed of it before it reaches
+an exception, a log line, a database row or the screen.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
 import random
 import re
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +59,10 @@ SECRETS_TABLE = "llm"
 
 # Local servers (llama.cpp, vLLM, Ollama) need no key, but the openai client wants a non-empty one.
 _NO_KEY = "no-key"
+# Hosts that OPENAI_API_KEY is meant for (api.openai.com and its regional variants).
+_OPENAI_DOMAIN = "openai.com"
+# Headers the openai client would add from OPENAI_ORG_ID / OPENAI_PROJECT_ID: meant for OpenAI.
+_OPENAI_ACCOUNT_HEADERS = ("OpenAI-Organization", "OpenAI-Project")
 # Keys shorter than this are placeholders ("x", "none"), not secrets; scrubbing them would garble
 # every message that happens to contain those letters.
 _MIN_SECRET_CHARS = 6
@@ -84,10 +97,13 @@ class LLMConfig:
     base_url: str
     model: str
     api_key: str = ""                     # may be empty for local servers
-    timeout_s: float = 30.0               # per HTTP request
+    timeout_s: float = 30.0               # one HTTP attempt, wall clock, reply read in full
     max_retries: int = 4                  # retries after the first attempt
     max_total_s: float = 90.0             # one prompt, every attempt and wait included
     backoff_s: float = 1.0                # first wait; doubles per retry, with jitter
+    max_round_s: float = 3600.0           # one batch of prompts (an augmentation round)
+    max_consecutive_failures: int = 3     # circuit breaker: stop a batch after this many failed
+                                          # prompts in a row (each already retried)
     temperature: float = 0.7
     input_usd_per_1k_tokens: float = 0.0  # 0 and 0 = price unknown: cost is recorded as NULL
     output_usd_per_1k_tokens: float = 0.0
@@ -99,10 +115,18 @@ class LLMConfig:
                 f"https://api.openai.com/v1), got {safe_url(self.base_url)!r}")
         if not self.model.strip():
             raise WorkbenchError("the LLM model name is empty: set WORKBENCH_LLM_MODEL")
-        for name in ("timeout_s", "max_total_s"):
+        for name in ("timeout_s", "max_total_s", "max_round_s"):
             if not getattr(self, name) > 0:
                 raise WorkbenchError(
                     f"LLM {name} must be more than 0 seconds, got {getattr(self, name)}")
+        if self.max_consecutive_failures < 1:
+            raise WorkbenchError("LLM max_consecutive_failures must be at least 1, got "
+                                 f"{self.max_consecutive_failures}")
+        if self.api_key and (self.api_key != self.api_key.strip()
+                             or not self.api_key.isprintable() or " " in self.api_key):
+            # Never show it: say only what is wrong with it.
+            raise WorkbenchError("the LLM API key contains spaces, a line break or other control "
+                                 "characters (copied with a newline?); set it again without them")
         for name in ("max_retries", "backoff_s", "input_usd_per_1k_tokens",
                      "output_usd_per_1k_tokens"):
             if getattr(self, name) < 0:
@@ -139,6 +163,7 @@ class LLMConfig:
 # Settings beyond the endpoint that the [llm] table of secrets.toml may hold too.
 _TUNING_KEYS: dict[str, type] = {
     "timeout_s": float, "max_retries": int, "max_total_s": float, "backoff_s": float,
+    "max_round_s": float, "max_consecutive_failures": int,
     "temperature": float, "input_usd_per_1k_tokens": float, "output_usd_per_1k_tokens": float,
 }
 _ENDPOINT_KEYS = ("base_url", "model", "api_key")
@@ -151,7 +176,9 @@ def llm_config(environ: Mapping[str, str] = os.environ,
     Each of base_url, model and api_key comes from the first place that gives it:
     WORKBENCH_LLM_* in the environment, then the [llm] table of secrets.toml, then OPENAI_BASE_URL
     / OPENAI_API_KEY. The generic OpenAI variables come last because they are often set for other
-    tools, and a key meant for one endpoint must not be sent to another that the project names.
+    tools, and a key meant for one endpoint must not be sent to another that the project names:
+    OPENAI_API_KEY is used only when the endpoint is OpenAI's own (https://*.openai.com) or is the
+    OPENAI_BASE_URL it was set beside; for any other endpoint, no key is sent.
     """
     table = _secrets_table(secrets_path)
 
@@ -167,7 +194,9 @@ def llm_config(environ: Mapping[str, str] = os.environ,
     base_url = pick(ENV_BASE_URL, "base_url", ENV_OPENAI_BASE_URL)
     model = pick(ENV_MODEL, "model")
     project_key = pick(ENV_API_KEY, "api_key")
-    api_key = project_key if project_key is not None else environ.get(ENV_OPENAI_API_KEY, "")
+    api_key = project_key if project_key is not None else ""
+    if project_key is None and base_url and _openai_key_belongs_to(base_url, environ):
+        api_key = environ.get(ENV_OPENAI_API_KEY, "")
     where = (f"set {ENV_BASE_URL} and {ENV_MODEL}, or base_url and model in the [{SECRETS_TABLE}] "
              f"table of {secrets_path}")
     if not base_url or not model:
@@ -179,6 +208,22 @@ def llm_config(environ: Mapping[str, str] = os.environ,
         return None
     tuning = {key: table[key] for key in _TUNING_KEYS if key in table}
     return LLMConfig(base_url=base_url, model=model, api_key=api_key, **tuning)
+
+
+def is_openai_endpoint(url: str) -> bool:
+    """Whether `url` is OpenAI's own API (https, a host under openai.com)."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    return parts.scheme == "https" and (host == _OPENAI_DOMAIN
+                                        or host.endswith("." + _OPENAI_DOMAIN))
+
+
+def _openai_key_belongs_to(base_url: str, environ: Mapping[str, str]) -> bool:
+    """Whether OPENAI_API_KEY may go to `base_url`: OpenAI's host, or the OPENAI_BASE_URL that
+    was set beside the key."""
+    paired = environ.get(ENV_OPENAI_BASE_URL, "")
+    return is_openai_endpoint(base_url) or (
+        bool(paired) and paired.strip().rstrip("/") == base_url.strip().rstrip("/"))
 
 
 def _secrets_table(path: Path) -> dict[str, Any]:
@@ -213,21 +258,30 @@ def _secrets_table(path: Path) -> dict[str, Any]:
 
 
 def safe_url(url: str) -> str:
-    """The URL without any user:password part, fit to log and show."""
+    """The URL without any user:password part or query (gateways put keys there), fit to log
+    and show."""
     parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    if parts.username is None and parts.password is None and not parts.query \
+            and not parts.fragment:
         return url
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit(parts._replace(netloc=netloc))
+    return urlunsplit(parts._replace(netloc=netloc, query="[redacted]" if parts.query else "",
+                                     fragment=""))
 
 
 def scrub(text: str, secret: str) -> str:
     """`text` without the secret or any bearer token in it, shortened to show on one line."""
-    if len(secret) >= _MIN_SECRET_CHARS:
-        text = text.replace(secret, "[api key]")
+    text = scrub_reply(text, secret)
     text = _BEARER.sub("Bearer [redacted]", text)
     return text if len(text) <= _MAX_ERROR_CHARS else text[:_MAX_ERROR_CHARS - 3] + "..."
+
+
+def scrub_reply(text: str, secret: str) -> str:
+    """A reply without the secret in it (a model or a proxy may echo it), otherwise untouched."""
+    if len(secret) >= _MIN_SECRET_CHARS:
+        return text.replace(secret, "[api key]")
+    return text
 
 
 def cache_key(config: LLMConfig, messages: Sequence[Mapping[str, str]], n: int | None) -> str:
@@ -277,8 +331,66 @@ class ConnectionCheck:
     latency_ms: float | None = None
 
 
+class _Overdue(Exception):
+    """An HTTP attempt ran past its wall-clock deadline; its worker was abandoned."""
+
+
+R = TypeVar("R")
+
+
+def _within(seconds: float, call: Callable[[], R], abandon: Callable[[], None]) -> R:
+    """`call()` in a worker thread, or `_Overdue` after `seconds` of wall-clock time.
+
+    Socket timeouts bound the wait for each read, not the whole reply: a server that sends one
+    byte a second (headers or body) never trips them. On the deadline `abandon()` closes the
+    worker's connection, so the worker fails at its next read and ends; it is a daemon thread,
+    so it never keeps the process alive either.
+    """
+    outcome: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as error:  # noqa: BLE001 (raised again in the caller's thread)
+            outcome["error"] = error
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=work, name="workbench-llm-request", daemon=True)
+    worker.start()
+    if not finished.wait(max(seconds, 0.0)):
+        abandon()
+        raise _Overdue
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _openai_client(config: LLMConfig, environ: Mapping[str, str] = os.environ) -> openai.OpenAI:
+    """An openai client for this endpoint that sends exactly the key the config holds.
+
+    The openai package fills in headers from the environment (OPENAI_CUSTOM_HEADERS may carry an
+    Authorization header of its own, OPENAI_ORG_ID and OPENAI_PROJECT_ID name an OpenAI account):
+    the Authorization header is set here explicitly, and for an endpoint that is not OpenAI's own
+    the account and custom headers are left out. max_retries=0: our own loop retries, so that the
+    time for one prompt stays bounded.
+    """
+    import openai
+
+    headers: dict[str, Any] = {"Authorization": f"Bearer {config.api_key or _NO_KEY}"}
+    if not is_openai_endpoint(config.base_url):
+        custom = environ.get("OPENAI_CUSTOM_HEADERS", "")
+        names = [line.split(":", 1)[0].strip() for line in custom.split("\n") if ":" in line]
+        for name in [*_OPENAI_ACCOUNT_HEADERS, *names]:
+            if name and name.lower() != "authorization":
+                headers[name] = openai.Omit()
+    return openai.OpenAI(base_url=config.base_url, api_key=config.api_key or _NO_KEY,
+                         timeout=config.timeout_s, max_retries=0, default_headers=headers)
+
+
 class LLMClient:
-    """Chat requests to one endpoint with bounded retries, a reply cache and a log of every call.
+    """Chat requests to one endpoint with bounded time, a reply cache and a log of every call.
 
     No database connection is held during an HTTP request: the cache is read before it and each
     attempt's row is written after it, each in its own short transaction.
@@ -288,20 +400,25 @@ class LLMClient:
                  sleep: Callable[[float], None] = time.sleep,
                  clock: Callable[[], float] = time.monotonic,
                  rng: random.Random | None = None) -> None:
-        import openai
-
         self.config = config
         self.store = store
         self._sleep = sleep
         self._clock = clock
         self._random = rng or random.Random()
-        # max_retries=0: our own loop retries, so that one prompt's total time stays bounded.
-        self._openai: openai.OpenAI = openai.OpenAI(
-            base_url=config.base_url, api_key=config.api_key or _NO_KEY,
-            timeout=config.timeout_s, max_retries=0)
+        self._openai: openai.OpenAI | None = None  # made on first use, again after an abandon
+
+    def __repr__(self) -> str:
+        return f"LLMClient({self.config!r})"
 
     def close(self) -> None:
-        self._openai.close()
+        if self._openai is not None:
+            self._openai.close()
+            self._openai = None
+
+    def _client(self) -> openai.OpenAI:
+        if self._openai is None:
+            self._openai = _openai_client(self.config)
+        return self._openai
 
     def __enter__(self) -> Self:
         return self
@@ -326,24 +443,56 @@ class LLMClient:
 
         A rerun of a large batch is then one read and one write, not two per prompt.
         `progress(done, total)` is called after each prompt.
+
+        The batch as a whole is bounded too: after `max_round_s`, or after
+        `max_consecutive_failures` prompts in a row failed (the endpoint is down, or the model
+        cannot answer in the shape asked for), the prompts left are not sent; each gets an error
+        saying why (cached replies are still used: they cost nothing).
         """
         keys = [cache_key(self.config, messages, n) for messages in prompts]
         cached = self._cached_texts(keys)
         hits: list[_Row] = []  # written together, before the next HTTP request or at the end
         replies: list[ChatReply[T]] = []
+        round_deadline = self._clock() + self.config.max_round_s
+        failed_in_a_row = 0
+        last_error = ""
+        stopped: str | None = None  # why the prompts left are not sent
         for done, (messages, key) in enumerate(zip(prompts, keys, strict=True), start=1):
             reply = self._from_cache(cached.get(key), key, parse, purpose, hits)
-            if reply is None:
+            if reply is None and stopped is None:
+                stopped = self._stop_reason(failed_in_a_row, last_error, round_deadline)
+                if stopped is not None:
+                    left = sum(key not in cached for key in keys[done - 1:])
+                    log.warning("LLM batch stopped, %d prompt(s) not sent: %s", left, stopped)
+            if reply is None and stopped is not None:
+                reply = ChatReply(value=None, error=f"not sent: {stopped}")
+            elif reply is None:
                 _write_rows(self.store, self.config, hits)
                 hits = []
-                reply = self._ask(messages, key, parse, purpose)
+                reply = self._ask(messages, key, parse, purpose, round_deadline)
                 if reply.value is not None and reply.text is not None:
                     cached[key] = reply.text  # the same prompt again in this batch: a hit
+                    failed_in_a_row = 0
+                else:
+                    failed_in_a_row += 1
+                    last_error = reply.error or ""
             replies.append(reply)
             if progress is not None:
                 progress(done, len(prompts))
         _write_rows(self.store, self.config, hits)
         return replies
+
+    def _stop_reason(self, failed_in_a_row: int, last_error: str,
+                     round_deadline: float) -> str | None:
+        """Why no more prompts of this batch should be sent, or None to go on."""
+        limit = self.config.max_consecutive_failures
+        if failed_in_a_row >= limit:
+            return (f"the round stopped after {failed_in_a_row} failed intents in a row "
+                    f"(max_consecutive_failures={limit}); the last failure: {last_error}")
+        if self._clock() >= round_deadline:
+            return (f"the round's LLM time budget max_round_s={self.config.max_round_s:g} s is "
+                    "spent; raise max_round_s or paraphrase fewer intents (--limit)")
+        return None
 
     def test_connection(self) -> ConnectionCheck:
         """`test_connection` for this client's endpoint, logged to its store."""
@@ -362,6 +511,7 @@ class LLMClient:
         """The cached reply, parsed (its row appended to `hits`), or None to ask the endpoint."""
         if text is None:
             return None
+        text = scrub_reply(text, self.config.api_key)  # cached before replies were scrubbed
         start = self._clock()
         started_at = datetime.now(UTC)
         try:
@@ -376,24 +526,32 @@ class LLMClient:
                          completion_tokens=0, cost_usd=0.0)
 
     def _ask(self, messages: Sequence[Mapping[str, str]], key: str, parse: Callable[[str], T],
-             purpose: Purpose) -> ChatReply[T]:
-        """The retry loop for one prompt: bounded by max_retries and by max_total_s."""
+             purpose: Purpose, round_deadline: float = float("inf")) -> ChatReply[T]:
+        """The retry loop for one prompt: bounded by max_retries, by max_total_s and by what is
+        left of the round's max_round_s; each attempt by timeout_s of wall-clock time."""
         import openai
 
         first_start = self._clock()
-        deadline = first_start + self.config.max_total_s
+        deadline = min(first_start + self.config.max_total_s, round_deadline)
+        budget = (f"max_total_s={self.config.max_total_s:g} s"
+                  if deadline < round_deadline else
+                  f"the round's max_round_s={self.config.max_round_s:g} s")
         number = 0
         while True:
             number += 1
             timeout = min(self.config.timeout_s, max(deadline - self._clock(), 0.001))
             attempt = _Attempt(key, number, purpose, datetime.now(UTC))
             start = self._clock()
+            request = functools.partial(
+                self._client().chat.completions.create, model=self.config.model,
+                # Plain role/content dicts; the SDK's per-role TypedDicts accept them.
+                messages=[dict(message) for message in messages],
+                temperature=self.config.temperature, timeout=timeout)
             try:
-                completion = self._openai.chat.completions.create(
-                    model=self.config.model,
-                    # Plain role/content dicts; the SDK's per-role TypedDicts accept them.
-                    messages=[dict(message) for message in messages],  # type: ignore[misc]
-                    temperature=self.config.temperature, timeout=timeout)
+                completion = _within(timeout, request, self.close)
+            except _Overdue:
+                failure = _Failure(f"no complete answer from {safe_url(self.config.base_url)} "
+                                   f"within {timeout:.1f} s", retryable=True)
             except (openai.APIError, ValueError) as error:
                 # ValueError: a 200 whose body is not JSON escapes the openai client unwrapped.
                 failure = _failure(error, self.config, timeout)
@@ -401,7 +559,8 @@ class LLMClient:
                 return self._answered(completion, parse, attempt, (self._clock() - start) * 1000)
             duration_ms = (self._clock() - start) * 1000
 
-            wait, give_up = self._wait_before_retry(failure, number, deadline - self._clock())
+            wait, give_up = self._wait_before_retry(failure, number, deadline - self._clock(),
+                                                    budget)
             if wait is None:
                 elapsed = self._clock() - first_start
                 error_text = failure.message if not give_up else (
@@ -420,6 +579,9 @@ class LLMClient:
                   duration_ms: float) -> ChatReply[T]:
         """Parse an HTTP 200 answer, log it, and cache it when it parses."""
         text, prompt_tokens, completion_tokens = _read_completion(completion)
+        if text is not None:
+            # Nothing the endpoint says is stored or shown with the key in it.
+            text = scrub_reply(text, self.config.api_key)
         spent = _Spent(prompt_tokens, completion_tokens,
                        self.config.cost_usd(prompt_tokens, completion_tokens))
         if text is None:
@@ -442,8 +604,8 @@ class LLMClient:
                          prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
                          cost_usd=spent.cost_usd)
 
-    def _wait_before_retry(self, failure: _Failure, attempts: int,
-                           remaining_s: float) -> tuple[float | None, str]:
+    def _wait_before_retry(self, failure: _Failure, attempts: int, remaining_s: float,
+                           budget: str) -> tuple[float | None, str]:
         """Seconds to wait before the next attempt, or (None, why not) to give up now."""
         if not failure.retryable:
             return None, ""
@@ -455,11 +617,10 @@ class LLMClient:
             # The endpoint said when to come back; asking sooner would only be refused again.
             if failure.retry_after_s > room:
                 return None, (f"the endpoint asked to wait {failure.retry_after_s:.1f} s, more "
-                              f"than the time left of max_total_s={self.config.max_total_s:g} s; "
-                              "gave up")
+                              f"than the time left of {budget}; gave up")
             return failure.retry_after_s, ""
         if room <= 0:
-            return None, f"max_total_s={self.config.max_total_s:g} s is spent; gave up"
+            return None, f"{budget} is spent; gave up"
         backoff = self.config.backoff_s * 2 ** (attempts - 1) * self._random.uniform(0.5, 1.5)
         return min(backoff, room), ""
 
@@ -555,7 +716,7 @@ def _failure(error: Exception, config: LLMConfig, timeout: float) -> _Failure:
 
     url = safe_url(config.base_url)
     if isinstance(error, openai.APITimeoutError):
-        return _Failure(f"no answer from {url} within {timeout:.1f} s", retryable=True)
+        return _Failure(f"no complete answer from {url} within {timeout:.1f} s", retryable=True)
     if isinstance(error, openai.APIConnectionError):
         cause = error.__cause__ or error
         return _Failure(scrub(f"could not connect to {url} ({cause}); check the base URL and that "
@@ -631,7 +792,8 @@ def _retry_after_s(headers: Mapping[str, str]) -> float | None:
 
 
 def test_connection(config: LLMConfig, store: Store | None = None) -> ConnectionCheck:
-    """Check the endpoint and model with one or two tiny requests, within `timeout_s` in all.
+    """Check the endpoint and model with one or two tiny requests, within `timeout_s` of wall
+    clock in all (a server that drips its answer is cut off too).
 
     Lists the models first (free); when the endpoint has no model list or does not list this
     model (gateways often don't), asks the model for a single token. Logged when `store` is given.
@@ -644,26 +806,32 @@ def test_connection(config: LLMConfig, store: Store | None = None) -> Connection
     deadline = start + config.timeout_s
     offered: list[str] = []
     failure: _Failure | None = None
-    client = openai.OpenAI(base_url=config.base_url, api_key=config.api_key or _NO_KEY,
-                           timeout=config.timeout_s, max_retries=0)
-    try:
+    client = _openai_client(config)
+
+    def check_endpoint() -> ConnectionCheck:
         try:
-            offered = [model.id for model in client.models.list(timeout=config.timeout_s).data]
+            offered.extend(model.id for model in client.models.list(timeout=config.timeout_s).data)
         except openai.NotFoundError:
-            offered = []  # no /models on this server: the chat request below decides
+            pass  # no /models on this server: the chat request below decides
         if config.model in offered:
             latency = (time.monotonic() - start) * 1000
-            check = ConnectionCheck(True, f"connected to {url} in {latency:.0f} ms; the model "
-                                          f"{config.model!r} is available", latency)
-        else:
-            remaining = max(deadline - time.monotonic(), 0.001)
-            chat_start = time.monotonic()
-            client.chat.completions.create(
-                model=config.model, messages=[{"role": "user", "content": "Say OK."}],
-                max_tokens=1, temperature=0, timeout=remaining)
-            latency = (time.monotonic() - chat_start) * 1000
-            check = ConnectionCheck(True, f"connected to {url} in {latency:.0f} ms; the model "
-                                          f"{config.model!r} answered", latency)
+            return ConnectionCheck(True, f"connected to {url} in {latency:.0f} ms; the model "
+                                         f"{config.model!r} is available", latency)
+        remaining = max(deadline - time.monotonic(), 0.001)
+        chat_start = time.monotonic()
+        client.chat.completions.create(
+            model=config.model, messages=[{"role": "user", "content": "Say OK."}],
+            max_tokens=1, temperature=0, timeout=remaining)
+        latency = (time.monotonic() - chat_start) * 1000
+        return ConnectionCheck(True, f"connected to {url} in {latency:.0f} ms; the model "
+                                     f"{config.model!r} answered", latency)
+
+    try:
+        check = _within(config.timeout_s, check_endpoint, client.close)
+    except _Overdue:
+        failure = _Failure(f"no complete answer from {url} within {config.timeout_s:.1f} s",
+                           retryable=True)
+        check = ConnectionCheck(False, failure.message)
     except (openai.APIError, ValueError) as error:
         failure = _failure(error, config, config.timeout_s)
         message = failure.message
@@ -772,6 +940,12 @@ class LLMParaphraser:
     def __init__(self, client: LLMClient) -> None:
         self.client = client
         self.name = f"llm:{client.config.model}"
+
+    def __repr__(self) -> str:
+        return f"LLMParaphraser({self.client!r})"
+
+    def close(self) -> None:
+        self.client.close()
 
     def paraphrase(self, intents: Sequence[str], n: int,
                    progress: Progress | None = None) -> list[ParaphraseResult]:

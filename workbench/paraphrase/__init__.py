@@ -11,6 +11,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from workbench.errors import WorkbenchError
+
+
+class ParaphraseError(WorkbenchError):
+    """The paraphraser failed on every source intent of a round (the endpoint is down, the key
+    is rejected, the model cannot answer in JSON): the round is not stored."""
+
 
 @dataclass(frozen=True)
 class ParaphraseResult:

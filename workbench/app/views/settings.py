@@ -34,13 +34,14 @@ def render() -> None:
         st.caption("The API key is read from the environment or `.streamlit/secrets.toml` and "
                    "is only ever shown as set or unset.")
         if st.button("Test connection", key="test_connection"):
-            with st.spinner(f"Asking {shown['base_url']} ..."):
+            # Bounded by the wall clock: at most timeout_s, even against a server that drips.
+            with st.spinner(f"Asking {shown['base_url']} (at most {config.timeout_s:g} s) ..."):
                 check = llm.test_connection(config, current if current.exists else None)
             (st.success if check.ok else st.error)(check.message)
 
     if current.exists:
         st.subheader("LLM usage so far")
-        usage = llm.usage_summary(current)
+        usage = llm.usage_summary(state.reader())
         columns = st.columns(4)
         columns[0].metric("Calls", f"{usage['calls']:,}")
         columns[1].metric("Prompt tokens", f"{usage['prompt_tokens']:,}")
