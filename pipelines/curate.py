@@ -8,6 +8,12 @@
    smaller canonical JSON.
 3. Count each intent's requests in the raw logs, zero-export ones included (for r_k subsets).
 4. Split by unique intent with a seeded shuffle: `test_size` intents (or that fraction) to test.
+
+Steps 1-4 read the logs in a read-only session (other readers, such as the app, share the file
+meanwhile); the version is then written in one short transaction. If logs were ingested between
+the two (the newest ingest id or the request count moved), the work is done again on the new
+logs, a few times at most, and then curation stops with a message: a version never mixes two
+states of the logs.
 """
 
 from __future__ import annotations
@@ -16,13 +22,14 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from workbench.datasets import DatasetRow, Origin, create_version
+from workbench.datasets import DatasetRow, Origin, create_version, rows_table
 from workbench.errors import CurationError
 from workbench.store import Session, Store
 from workbench.tools import TOOLS
 
 DEFAULT_TEST_SIZE = 1000
 DEFAULT_SEED = 13
+MAX_ATTEMPTS = 3          # computations thrown away because logs were ingested meanwhile
 
 
 @dataclass(frozen=True)
@@ -96,41 +103,95 @@ def split_intents(keys: list[str], test_size: float, seed: int) -> set[str]:
     return set(ordered[:n_test])
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """What the read phase computed, ready to write."""
+
+    logs: tuple[int, int]                  # (newest ingest id, requests) it was computed from
+    n_requests: int
+    n_dropped: int
+    n_intents: int                         # intents in the logs, zero-export ones included
+    rows: list[DatasetRow]
+    chosen: dict[str, dict[str, dict]]
+
+
+def _logs_state(session: Session) -> tuple[int, int]:
+    """What identifies the state of the logs: only ingest writes requests, and every ingest
+    leaves a row with a new id."""
+    row = session.first("SELECT (SELECT coalesce(max(ingest_id), 0) FROM ingests) AS ingest, "
+                        "(SELECT count(*) FROM requests) AS requests") or {}
+    return int(row.get("ingest") or 0), int(row.get("requests") or 0)
+
+
+def _prepare(session: Session, config: CurateConfig) -> _Prepared:
+    logs = _logs_state(session)
+    n_requests = logs[1]
+    if n_requests == 0:
+        raise CurationError("there are no requests to curate. Ingest logs first "
+                            "(`workbench ingest FILE`).")
+    n_dropped = int(session.value(
+        "SELECT count(*) FROM requests "
+        "WHERE exports_adjust + exports_selective_adjust + exports_filter = 0"))
+    chosen = ground_truth(session)
+    if not chosen:
+        raise CurationError(f"all {n_requests} requests have zero exports; nothing to curate")
+    intents = {row["intent_key"]: row for row in session.query(
+        "SELECT i.intent_key, i.intent_text, count(*) AS request_count "
+        "FROM intents i JOIN requests r USING (intent_key) "
+        "GROUP BY i.intent_key, i.intent_text")}
+    test = split_intents(list(chosen), config.test_size, config.seed)
+    rows = [DatasetRow(
+        intent_key=key, intent_text=intents[key]["intent_text"],
+        split="test" if key in test else "train",
+        request_count=intents[key]["request_count"],
+        adjust=tools["adjust"]["output"], selective_adjust=tools["selective_adjust"]["output"],
+        filter=tools["filter"]["output"]) for key, tools in sorted(chosen.items())]
+    return _Prepared(logs, n_requests, n_dropped, len(intents), rows, chosen)
+
+
 def run(config: CurateConfig, store: Store) -> CurateResult:
-    with store.atomic() as session:
-        n_requests = int(session.value("SELECT count(*) FROM requests"))
-        if n_requests == 0:
-            raise CurationError("there are no requests to curate. Ingest logs first "
-                                "(`workbench ingest FILE`).")
-        n_dropped = int(session.value(
-            "SELECT count(*) FROM requests "
-            "WHERE exports_adjust + exports_selective_adjust + exports_filter = 0"))
-        chosen = ground_truth(session)
-        if not chosen:
-            raise CurationError(f"all {n_requests} requests have zero exports; nothing to curate")
-        intents = {row["intent_key"]: row for row in session.query(
-            "SELECT i.intent_key, i.intent_text, count(*) AS request_count "
-            "FROM intents i JOIN requests r USING (intent_key) "
-            "GROUP BY i.intent_key, i.intent_text")}
-        test = split_intents(list(chosen), config.test_size, config.seed)
-        rows = [DatasetRow(
-            intent_key=key, intent_text=intents[key]["intent_text"],
-            split="test" if key in test else "train",
-            request_count=intents[key]["request_count"],
-            adjust=tools["adjust"]["output"], selective_adjust=tools["selective_adjust"]["output"],
-            filter=tools["filter"]["output"]) for key, tools in sorted(chosen.items())]
-        version_id = create_version(session, rows, Origin.CURATION, config.note or
-                                    "curated from the logs", asdict(config))
-        choices = [(key, tool, c) for key, tools in chosen.items() for tool, c in tools.items()]
-        session.insert("ground_truth_choices", {
-            "intent_key": [key for key, _, _ in choices],
-            "tool": [tool for _, tool, _ in choices],
-            **{name: [c[name] for _, _, c in choices] for name in
-               ("output", "exports", "n_requests", "export_rate", "n_candidates")},
-        }, extra={"version_id": version_id})
-        test_counts = [row.request_count for row in rows if row.split == "test"]
-        return CurateResult(
-            version_id=version_id, requests=n_requests, requests_dropped=n_dropped,
-            intents=len(rows), intents_dropped=len(intents) - len(rows),
-            train=len(rows) - len(test_counts), test=len(test_counts),
-            test_r_3=sum(c >= 3 for c in test_counts), test_r_5=sum(c >= 5 for c in test_counts))
+    """Compute the version from the logs read-only, then write it in one short transaction."""
+    store.check_writable()                  # fail before the slow part, not after it
+    for _ in range(MAX_ATTEMPTS):
+        with store.session(read_only=True) as session:
+            prepared = _prepare(session, config)
+        rows, choices = _tables(prepared)   # Arrow tables, built with the file closed
+        with store.atomic() as session:
+            if _logs_state(session) != prepared.logs:
+                continue                    # logs were ingested meanwhile: compute again
+            return _write(session, config, prepared, rows, choices)
+    raise CurationError(
+        f"logs were ingested while curating, {MAX_ATTEMPTS} times in a row, so no version was "
+        "made (a version never mixes two states of the logs). Run `workbench curate` again "
+        "when the ingest is done.")
+
+
+def _tables(prepared: _Prepared) -> tuple[Any, Any]:
+    """The version's rows and the ground-truth choices as Arrow tables, ready to insert."""
+    import pyarrow as pa
+
+    choices = [(key, tool, c) for key, tools in prepared.chosen.items()
+               for tool, c in tools.items()]
+    return rows_table(prepared.rows), pa.table({
+        "intent_key": [key for key, _, _ in choices],
+        "tool": [tool for _, tool, _ in choices],
+        **{name: [c[name] for _, _, c in choices] for name in
+           ("output", "exports", "n_requests", "export_rate", "n_candidates")}})
+
+
+def _write(session: Session, config: CurateConfig, prepared: _Prepared, rows_: Any,
+           choices: Any) -> CurateResult:
+    """The short transaction: the version, its rows and why each ground truth won."""
+    version_id = create_version(session, rows_, Origin.CURATION, config.note or
+                                "curated from the logs", asdict(config))
+    session.insert("ground_truth_choices",
+                   {name: choices[name] for name in choices.column_names},
+                   extra={"version_id": version_id})
+    rows = prepared.rows
+    test_counts = [row.request_count for row in rows if row.split == "test"]
+    return CurateResult(
+        version_id=version_id, requests=prepared.n_requests,
+        requests_dropped=prepared.n_dropped, intents=len(rows),
+        intents_dropped=prepared.n_intents - len(rows), train=len(rows) - len(test_counts),
+        test=len(test_counts), test_r_3=sum(c >= 3 for c in test_counts),
+        test_r_5=sum(c >= 5 for c in test_counts))

@@ -1,5 +1,15 @@
 """The review queue (SPEC 6, 7): list candidates, approve or reject them, and commit approvals
-into a new dataset version whose parent is the version the candidates came from.
+into a new dataset version.
+
+A commit builds on the current version. A round is generated from the version that was current
+then; when another version has become current since (an earlier commit from the same round, a
+new curation), the commit is rebased onto the current version by default, and the new version
+records the round's source version (`rebased_from` in its config, and its note). With
+`rebase=False` it stops instead: building on the round's source would fork the lineage and leave
+the current version's rows out of the new current version. Approved candidates that no longer
+fit the version they go onto (their source intent is not in its training split, or their text
+is already one of its intents) are left out and reported, never dropped silently; they stay
+approved and uncommitted.
 
 Dropped candidates stay visible with their reason but cannot be approved: a near-duplicate of a
 test intent would leak into evaluation, and one of a training intent adds nothing.
@@ -8,12 +18,19 @@ test intent would leak into evaluation, and one of a training intent adds nothin
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
-from workbench.datasets import DatasetRow, Origin, create_version, version_rows
+from workbench.datasets import (
+    DatasetRow,
+    Origin,
+    Split,
+    create_version,
+    current_version_id,
+    version_rows,
+)
 from workbench.errors import WorkbenchError
 from workbench.store import Session, Store
 
@@ -57,7 +74,7 @@ def list_candidates(store: Store, selection: ReviewFilter, limit: int = 100,
                     offset: int = 0) -> list[dict]:
     """Candidates with their source intent's text, newest round first, in generation order."""
     where, params = selection.where()
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         return session.query(
             "SELECT c.candidate_id, c.augmentation_id, c.status, c.intent_text, "
             "coalesce(r.intent_text, c.source_intent_key) AS source_text, c.drop_reason, "
@@ -73,7 +90,7 @@ def list_candidates(store: Store, selection: ReviewFilter, limit: int = 100,
 
 def count_candidates(store: Store, selection: ReviewFilter) -> dict[str, int]:
     where, params = selection.where()
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         return {row["status"]: row["n"] for row in session.query(
             "SELECT status, count(*) AS n FROM candidates WHERE " + where + " GROUP BY status",
             params)}
@@ -112,48 +129,133 @@ def set_status(store: Store, selection: ReviewFilter, status: Status, by: str) -
             [status.value, by.strip(), datetime.now(UTC), *params]))
 
 
-def commit(store: Store, augmentation_id: int | None, by: str, note: str = "") -> int:
-    """Create a new dataset version: the source version's rows plus every approved, uncommitted
-    candidate (of one augmentation round, or of all rounds from the same version). The test split
-    is carried over unchanged. Returns the new version id."""
+@dataclass(frozen=True)
+class SkippedCandidate:
+    """An approved candidate a commit left out, and why (it stays approved, uncommitted)."""
+
+    candidate_id: int
+    intent_text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    version_id: int                  # the new version (now current)
+    parent_id: int                   # the version it builds on
+    source_version_id: int           # the version the round(s) were generated from
+    committed: int                   # candidates in the new version
+    skipped: tuple[SkippedCandidate, ...] = ()
+
+    @property
+    def rebased(self) -> bool:
+        return self.parent_id != self.source_version_id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rebased": self.rebased}
+
+
+def commit(store: Store, augmentation_id: int | None, by: str, note: str = "",
+           rebase: bool = True) -> CommitResult:
+    """Create a new dataset version: the current version's rows plus every approved, uncommitted
+    candidate (of one augmentation round, or of all rounds from the same version) that fits it.
+    The test split is carried over unchanged.
+
+    When the round's source version is no longer current, the commit is rebased onto the
+    current version (recorded in the new version's note and config), or with `rebase=False`
+    refused with a message that says so. Candidates whose source intent is not in the training
+    split of the version they go onto, or whose text is already one of its intents, are left
+    out and returned in `skipped`."""
     with store.atomic() as session:
         approved = _approved(session, augmentation_id)
         if not approved:
             raise WorkbenchError("there are no approved candidates to commit"
                                  + ("" if augmentation_id is None
                                     else f" in augmentation {augmentation_id}"))
+        rounds = sorted({row["augmentation_id"] for row in approved})
         bases = sorted({row["base_version_id"] for row in approved})
         if len(bases) > 1:
             raise WorkbenchError(f"approved candidates come from versions {bases}; commit one "
                                  "augmentation round at a time (give its id)")
         base = bases[0]
-        rows = [DatasetRow(**row) for row in version_rows(session, base)]
-        existing = {row.intent_key for row in rows}
         twice = sorted(key for key, n in Counter(row["intent_key"] for row in approved).items()
                        if n > 1)
         if twice:
             raise WorkbenchError(f"approved candidates from different rounds say the same intent "
                                  f"({', '.join(map(repr, twice[:5]))}); reject all but one")
-        clashes = [row["intent_text"] for row in approved if row["intent_key"] in existing]
-        if clashes:
-            raise WorkbenchError(f"{len(clashes)} approved candidate(s) are already intents of "
-                                 f"version {base}: {', '.join(map(repr, clashes[:5]))}")
+        current = current_version_id(session)
+        parent = base if current is None else current
+        if parent != base and not rebase:
+            raise WorkbenchError(
+                f"round(s) {', '.join(map(str, rounds))} came from dataset version {base}, but "
+                f"the current version is now {parent}. Committing onto version {base} would "
+                f"fork the lineage and leave version {parent}'s rows out of the new current "
+                f"version. Commit with rebasing (the default) to build on version {parent}.")
+        rows = [DatasetRow(**row) for row in version_rows(session, parent)]
+        splits = {row.intent_key: row.split for row in rows}
+        kept, skipped = [], []
+        for row in approved:
+            reason = _misfit(row, splits, parent)
+            if reason is None:
+                kept.append(row)
+            else:
+                skipped.append(SkippedCandidate(row["candidate_id"], row["intent_text"], reason))
+        if not kept:
+            raise WorkbenchError(
+                f"none of the {len(approved)} approved candidate(s) fits dataset version "
+                f"{parent}: " + "; ".join(f"#{s.candidate_id} {s.intent_text!r} {s.reason}"
+                                          for s in skipped[:5])
+                + ("; ..." if len(skipped) > 5 else "")
+                + ". Reject them (`workbench review reject IDS`) to clear them from the queue.")
         rows += [DatasetRow(intent_key=row["intent_key"], intent_text=row["intent_text"],
-                            split="train", request_count=0, adjust=row["adjust"],
+                            split=Split.TRAIN.value, request_count=0, adjust=row["adjust"],
                             selective_adjust=row["selective_adjust"], filter=row["filter"],
                             origin=Origin.AUGMENTATION.value,
-                            source_intent_key=row["source_intent_key"]) for row in approved]
-        rounds = sorted({row["augmentation_id"] for row in approved})
+                            source_intent_key=row["source_intent_key"]) for row in kept]
+        rebased = f"rebased from version {base} onto version {parent}" if parent != base else ""
+        text = note or (f"{len(kept)} approved augmentation(s) from round(s) "
+                        f"{', '.join(map(str, rounds))}")
+        text += f" ({rebased})" if rebased else ""
         version_id = create_version(
-            session, rows, Origin.AUGMENTATION,
-            note or f"{len(approved)} approved augmentation(s) from round(s) "
-                    f"{', '.join(map(str, rounds))}",
-            {"augmentations": rounds, "approved": len(approved), "committed_by": by},
-            parent_id=base)
+            session, rows, Origin.AUGMENTATION, text,
+            {"augmentations": rounds, "approved": len(kept), "committed_by": by,
+             "source_version": base, "rebased_from": base if rebased else None,
+             "skipped": [{"candidate_id": s.candidate_id, "reason": s.reason}
+                         for s in skipped]},
+            parent_id=parent)
         session.execute("UPDATE candidates SET committed_version_id = ? "
                         "WHERE list_contains(?, candidate_id)",
-                        [version_id, [row["candidate_id"] for row in approved]])
-    return version_id
+                        [version_id, [row["candidate_id"] for row in kept]])
+    return CommitResult(version_id, parent, base, len(kept), tuple(skipped))
+
+
+def _misfit(candidate: dict, splits: dict[str, str], version_id: int) -> str | None:
+    """Why an approved candidate cannot go into `version_id` (intent key -> split), or None."""
+    if candidate["intent_key"] in splits:
+        return (f"is already a {splits[candidate['intent_key']]} intent of version "
+                f"{version_id}")
+    source = splits.get(candidate["source_intent_key"])
+    if source is None:
+        return f"comes from an intent that version {version_id} no longer has"
+    if source != Split.TRAIN.value:
+        return (f"comes from an intent in version {version_id}'s {source} split (adding it "
+                "would leak that test intent into training)")
+    return None
+
+
+def describe_commit(result: CommitResult) -> list[str]:
+    """What a commit did, in lines for the CLI and the app: the version, a rebase, and every
+    approved candidate it left out."""
+    lines = [(f"committed the approved candidates as dataset version {result.version_id} "
+             "(now the current version)")]
+    if result.rebased:
+        lines.append(f"the round came from version {result.source_version_id}, but version "
+                     f"{result.parent_id} was current: version {result.version_id} builds on "
+                     f"version {result.parent_id} (rebased)")
+    if result.skipped:
+        lines.append(f"{len(result.skipped)} approved candidate(s) were left out (they stay "
+                     "approved; reject them to clear them from the queue):")
+        lines += [f"  #{s.candidate_id} {s.intent_text!r} {s.reason}" for s in result.skipped]
+    return lines
 
 
 def _approved(session: Session, augmentation_id: int | None) -> list[dict]:

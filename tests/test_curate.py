@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,3 +150,63 @@ def test_curate_without_requests_says_what_to_do(store: Store):
         pass
     with pytest.raises(CurationError, match="Ingest logs first"):
         curate.run(curate.CurateConfig(), store)
+
+
+# -------------------------------------------------------- short write holds (issue 11, item 5)
+
+READER = ("import sys, duckdb; c = duckdb.connect(sys.argv[1], read_only=True); "
+          "print(c.execute('SELECT count(*) FROM requests').fetchall()[0][0])")
+
+
+def test_other_processes_read_the_file_while_curation_computes(store: Store, tmp_path: Path,
+                                                               monkeypatch):
+    """The ground truth, counts and split are computed in a read-only session: another process
+    (the app) opens the file read-only meanwhile. Before, curation held it for writing from the
+    start, and the reader got a lock error."""
+    import subprocess
+    import sys
+
+    ingest.ingest_file(write_jsonl(tmp_path / "logs.jsonl", LOGS), store)
+    seen: list[str] = []
+    computed = curate.ground_truth
+
+    def while_computing(session):
+        reader = subprocess.run([sys.executable, "-c", READER, str(store.path)],
+                                check=False, capture_output=True, text=True, timeout=60)
+        seen.append(reader.stdout.strip() or reader.stderr.strip().splitlines()[-1])
+        return computed(session)
+    monkeypatch.setattr(curate, "ground_truth", while_computing)
+    result = curate.run(curate.CurateConfig(test_size=1, seed=0), store)
+    assert seen == ["9"] and result.intents == 3
+
+
+def test_logs_ingested_while_computing_are_not_mixed_in(store: Store, tmp_path: Path):
+    """An ingest between the read phase and the write: the version is computed again from the
+    new logs (never half old, half new); when that keeps happening, curation stops."""
+    ingest.ingest_file(write_jsonl(tmp_path / "logs.jsonl", LOGS), store)
+    batches: list[list[dict]] = [[make_record(request_id=f"late{i}", intent=f"late look {i}",
+                                              teacher=teacher(A), exports=exports(1))
+                                  for i in range(3)]]
+
+    @dataclass(frozen=True)
+    class Racing(Store):
+        """A store that lets a concurrent `workbench ingest` in before each write."""
+
+        def atomic(self, create: bool = False) -> Any:
+            if batches:
+                ingest.ingest_file(write_jsonl(tmp_path / f"late{len(batches)}.jsonl",
+                                               batches.pop(0)), store)
+            return super().atomic(create)
+
+    racing = Racing(store.path, lock_timeout=2.0)
+    result = curate.run(curate.CurateConfig(test_size=1, seed=0), racing)
+    # 9 + 3 requests: the version was computed again and has the three late intents.
+    assert (result.requests, result.intents) == (12, 6)
+    assert len(rows_by_intent(store, result.version_id)) == 6
+
+    batches.extend([make_record(request_id=f"more{n}", intent=f"more {n}", teacher=teacher(A),
+                                exports=exports(1))] for n in range(curate.MAX_ATTEMPTS))
+    with pytest.raises(CurationError, match="ingested while curating, 3 times.*no version"):
+        curate.run(curate.CurateConfig(test_size=1, seed=0), racing)
+    assert store.query("SELECT max(version_id) AS v FROM dataset_versions") == [
+        {"v": result.version_id}]

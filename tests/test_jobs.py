@@ -274,3 +274,96 @@ def test_a_job_killed_outright_is_noticed_and_leaves_no_run(world, monkeypatch):
     assert (job.status, job.error, job.error_type) == (JobStatus.FAILED, jobs.LOST_MESSAGE,
                                                        "JobLost")
     assert run_rows(world) == [] and run_folders(world) == []
+
+
+# ---------------------------------------------------------------------------- duplicates
+
+def test_an_identical_job_is_not_started_twice(world, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_LOCK_TIMEOUT", "60")
+    with world.session():   # the jobs wait for the database, so they stay unfinished
+        first = jobs.submit(world.path, "evaluate", {"run_id": "r1"})
+        # The same settings once defaults are filled in: the same job.
+        with pytest.raises(jobs.JobAlreadyRunningError) as refused:
+            jobs.submit(world.path, JobKind.EVALUATE, {"run_id": "r1", "version": None})
+        assert refused.value.job.id == first.id
+        message = str(refused.value)
+        assert "an identical evaluate job is already " in message and first.id in message
+        assert f"workbench jobs cancel {first.id}" in message
+        other = jobs.submit(world.path, "evaluate", {"run_id": "r2"})   # another input
+        forced = jobs.submit(world.path, "evaluate", {"run_id": "r1"}, allow_duplicate=True)
+        assert sorted(job.id for job in jobs.list_jobs(world.path)) == sorted(
+            [first.id, other.id, forced.id])
+        jobs.cancel(first, grace_s=1)
+        jobs.cancel(forced, grace_s=1)
+        # Once no identical job is unfinished, the same settings start again.
+        again = jobs.submit(world.path, "evaluate", {"run_id": "r1"})
+        assert again.id not in (first.id, forced.id)
+
+
+def test_concurrent_identical_submits_start_one_job(world, monkeypatch):
+    """The duplicate check and the new job's folder happen under one lock: two submits at the
+    same moment (threads here; processes lock the same file) cannot both pass the check."""
+    import threading
+
+    monkeypatch.setenv("WORKBENCH_LOCK_TIMEOUT", "60")
+    checked = jobs.running_duplicate
+
+    def slow_check(*args: Any, **kwargs: Any) -> Job | None:
+        found = checked(*args, **kwargs)
+        time.sleep(0.3)           # widen the window between the check and the new folder
+        return found
+    monkeypatch.setattr(jobs, "running_duplicate", slow_check)
+    outcomes: list[str] = []
+    start = threading.Barrier(3)
+
+    def submit() -> None:
+        start.wait()
+        try:
+            outcomes.append(jobs.submit(world.path, "evaluate", {"run_id": "r1"}).id)
+        except jobs.JobAlreadyRunningError as error:
+            outcomes.append(f"refused: {error.job.id}")
+
+    with world.session():
+        threads = [threading.Thread(target=submit) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        [job] = jobs.list_jobs(world.path)
+        assert sorted(outcomes) == [job.id] + [f"refused: {job.id}"] * 2
+
+
+def test_the_latest_outcome_is_the_job_that_finished_last(tmp_path):
+    db = tmp_path / "w.duckdb"
+    now = datetime.now(UTC)
+    write_job(db, "20240101-000000-train-aaaaaa", status="succeeded",
+              finished_at=(now - timedelta(seconds=5)).isoformat(), result={"run_id": "a"})
+    write_job(db, "20240101-000001-train-bbbbbb", status="failed", error="cache race",
+              finished_at=(now - timedelta(seconds=60)).isoformat())
+    write_job(db, "20240101-000002-train-cccccc", pid=os.getpid())          # still running
+    listed = jobs.list_jobs(db)
+    latest = jobs.latest_outcome(listed)
+    assert latest is not None and latest.id == "20240101-000000-train-aaaaaa"
+    assert jobs.latest_outcome([job for job in listed if not job.finished]) is None
+
+
+def test_the_job_process_names_itself_to_the_store(tmp_path, monkeypatch):
+    """What a page or command waiting for the file is told holds it: the job, not `python`."""
+    db = tmp_path / "w.duckdb"
+    folder = write_job(db, "20240101-000000-evaluate-aaaaaa", kind="evaluate", status="queued",
+                       config={"run_id": "20240101-heads-1"})
+    labels: list[str | None] = []
+
+    def run(config: Any, store: Store, progress: Any) -> dict[str, Any]:
+        labels.append(store.label)
+        return {"evaluation_id": 1}
+    monkeypatch.setitem(jobs.KINDS, JobKind.EVALUATE,
+                        jobs._Kind(jobs._evaluate_config, run))
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert jobs.run_job(folder, db) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert labels == [("background job 20240101-000000-evaluate-aaaaaa (evaluate run "
+                      "20240101-heads-1)")]
+    assert jobs.load_job(db, folder.name).status == JobStatus.SUCCEEDED

@@ -43,19 +43,32 @@ class DatasetRow:
     source_intent_key: str | None = None
 
 
-def create_version(session: Session, rows: list[DatasetRow], created_by: Origin, note: str,
+def rows_table(rows: list[DatasetRow]) -> Any:
+    """Rows as a pyarrow Table with `dataset_rows`' columns. A long step builds it before it
+    opens the database for writing, so its write holds the file only for the insert."""
+    import pyarrow as pa
+
+    return pa.table({name: pa.array([getattr(row, name) for row in rows], type=pa.string())
+                     if name != "request_count" else
+                     pa.array([row.request_count for row in rows], type=pa.int64())
+                     for name in DatasetRow.__dataclass_fields__})
+
+
+def create_version(session: Session, rows: list[DatasetRow] | Any, created_by: Origin, note: str,
                    config: dict[str, Any], parent_id: int | None = None) -> int:
-    """Write a new immutable version and make it current. Returns its id."""
-    if not rows:
+    """Write a new immutable version and make it current. Returns its id.
+
+    `rows` is a list of `DatasetRow` or a table from `rows_table`."""
+    table = rows if not isinstance(rows, list) else rows_table(rows) if rows else None
+    if table is None or table.num_rows == 0:
         raise WorkbenchError("a dataset version needs at least one row")
     version_id = int(session.value("SELECT coalesce(max(version_id), 0) + 1 FROM dataset_versions"))
-    n_test = sum(row.split == Split.TEST.value for row in rows)
+    n_test = table["split"].to_pylist().count(Split.TEST.value)
     session.execute(
         "INSERT INTO dataset_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [version_id, parent_id, created_by.value, datetime.now(UTC), note,
-         json.dumps(config, sort_keys=True, default=str), len(rows) - n_test, n_test])
-    session.insert("dataset_rows", {name: [getattr(row, name) for row in rows]
-                                    for name in DatasetRow.__dataclass_fields__},
+         json.dumps(config, sort_keys=True, default=str), table.num_rows - n_test, n_test])
+    session.insert("dataset_rows", {name: table[name] for name in DatasetRow.__dataclass_fields__},
                    extra={"version_id": version_id})
     session.execute("INSERT OR REPLACE INTO settings VALUES (?, ?)",
                     [CURRENT_VERSION_KEY, str(version_id)])
@@ -125,7 +138,7 @@ def list_versions(session: Session) -> list[dict]:
 
 def status_counts(store: Store) -> dict[str, Any]:
     """What `workbench status` prints: store counts and the current version's split sizes."""
-    with store.session() as session:
+    with store.session(read_only=True) as session:
         counts: dict[str, Any] = {
             "database": str(store.path),
             "requests": session.value("SELECT count(*) FROM requests"),

@@ -11,7 +11,9 @@ app must never hold the file. Each folder holds
 
 `submit` validates the config in the caller (by constructing the pipeline's config object) and
 starts `python -m workbench.jobs run FOLDER --db DB` in its own session; the child runs the
-pipeline and writes the outcome. A job whose process vanished without writing one (killed for
+pipeline and writes the outcome. It refuses to start a second job of the same kind and settings
+while one is unfinished (`JobAlreadyRunningError`, naming it): the check and the new job's folder
+are made under one lock file in the jobs folder, so two processes cannot both pass it. A job whose process vanished without writing one (killed for
 memory, machine restarted) is reported, and recorded, as failed on the next read. "No half-made
 run or dataset version" is each pipeline's own guarantee (it writes in one transaction at the
 end and removes its artifacts on any exception, including the cancellation raised on SIGTERM).
@@ -33,7 +35,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -45,12 +47,21 @@ JOB_FILE = "job.json"
 PROGRESS_FILE = "progress.jsonl"
 LOG_FILE = "log.txt"
 LOCK_FILE = "job.lock"
+SUBMIT_LOCK_FILE = ".submit.lock"  # in the jobs folder: one submit at a time decides duplicates
 PROGRESS_INTERVAL_S = 0.2          # at most ~5 progress events per second per stage
 CANCEL_GRACE_S = 5.0               # SIGTERM, then SIGKILL if the job is still alive after this
 NEVER_STARTED_S = 60.0             # a queued job with no process after this long has failed
 LOST_MESSAGE = "the job process ended without reporting (killed?)"
 
 Progress = Callable[[str, int, int], None]
+
+
+class JobAlreadyRunningError(WorkbenchError):
+    """A job of the same kind and settings is still queued or running; `job` is that job."""
+
+    def __init__(self, message: str, job: Job):
+        super().__init__(message)
+        self.job = job
 
 
 class JobKind(str, Enum):
@@ -477,11 +488,64 @@ def _refresh(folder: Path) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- public API
 
-def submit(db_path: str | Path | None, kind: str | JobKind, config: dict[str, Any]) -> Job:
+def fingerprint(kind: str | JobKind, config: dict[str, Any]) -> str:
+    """What makes two jobs the same job: the kind and the settings as the pipeline reads them
+    (defaults filled in, so `{}` and `{"n": 5}` are the same augmentation when 5 is the
+    default). Raises WorkbenchError for a config that does not build."""
+    built = build_config(kind, config)
+    return json.dumps({"kind": _job_kind(kind).value, "config": asdict(built)}, sort_keys=True,
+                      default=str)
+
+
+def _fingerprint_of(data: dict[str, Any]) -> str | None:
+    """A stored job's fingerprint (recorded at submit; computed for older jobs)."""
+    if data.get("fingerprint"):
+        return str(data["fingerprint"])
+    try:
+        return fingerprint(data["kind"], data["config"])
+    except (WorkbenchError, KeyError):   # a kind or setting this version no longer knows
+        return None
+
+
+def running_duplicate(db_path: str | Path | None, kind: str | JobKind,
+                      config: dict[str, Any]) -> Job | None:
+    """The unfinished job of this kind and these settings, if there is one (newest first)."""
+    wanted = fingerprint(kind, json.loads(json.dumps(config)))
+    root = jobs_dir(db_path)
+    if not root.exists():
+        return None
+    for folder in sorted(root.iterdir(), reverse=True):   # ids start with the creation time
+        if not (folder / JOB_FILE).exists():
+            continue
+        try:
+            data = _refresh(folder)
+            if _unfinished(data) and data["kind"] == _job_kind(kind).value \
+                    and _fingerprint_of(data) == wanted:
+                return _job(folder, data)
+        except (json.JSONDecodeError, KeyError, ValueError):
+            continue                              # not a job folder of ours
+    return None
+
+
+@contextmanager
+def _submit_lock(root: Path) -> Iterator[None]:
+    """One submit at a time per jobs folder, across processes: the duplicate check and the new
+    job's folder happen under it, so two identical submits cannot both pass the check."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / SUBMIT_LOCK_FILE).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def submit(db_path: str | Path | None, kind: str | JobKind, config: dict[str, Any],
+           allow_duplicate: bool = False) -> Job:
     """Validate the config and start the job in a process of its own; returns it (queued).
 
-    Raises WorkbenchError for an unknown kind, a bad config or a missing database; nothing is
-    written then."""
+    Raises WorkbenchError for an unknown kind, a bad config or a missing database, and
+    `JobAlreadyRunningError` (naming the job) while a job of the same kind and settings is
+    queued or running, unless `allow_duplicate`; nothing is written then."""
     db = _db(db_path)
     job_kind = _job_kind(kind)
     try:
@@ -489,21 +553,25 @@ def submit(db_path: str | Path | None, kind: str | JobKind, config: dict[str, An
     except (TypeError, ValueError) as error:
         raise WorkbenchError(f"the {job_kind.value} job's settings must be JSON: {error}") \
             from None
-    build_config(job_kind, config)
+    key = fingerprint(job_kind, config)
     if not db.exists():
         raise StoreMissingError(
             f"no database at {db}. Build the demo with `workbench demo`, or ingest logs with "
             "`workbench ingest FILE`, or point --db / WORKBENCH_DB at one.")
 
-    created = datetime.now(UTC)
-    job_id = f"{created:%Y%m%d-%H%M%S}-{job_kind.value}-{secrets.token_hex(3)}"
-    folder = jobs_dir(db) / job_id
-    folder.mkdir(parents=True)
-    _write(folder, {"id": job_id, "kind": job_kind.value, "config": config,
-                    "db": str(db), "status": JobStatus.QUEUED.value,
-                    "created_at": created.isoformat(), "started_at": None,
-                    "finished_at": None, "pid": None, "pgid": None, "proc_start": None,
-                    "result": None, "error": None, "error_type": None})
+    with _submit_lock(jobs_dir(db)):
+        duplicate = None if allow_duplicate else running_duplicate(db, job_kind, config)
+        if duplicate is not None:
+            raise JobAlreadyRunningError(_duplicate_message(duplicate), duplicate)
+        created = datetime.now(UTC)
+        job_id = f"{created:%Y%m%d-%H%M%S}-{job_kind.value}-{secrets.token_hex(3)}"
+        folder = jobs_dir(db) / job_id
+        folder.mkdir(parents=True)
+        _write(folder, {"id": job_id, "kind": job_kind.value, "config": config,
+                        "fingerprint": key, "db": str(db), "status": JobStatus.QUEUED.value,
+                        "created_at": created.isoformat(), "started_at": None,
+                        "finished_at": None, "pid": None, "pgid": None, "proc_start": None,
+                        "result": None, "error": None, "error_type": None})
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # The job process imports this checkout's packages, whatever the caller's working folder.
     project_root = str(Path(__file__).resolve().parent.parent)
@@ -524,6 +592,22 @@ def submit(db_path: str | Path | None, kind: str | JobKind, config: dict[str, An
     # Reap the child when it ends, so it never lingers as a zombie of the app's process.
     threading.Thread(target=process.wait, name=f"job-{job_id}", daemon=True).start()
     return load_job(db, job_id)
+
+
+def _duplicate_message(job: Job) -> str:
+    age = (datetime.now(UTC) - job.created_at).total_seconds()
+    return (f"an identical {job.kind.value} job is already {job.status.value}: {job.id} "
+            f"(started {age:.0f} s ago). Wait for it to finish (`workbench jobs show {job.id}`)"
+            f" or cancel it (`workbench jobs cancel {job.id}`) before starting it again.")
+
+
+def latest_outcome(listed: list[Job]) -> Job | None:
+    """The job that finished last: what a page reports as the latest outcome, so a later
+    success is never hidden behind an earlier failure (or the other way round)."""
+    done = [job for job in listed if job.finished]
+    if not done:
+        return None
+    return max(done, key=lambda job: (job.finished_at or job.created_at, job.created_at, job.id))
 
 
 def load_job(db_path: str | Path | None, job_id: str) -> Job:
@@ -597,6 +681,16 @@ def _wait_dead(pid: int, start: str | None, timeout_s: float) -> bool:
 
 # ---------------------------------------------------------------------------- the job process
 
+def _summary(data: dict[str, Any]) -> str:
+    """A few words on what a job does, e.g. 'train heads' or 'augment run 2024…'."""
+    config = data.get("config") or {}
+    detail = {JobKind.TRAIN.value: config.get("student"),
+              JobKind.EVALUATE.value: config.get("run_id") and f"run {config['run_id']}",
+              JobKind.AUGMENT.value: config.get("run_id") and f"run {config['run_id']}"}.get(
+                  data["kind"])
+    return f"{data['kind']} {detail}" if detail else str(data["kind"])
+
+
 class JobCancelled(BaseException):
     """Raised in the job process on SIGTERM; a BaseException, so pipelines clean up but no
     `except Exception` swallows it."""
@@ -666,7 +760,9 @@ def run_job(folder: Path, db: Path) -> int:
         kind = JobKind(data["kind"])
         config = build_config(kind, data["config"])
         progress = _ProgressLog(folder / PROGRESS_FILE)
-        result = KINDS[kind].run(config, Store.at(db), progress)
+        # The label is what a command or page waiting for the file is told holds it.
+        store = Store.at(db, label=f"background job {data['id']} ({_summary(data)})")
+        result = KINDS[kind].run(config, store, progress)
         progress.close()
         result = json.loads(json.dumps(result, default=str))
     except (JobCancelled, KeyboardInterrupt) as error:

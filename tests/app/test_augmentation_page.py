@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -329,3 +329,101 @@ def test_a_real_generation_job_ends_in_a_new_round_to_review(page, db: Path, wor
     assert job.result is not None
     made = Store(db).query("SELECT count(*) AS n FROM candidates WHERE augmentation_id = 2")
     assert made == [{"n": job.result["n_generated"]}]
+
+
+# ---------------------------------------------------------------------------- one job at a time
+
+MINING = {"n": 5, "threshold": 0.9, "paraphraser": "auto", "limit": None}
+
+
+def test_the_latest_outcome_is_shown_not_an_earlier_failure(page, db: Path) -> None:
+    """The issue: a duplicate job failed, the first one then succeeded, and the page kept the
+    failure (the job this session started last) in red."""
+    now = datetime.now(UTC)
+    write_job(db, "20240101-000000-augment-aaaaaa", status="succeeded",
+              finished_at=now.isoformat(),
+              result={"augmentation_id": 1, "n_sources": 2, "n_generated": 9, "n_kept": 6,
+                      "dropped": {}, "n_failed": 0})
+    write_job(db, "20240101-000002-augment-bbbbbb", status="failed",
+              finished_at=(now - timedelta(seconds=30)).isoformat(), error="cache race")
+    at = page("augmentation", db)
+    at.session_state["augmentation_job"] = "20240101-000002-augment-bbbbbb"
+    at.run()
+    assert not at.exception
+    assert any("augment\\-aaaaaa: succeeded" in s.body and "Round 1" in s.body
+               for s in at.success)
+    assert not [e.body for e in at.error if "cache race" in e.body]
+    assert not at.button(key="aug_start").disabled            # nothing of this session runs
+
+
+def test_start_is_disabled_while_this_sessions_job_runs(page, db: Path, world,
+                                                        submitted) -> None:
+    running = write_job(db, "20240101-000000-augment-aaaaaa",
+                        config={"run_id": world[1]["run_id"], **MINING})
+    at = page("augmentation", db)
+    at.session_state["augmentation_job"] = running.name
+    at.run()
+    assert not at.exception
+    assert at.button(key="aug_start").disabled
+    assert any("Your generation job 20240101\\-000000\\-augment\\-aaaaaa is running" in c.body
+               for c in at.caption)
+    assert submitted == []
+
+
+def test_a_second_identical_job_is_refused_and_the_page_follows_the_first(page, db: Path,
+                                                                          world) -> None:
+    """Another browser session (or a reload) started the same generation: Start is refused by
+    `jobs.submit`, which names the running job; the page then follows it."""
+    running = write_job(db, "20240101-000000-augment-aaaaaa",
+                        config={"run_id": world[1]["run_id"], **MINING})
+    at = page("augmentation", db).run()
+    assert not at.button(key="aug_start").disabled
+    at.button(key="aug_start").click().run()
+    assert not at.exception
+    assert any("an identical augment job is already running: 20240101-000000-augment-aaaaaa"
+               in w.body.replace("\\", "") for w in at.warning)
+    assert at.session_state["augmentation_job"] == running.name
+    assert at.button(key="aug_start").disabled
+    assert [job.id for job in jobs.list_jobs(db)] == [running.name]   # no second job
+
+
+def test_enter_in_a_field_does_not_start_a_job(page, db: Path) -> None:
+    at = page("augmentation", db).run()
+    [form] = [f for f in at.get("form") if f.proto.form.form_id == "aug_generate_form"]
+    assert form.proto.form.enter_to_submit is False
+
+
+def test_a_second_commit_from_a_round_builds_on_the_current_version(page, db: Path) -> None:
+    at = page("augmentation", db).run()
+    ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
+    at.multiselect(key="aug_selected").set_value(ids[:1])
+    at.button(key="aug_approve").click().run()
+    at.button(key="aug_commit").click().run()
+    assert "Created dataset version 2 from round 1" in at.success[0].body
+    at.button(key="aug_approve_all").click().run()
+    assert any("The round came from version 1, but version 2 is current now" in m.value
+               for m in at.markdown)
+    assert at.checkbox(key="aug_commit_rebase").value is True
+    at.button(key="aug_commit").click().run()
+    assert not at.exception
+    assert "Created dataset version 3 from round 1" in at.success[0].body
+    assert "builds on version 2, which was current (rebased)" in at.success[0].body
+    assert Store(db).query("SELECT version_id, parent_id, n_train FROM dataset_versions "
+                           "ORDER BY version_id") == [
+        {"version_id": 1, "parent_id": None, "n_train": 15},
+        {"version_id": 2, "parent_id": 1, "n_train": 16},
+        {"version_id": 3, "parent_id": 2, "n_train": 18}]
+
+
+def test_without_rebasing_a_stale_commit_is_refused_on_the_page(page, db: Path) -> None:
+    at = page("augmentation", db).run()
+    ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
+    at.multiselect(key="aug_selected").set_value(ids[:1])
+    at.button(key="aug_approve").click().run()
+    at.button(key="aug_commit").click().run()
+    at.button(key="aug_approve_all").click().run()
+    at.checkbox(key="aug_commit_rebase").uncheck()
+    at.button(key="aug_commit").click().run()
+    assert not at.exception
+    assert "the current version is now 2" in at.error[0].body
+    assert Store(db).query("SELECT max(version_id) AS v FROM dataset_versions") == [{"v": 2}]

@@ -93,3 +93,65 @@ def test_the_jobs_command_lists_and_shows_the_apps_jobs(evaluated, capsys) -> No
     assert job.id in listed and "failed" in listed and "no-such-run" in listed
     assert main(["jobs", "show", job.id[:20], "--db", str(store.path)]) == 0
     assert "evaluate, failed" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------- one job at a time
+
+@pytest.fixture
+def copied(evaluated, tmp_path: Path) -> Path:
+    """A copy of the evaluated world, so hand-written jobs stay out of the other tests."""
+    import shutil
+
+    store, _, _ = evaluated
+    path = tmp_path / "w.duckdb"
+    shutil.copy(store.path, path)
+    return path
+
+
+def write_job(db: Path, job_id: str, **fields) -> Path:
+    """A job folder as the job process leaves it (running, by this process, unless told)."""
+    import json
+    import os
+    from datetime import UTC, datetime
+
+    folder = jobs.jobs_dir(db) / job_id
+    folder.mkdir(parents=True)
+    data = {"id": job_id, "kind": "train", "config": {"student": "heads"}, "db": str(db),
+            "status": "running", "created_at": datetime.now(UTC).isoformat(),
+            "started_at": datetime.now(UTC).isoformat(), "finished_at": None,
+            "pid": os.getpid(), "pgid": None, "proc_start": None, "result": None, "error": None,
+            "error_type": None, **fields}
+    (folder / jobs.JOB_FILE).write_text(json.dumps(data))
+    return folder
+
+
+FORM_TRAIN = {"student": "heads", "version": 1, "student_config": {}, "note": ""}
+
+
+def test_an_identical_job_is_refused_and_start_waits_for_it(page, copied: Path) -> None:
+    running = write_job(copied, "20240101-000000-train-aaaaaa", config=FORM_TRAIN)
+    at = page("runs", copied).run()
+    assert not at.button(key="launch_start").disabled
+    at.button(key="launch_start").click().run()              # the form's defaults: the same job
+    assert not at.exception
+    assert any(f"an identical train job is already running: {running.name}" in w.body
+               for w in at.warning)
+    assert [job.id for job in jobs.list_jobs(copied)] == [running.name]
+    assert at.session_state["runs_job"] == running.name
+    assert at.button(key="launch_start").disabled
+    assert any(f"Your train job {running.name} is running" in c.value for c in at.caption)
+
+
+def test_the_jobs_tab_shows_the_latest_outcome_first(page, copied: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    write_job(copied, "20240101-000000-train-aaaaaa", status="succeeded",
+              finished_at=now.isoformat(), result={"run_id": "20240101-heads-1"})
+    write_job(copied, "20240101-000002-train-bbbbbb", status="failed", error="cache race",
+              finished_at=(now - timedelta(seconds=30)).isoformat())
+    at = page("runs", copied).run()
+    assert not at.exception
+    [latest] = [s.body for s in at.success if "Latest finished job" in s.body]
+    assert "`20240101-000000-train-aaaaaa` succeeded" in latest and "20240101-heads-1" in latest
+    assert not [e.body for e in at.error if "Latest finished job" in e.body]

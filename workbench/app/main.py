@@ -1,13 +1,15 @@
 """The app's entry point: `streamlit run workbench/app/main.py` (or `workbench app`).
 
-Pages are listed here and rendered by `st.navigation`; each lives in `views/`. Icons are
-Material Symbols (shipped with Streamlit), so they render without an emoji font.
+Pages are listed here and rendered by `st.navigation` through `state.run_page` (the notice and
+retries for a busy database); each lives in `views/`. Icons are Material Symbols (shipped with
+Streamlit), so they render without an emoji font.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from workbench.app import state
 from workbench.app.views import augmentation, datasets, errors, intents, overview, runs, settings
 
 
@@ -28,7 +30,9 @@ def run() -> None:
         st.Page(settings.render, title="Settings", icon=":material/settings:",
                 url_path="settings"),
     ]
-    st.navigation(pages).run()
+    # Every page goes through run_page: a database held by another process for writing (a big
+    # ingest, a curation) shows who holds it and is retried, never a traceback.
+    state.run_page(st.navigation(pages).run)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from workbench import diagnostics, jobs
 from workbench.app import state
 from workbench.datasets import current_version_id
 from workbench.diagnostics import escape_markdown
-from workbench.errors import WorkbenchError
+from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.store import Store
 
 SOURCES_KEY = "augmentation_sources"
@@ -50,6 +50,7 @@ _FLASH = "aug_flash"              # (kind, message) left by a callback for the n
 _TABLE_VERSION = "aug_table_version"  # bumped after each review action: clears row selections
 _ROUND_NEXT = "aug_round_next"    # a round to show once a job has made it
 _JOB_SHOWN = "aug_job_shown"      # the job whose round was last brought up for review
+_START_FLASH = "aug_start_flash"  # (kind, message) about the last start, for the next run
 
 
 def render() -> None:
@@ -60,6 +61,8 @@ def render() -> None:
             version_id = current_version_id(session)
             runs = diagnostics.student_runs(session)
             rounds = diagnostics.augmentation_rounds(session)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         st.stop()
@@ -75,7 +78,7 @@ def render() -> None:
     _jobs_panel(current)
 
     st.subheader("Review")
-    _review(current, rounds)
+    _review(current, rounds, version_id)
 
 
 # ---------------------------------------------------------------------------- generation
@@ -114,7 +117,16 @@ def _generate(current: Store, runs: list[dict[str, Any]]) -> None:
     else:
         config = _mining_config(runs)
 
-    with st.form("aug_generate_form", border=True):
+    flash = st.session_state.pop(_START_FLASH, None)
+    if flash is not None:
+        getattr(st, flash[0])(flash[1])
+    running = state.unfinished_job(current, JOB_KEY)
+    if running is not None:
+        st.caption(f"Your generation job {escape_markdown(running.id)} is "
+                   f"{running.status.value}: *Start generation* is available again when it "
+                   "ends (or cancel it below).")
+    # Enter in a field does not submit: only the button starts a job.
+    with st.form("aug_generate_form", border=True, enter_to_submit=False):
         columns = st.columns(4)
         n = columns[0].number_input("Candidates per intent", min_value=1, max_value=50, value=5,
                                     step=1, key="aug_n")
@@ -132,8 +144,8 @@ def _generate(current: Store, runs: list[dict[str, Any]]) -> None:
                                         help="at most this many source intents, most-flagged "
                                              "first")
         start = st.form_submit_button("Start generation", type="primary", key="aug_start",
-                                      disabled=config is None)
-    if not start or config is None:
+                                      disabled=config is None or running is not None)
+    if not start or config is None or running is not None:
         return
     if paraphraser == "llm" and not llm_ready:
         st.error("The LLM paraphraser needs an endpoint: "
@@ -144,12 +156,18 @@ def _generate(current: Store, runs: list[dict[str, Any]]) -> None:
               "limit": int(limit) or None}
     try:
         job = jobs.submit(current.path, jobs.JobKind.AUGMENT, config)
+    except jobs.JobAlreadyRunningError as error:
+        st.session_state[JOB_KEY] = error.job.id        # follow the job that already runs
+        st.session_state[_START_FLASH] = ("warning", escape_markdown(str(error)))
+        st.rerun()
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         return
     st.session_state[JOB_KEY] = job.id
-    st.success(f"Started job {escape_markdown(job.id)}: it runs in the background; its progress "
-               "shows below, and its candidates join the review queue when it ends.")
+    st.session_state[_START_FLASH] = ("success", (
+        f"Started job {escape_markdown(job.id)}: it runs in the background; its progress shows "
+        "below, and its candidates join the review queue when it ends."))
+    st.rerun()      # draw the form again with its button disabled while the job runs
 
 
 def _selection_config(current: Store, sources: list[str]) -> dict[str, Any] | None:
@@ -170,6 +188,8 @@ def _selection_config(current: Store, sources: list[str]) -> dict[str, Any] | No
                 return None
             found = diagnostics.classify_sources(session, version_id, sources)
             texts = diagnostics.intent_texts(session, version_id, sources)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         return None
@@ -248,8 +268,8 @@ def _show_jobs(current: Store, was_running: bool) -> None:
         st.caption("No augmentation job yet.")
         return
     mine = st.session_state.get(JOB_KEY)
-    job = next((j for j in found if j.id == mine), found[0])
-    if job.id == mine and job.status is jobs.JobStatus.SUCCEEDED \
+    job = next((j for j in found if j.id == mine), None)
+    if job is not None and job.status is jobs.JobStatus.SUCCEEDED \
             and st.session_state.get(_JOB_SHOWN) != job.id:
         # The round this session's job made is the one to review next (once).
         st.session_state[_JOB_SHOWN] = job.id
@@ -258,7 +278,13 @@ def _show_jobs(current: Store, was_running: bool) -> None:
             st.session_state[_ROUND_NEXT] = int(made)
     if was_running and all(j.finished for j in found):
         st.rerun()                      # the whole page: the new round joins the queue
-    _show_job(job)
+    # Every job still running, then the outcome of the job that finished last: a later success
+    # is never hidden behind an earlier failure (nor the other way round).
+    for running in (j for j in found if not j.finished):
+        _show_job(running)
+    latest = jobs.latest_outcome(found)
+    if latest is not None:
+        _show_job(latest)
     with st.expander(f"Recent augmentation jobs ({min(len(found), RECENT_JOBS)})"):
         st.dataframe(pd.DataFrame([_job_row(j) for j in found[:RECENT_JOBS]]), hide_index=True,
                      key="aug_jobs_table")
@@ -277,7 +303,7 @@ def _show_job(job: jobs.Job) -> None:
             total = "?" if event.total is None else f"{event.total:,}"
             st.progress(event.fraction or 0.0,
                         text=f"{escape_markdown(stage)}: {event.done:,} / {total}")
-        if st.button("Cancel the job", key="aug_cancel"):
+        if st.button("Cancel the job", key=f"aug_cancel_{job.id}"):
             try:
                 jobs.cancel(job)
             except WorkbenchError as error:
@@ -294,6 +320,8 @@ def _show_job(job: jobs.Job) -> None:
                    + (f", dropped: {escape_markdown(dropped)}" if dropped else "")
                    + (f", the paraphraser failed on {result['n_failed']:,}"
                       if result.get("n_failed") else "") + ".")
+    elif job.status is jobs.JobStatus.CANCELLED:
+        st.info(f"{title}: {escape_markdown(job.error or 'cancelled')}")
     else:
         st.error(f"{title}: {escape_markdown(job.error or 'no reason recorded')}")
         with st.expander("Job log"):
@@ -308,7 +336,7 @@ def _job_row(job: jobs.Job) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- review
 
-def _review(current: Store, rounds: list[dict[str, Any]]) -> None:
+def _review(current: Store, rounds: list[dict[str, Any]], version_id: int) -> None:
     flash = st.session_state.pop(_FLASH, None)
     committed = st.session_state.get(COMMITTED_KEY)
     if flash is not None:
@@ -341,7 +369,7 @@ def _review(current: Store, rounds: list[dict[str, Any]]) -> None:
         _queue(current, current_round)
     with dropped:
         _dropped(current, current_round)
-    _commit(current_round)
+    _commit(current_round, version_id)
 
 
 def _page(key: str, total: int) -> int:
@@ -367,6 +395,8 @@ def _queue(current: Store, round_: dict[str, Any]) -> None:
             page = _page("aug_page", total)
         rows = review.list_candidates(current, selection, limit=PAGE_SIZE,
                                       offset=(page - 1) * PAGE_SIZE)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         return
@@ -458,6 +488,10 @@ def _review_action(action: str, round_id: int) -> None:
         status = review.Status.APPROVED if action == "approve" else review.Status.REJECTED
     try:
         changed = review.set_status(store, selection, status, by=reviewer)
+    except StoreBusyError as error:
+        _flash("warning", state.busy_message(error) + " Nothing was changed: try again in a "
+                                                      "moment.")
+        return
     except WorkbenchError as error:
         _flash("error", escape_markdown(str(error)))
         return
@@ -484,6 +518,8 @@ def _dropped(current: Store, round_: dict[str, Any]) -> None:
             page = _page("aug_dropped_page", total)
         rows = review.list_candidates(current, selection, limit=PAGE_SIZE,
                                       offset=(page - 1) * PAGE_SIZE)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         return
@@ -498,13 +534,23 @@ def _dropped(current: Store, round_: dict[str, Any]) -> None:
     st.caption(f"Dropped candidates {first}–{first + len(rows) - 1} of {total:,}.")
 
 
-def _commit(round_: dict[str, Any]) -> None:
+def _commit(round_: dict[str, Any], current_id: int) -> None:
     round_id, approved = round_["augmentation_id"], round_["approved_uncommitted"]
-    st.markdown(f"**Commit round {round_id}**: {approved:,} approved candidate(s) not yet in a "
-                f"version; the new version is version {round_['version_id']} plus them.")
+    source = round_["version_id"]
+    if source == current_id:
+        st.markdown(f"**Commit round {round_id}**: {approved:,} approved candidate(s) not yet in "
+                    f"a version; the new version is version {current_id} plus them.")
+    else:
+        st.markdown(f"**Commit round {round_id}**: {approved:,} approved candidate(s) not yet in "
+                    f"a version. The round came from version {source}, but version "
+                    f"{current_id} is current now: by default the new version is version "
+                    f"{current_id} plus them (rebased), so nothing of version {current_id} is "
+                    "lost.")
     with st.form("aug_commit_form", border=True):
         st.text_input("Note for the new version", key="aug_commit_note",
                       placeholder=f"e.g. round {round_id}, reviewed by …")
+        st.checkbox("Rebase onto the current version when the round's version is no longer "
+                    "current (else stop and say so)", value=True, key="aug_commit_rebase")
         st.form_submit_button("Commit approvals into a new dataset version", key="aug_commit",
                               disabled=not approved, on_click=_commit_action, args=(round_id,))
 
@@ -515,12 +561,27 @@ def _commit_action(round_id: int) -> None:
         _flash("error", "Enter the reviewer's name first.")
         return
     note = str(st.session_state.get("aug_commit_note", "")).strip()
+    rebase = bool(st.session_state.get("aug_commit_rebase", True))
     try:
-        version_id = review.commit(state.store(), round_id, by=reviewer, note=note)
+        result = review.commit(state.store(), round_id, by=reviewer, note=note, rebase=rebase)
+    except StoreBusyError as error:
+        _flash("warning", state.busy_message(error) + " Nothing was committed: try again in a "
+                                                      "moment.")
+        return
     except WorkbenchError as error:
         _flash("error", escape_markdown(str(error)))
         return
-    st.session_state[COMMITTED_KEY] = version_id
+    st.session_state[COMMITTED_KEY] = result.version_id
     st.session_state["aug_commit_note"] = ""
-    _flash("success", f"Created dataset version {version_id} from round {round_id}; it is now "
-                      "the current version. Train a student on it to measure the gain.")
+    message = (f"Created dataset version {result.version_id} from round {round_id}; it is now "
+               "the current version. Train a student on it to measure the gain.")
+    if result.rebased:
+        message += (f" The round came from version {result.source_version_id}; the new version "
+                    f"builds on version {result.parent_id}, which was current (rebased).")
+    if result.skipped:
+        message += (f"\n\n{len(result.skipped)} approved candidate(s) were left out (they stay "
+                    "approved; reject them to clear them): " + "; ".join(
+                        f"#{s.candidate_id} {escape_markdown(s.intent_text)} "
+                        f"{escape_markdown(s.reason)}" for s in result.skipped[:10])
+                    + ("; …" if len(result.skipped) > 10 else ""))
+    _flash("warning" if result.skipped else "success", message)

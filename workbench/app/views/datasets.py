@@ -17,7 +17,7 @@ import streamlit as st
 from workbench import dataset_diff
 from workbench.app import state
 from workbench.datasets import Split, current_version_id
-from workbench.errors import WorkbenchError
+from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.intents import describe_output
 from workbench.report import TOOL_TITLES
 from workbench.store import Store
@@ -134,6 +134,8 @@ def _diff(current: Store, by_id: dict[int, dict], current_id: int | None) -> Non
     try:
         diff = _diff_versions(str(current.path), old, new, by_id[old]["created_at"],
                               by_id[new]["created_at"])
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(str(error))
         st.stop()
@@ -165,7 +167,7 @@ def _diff_versions(db: str, old: int, new: int, old_created: datetime,
                    new_created: datetime) -> dataset_diff.VersionDiff:
     """Versions are immutable, so a diff is cached by their ids (and creation times, in case the
     database file was replaced)."""
-    with Store.at(db).session() as session:
+    with Store.at(db, label=state.LABEL, read_only=True).session() as session:
         return dataset_diff.diff_versions(session, old, new)
 
 
@@ -200,5 +202,6 @@ def export_bytes(db: str, version_id: int, split: Split, fmt: str) -> bytes:
 
     with tempfile.TemporaryDirectory(prefix="workbench-export-") as folder:
         out = Path(folder) / f"dataset.{fmt}"
-        export.run(export.ExportConfig(out=out, version=version_id, split=split), Store.at(db))
+        export.run(export.ExportConfig(out=out, version=version_id, split=split),
+                   Store.at(db, label=state.LABEL, read_only=True))
         return out.read_bytes()

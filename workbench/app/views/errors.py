@@ -22,7 +22,7 @@ from workbench import diagnostics
 from workbench.app import state
 from workbench.app.views.augmentation import SOURCES_KEY, SOURCES_VERSION_KEY
 from workbench.diagnostics import escape_markdown
-from workbench.errors import WorkbenchError
+from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.render import SAMPLE_IMAGES
 from workbench.report import TOOL_TITLES
 from workbench.tools import TOOLS, Answer
@@ -45,6 +45,8 @@ def render() -> None:
     try:
         with current.session() as session:
             evaluations = diagnostics.student_evaluations(session, kind)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         st.stop()
@@ -75,6 +77,8 @@ def render() -> None:
     try:
         with current.session() as session:
             ranked = diagnostics.ranked_intents(session, evaluation_id)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         st.stop()
@@ -122,6 +126,8 @@ def _tool_tab(current: Any, evaluation_id: int, tool: str) -> None:
                                            offset=(page - 1) * PAGE_SIZE)
             confusions = diagnostics.filter_confusions(session, evaluation_id) \
                 if tool == "filter" else []
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         return
@@ -199,6 +205,8 @@ def _compare(current: Any, evaluation: dict[str, Any], ranked: list[dict[str, An
     try:
         with current.session() as session:
             detail = diagnostics.intent_detail(session, evaluation["evaluation_id"], key)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         return

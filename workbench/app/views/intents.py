@@ -16,7 +16,7 @@ from workbench import intents
 from workbench import render as renderer
 from workbench.app import state
 from workbench.datasets import Split, current_version_id, list_versions
-from workbench.errors import WorkbenchError
+from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.intents import IntentFilter, IntentSort, ToolUse
 from workbench.report import TOOL_TITLES
 from workbench.store import Store
@@ -59,6 +59,8 @@ def render() -> None:
             total = intents.count_intents(session, filters)
             size, page = _paging(page_column, total)
             rows = intents.intents_page(session, filters, sort, size, (page - 1) * size, reverse)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
         st.error(str(error))
         st.stop()

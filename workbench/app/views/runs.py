@@ -13,11 +13,15 @@ import streamlit as st
 from workbench import jobs, overview
 from workbench.app import state
 from workbench.datasets import current_version_id, list_versions
+from workbench.diagnostics import escape_markdown
 from workbench.errors import WorkbenchError
 from workbench.report import TOOL_TITLES
+from workbench.store import Store
 from workbench.tools import TOOLS
 
 STUDENTS = ("heads", "retrieval", "seq2seq")
+JOB_KEY = "runs_job"              # the id of the last job started from this session's form
+_FLASH = "runs_flash"             # (kind, message) about the last start, for the next run
 
 
 def render() -> None:
@@ -29,19 +33,29 @@ def render() -> None:
         runs = overview.run_evaluations(session)
     launch, watch, compare = st.tabs(["Launch", "Jobs", "Compare runs"])
     with launch:
-        _launch(current.path, versions, current_id, runs)
+        _launch(current, versions, current_id, runs)
     with watch:
         _jobs(current.path)
     with compare:
         _compare(runs)
 
 
-def _launch(db, versions: list[int], current_id: int | None, runs: list[dict]) -> None:
+def _launch(current: Store, versions: list[int], current_id: int | None,
+            runs: list[dict]) -> None:
     if not versions:
         st.info("No dataset version yet: run `workbench curate` (or `workbench demo`) first.")
         return
+    flash = st.session_state.pop(_FLASH, None)
+    if flash is not None:
+        getattr(st, flash[0])(flash[1])
+    running = state.unfinished_job(current, JOB_KEY)
+    if running is not None:
+        st.caption(f"Your {running.kind.value} job {running.id} is {running.status.value}: "
+                   "*Start* is available again when it ends (follow or cancel it in the Jobs "
+                   "tab).")
     kind = st.radio("Job", ["train", "evaluate"], horizontal=True, key="launch_kind")
-    with st.form("launch_form"):
+    # Enter in a field does not submit: only the button starts a job.
+    with st.form("launch_form", enter_to_submit=False):
         if kind == "train":
             student = st.selectbox("Student", STUDENTS, key="launch_student",
                                    help="heads: fast real-time student; retrieval: nearest "
@@ -58,8 +72,9 @@ def _launch(db, versions: list[int], current_id: int | None, runs: list[dict]) -
             run_id = st.selectbox("Run", choices, key="launch_run") if choices else None
             if not choices:
                 st.info("No training runs yet.")
-        submitted = st.form_submit_button("Start", type="primary")
-    if not submitted:
+        submitted = st.form_submit_button("Start", type="primary", key="launch_start",
+                                          disabled=running is not None)
+    if not submitted or running is not None:
         return
     try:
         if kind == "train":
@@ -67,16 +82,23 @@ def _launch(db, versions: list[int], current_id: int | None, runs: list[dict]) -
                 student_config = json.loads(settings or "{}")
             except json.JSONDecodeError as error:
                 raise WorkbenchError(f"the student settings are not JSON: {error}") from None
-            job = jobs.submit(db, "train", {"student": student, "version": version,
-                                            "student_config": student_config, "note": note})
+            job = jobs.submit(current.path, "train", {
+                "student": student, "version": version, "student_config": student_config,
+                "note": note})
         else:
             if run_id is None:
                 return
-            job = jobs.submit(db, "evaluate", {"run_id": run_id})
+            job = jobs.submit(current.path, "evaluate", {"run_id": run_id})
+    except jobs.JobAlreadyRunningError as error:
+        st.session_state[JOB_KEY] = error.job.id        # follow the job that already runs
+        st.session_state[_FLASH] = ("warning", str(error))
+        st.rerun()
     except WorkbenchError as error:
         st.error(str(error))
         return
-    st.success(f"Started job {job.id}; follow it in the Jobs tab.")
+    st.session_state[JOB_KEY] = job.id
+    st.session_state[_FLASH] = ("success", f"Started job {job.id}; follow it in the Jobs tab.")
+    st.rerun()      # draw the form again with Start disabled while the job runs
 
 
 def _jobs(db) -> None:
@@ -87,6 +109,7 @@ def _jobs(db) -> None:
     running = [job for job in listed if not job.finished]
     if running:
         _live(db, [job.id for job in running])
+    _latest_outcome(jobs.latest_outcome(listed))
     st.dataframe(pd.DataFrame([{
         "job": job.id, "kind": job.kind.value, "status": job.status.value,
         "created": job.created_at, "seconds": None if job.duration_s is None
@@ -97,6 +120,24 @@ def _jobs(db) -> None:
     if finished:
         chosen = st.selectbox("Show the log of", finished, key="job_log_choice")
         st.code(jobs.load_job(db, chosen).log_tail(6000) or "(empty log)", language=None)
+
+
+def _latest_outcome(job: jobs.Job | None) -> None:
+    """The job that finished last, so a later success is never hidden behind an earlier
+    failure (the table below lists every job)."""
+    if job is None:
+        return
+    took = "" if job.duration_s is None else f" after {job.duration_s:.0f} s"
+    what = f"Latest finished job: {job.kind.value} `{job.id}` {job.status.value}{took}"
+    if job.status is jobs.JobStatus.SUCCEEDED:
+        result = job.result or {}
+        made = (f": evaluation {result['evaluation_id']}" if "evaluation_id" in result else
+                f": run `{result['run_id']}`" if "run_id" in result else "")
+        st.success(what + made + ".")
+    elif job.status is jobs.JobStatus.CANCELLED:
+        st.info(what + ".")
+    else:
+        st.error(what + f": {escape_markdown(job.error or 'no reason recorded')}")
 
 
 @st.fragment(run_every=2)
