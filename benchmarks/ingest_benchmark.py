@@ -1,8 +1,12 @@
-"""Benchmark: ingest N synthetic requests (default 1M), peak memory, curation, browse latency.
+"""Benchmark: ingest N synthetic requests (default 1M), peak memory, curation, browse latency,
+and how long each writer keeps readers (the app) out of the database.
 
     python benchmarks/ingest_benchmark.py [--requests 1000000] [--out benchmarks/results/ingest.json]
 
-Ingest and curation each run in a child process so that its peak resident memory is its own.
+Ingest, a second ingest of the same file (every request a duplicate) and curation each run in a
+child process so that its peak resident memory is its own. While each runs, a reader in this
+process opens the database read-only every 20 ms, as the app's pages do, and records the longest
+stretch in which it could not get in: that is the writer's hold as a browsing curator feels it.
 The browse query is the Intents page's typical one: a text search, an export-rate filter, a sort
 by request count, 50 rows; timed with a fresh connection per query, as the app makes them.
 """
@@ -17,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +37,8 @@ def _child(step: str, corpus: Path, db: Path) -> None:
     started = time.perf_counter()
     if step == "ingest":
         summary = ingest.ingest_file(corpus, store)
-        detail = {"ingested": summary.ingested, "quarantined": summary.quarantined}
+        detail = {"ingested": summary.ingested, "duplicates": summary.duplicates,
+                  "quarantined": summary.quarantined, "hold_s": summary.hold_s}
     else:
         result = curate.run(curate.CurateConfig(), store)
         detail = {"intents": result.intents, "train": result.train, "test": result.test}
@@ -41,10 +47,47 @@ def _child(step: str, corpus: Path, db: Path) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss_mib": peak_mib, **detail}))
 
 
+class _Reader(threading.Thread):
+    """Opens the database read-only every `interval_s` until stopped; the longest stretch between
+    two successful opens (or from the first refusal to the stop) is the hold readers felt."""
+
+    def __init__(self, db: Path, interval_s: float = 0.02):
+        super().__init__(daemon=True)
+        self.db, self.interval_s = db, interval_s
+        self.stopped = threading.Event()
+        self.longest_s = 0.0
+        self.refused = 0
+
+    def run(self) -> None:
+        from workbench.errors import StoreBusyError, StoreMissingError
+        from workbench.store import Store
+
+        store = Store(self.db, lock_timeout=0.0)
+        last_ok = time.perf_counter()
+        while not self.stopped.is_set():
+            try:
+                with store.session(read_only=True) as session:
+                    session.value("SELECT 1")
+                last_ok = time.perf_counter()
+            except StoreMissingError:   # not created yet: nothing to read, nobody kept out
+                last_ok = time.perf_counter()
+            except StoreBusyError:
+                self.refused += 1
+                self.longest_s = max(self.longest_s, time.perf_counter() - last_ok)
+            time.sleep(self.interval_s)
+
+
 def _run_child(step: str, corpus: Path, db: Path) -> dict:
-    output = subprocess.run([sys.executable, __file__, "--child", step, str(corpus), str(db)],
-                            check=True, capture_output=True, text=True, cwd=ROOT)
-    return json.loads(output.stdout.strip().splitlines()[-1])
+    reader = _Reader(db)
+    reader.start()
+    try:
+        output = subprocess.run([sys.executable, __file__, "--child", step, str(corpus), str(db)],
+                                check=True, capture_output=True, text=True, cwd=ROOT)
+    finally:
+        reader.stopped.set()
+        reader.join()
+    result = json.loads(output.stdout.strip().splitlines()[-1])
+    return {**result, "readers_kept_out_max_s": round(reader.longest_s, 2)}
 
 
 def _browse(db: Path, repeats: int) -> dict:
@@ -97,6 +140,8 @@ def main() -> None:
         print(f"generated {args.requests} synthetic requests in {generate_s:.1f} s", file=sys.stderr)
         ingest = _run_child("ingest", corpus, db)
         print(f"ingest: {ingest}", file=sys.stderr)
+        reingest = _run_child("ingest", corpus, db)
+        print(f"ingest again (all duplicates): {reingest}", file=sys.stderr)
         curated = _run_child("curate", corpus, db)
         print(f"curate: {curated}", file=sys.stderr)
         browse = _browse(db, args.repeats)
@@ -107,6 +152,7 @@ def main() -> None:
                        f"Python {platform.python_version()}",
             "generate_seconds": round(generate_s, 1),
             "ingest": {**ingest, "rows_per_second": round(ingest["ingested"] / ingest["seconds"])},
+            "ingest_again_all_duplicates": reingest,
             "curate": curated, "browse": browse,
             "database_mib": round(db.stat().st_size / 2**20, 1),
         }

@@ -245,9 +245,7 @@ class _Stager:
     def add(self, record: LogRecord, content_hash: str, raw: RawRecord) -> None:
         answer = record.teacher
         key, created_at, exports = record.intent_key, record.created_at, record.exports
-        adjust, selective, filter_ = (answer.tool_json("adjust"),
-                                      answer.tool_json("selective_adjust"),
-                                      answer.tool_json("filter"))
+        adjust, selective, filter_ = record.teacher_json
         exported = 1 if exports["adjust"] or exports["selective_adjust"] or exports["filter"] else 0
         # A 64-bit hash stands for the output (a collision would undercount one intent's
         # distinct outputs by one, about once in 10^7 files of a million requests).

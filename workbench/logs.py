@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -97,11 +98,16 @@ class LogRecord:
     def intent_key(self) -> str:
         return intent_key(self.intent)
 
+    @cached_property
+    def teacher_json(self) -> tuple[str | None, ...]:
+        """The canonical JSON of each tool's parameters, in TOOLS order (None: unused); worked
+        out once, since ingest needs it for the hash and for the stage."""
+        return tuple(self.teacher.tool_json(tool) for tool in TOOLS)
+
     def content_hash(self) -> str:
         """Hash of the validated content: re-ingesting the same request is recognised as such."""
         # repr() of each field, joined: unambiguous and much cheaper than a JSON dump.
-        parts = (self.request_id, self.intent, self.created_at.isoformat(),
-                 *(self.teacher.tool_json(tool) for tool in TOOLS),
+        parts = (self.request_id, self.intent, self.created_at.isoformat(), *self.teacher_json,
                  *(self.exports[tool] for tool in TOOLS), self.teacher_model, self.latency_ms,
                  self.cost_usd, self.session_id)
         return hashlib.sha1(repr(parts).encode()).hexdigest()
