@@ -35,18 +35,19 @@ def _page_script(view: str) -> None:  # runs inside AppTest
 
 def ensure_evaluation(db: Path) -> None:
     from pipelines import evaluate, train
-    from workbench.datasets import (
+    from workbench.store import Store
+    from workbench.store.evaluations import count_evaluations
+    from workbench.store.versions import (
         Split,
         current_version_id,
         set_current_version,
         subsample_version,
         version_rows,
     )
-    from workbench.store import Store
 
     store = Store(db)
     with store.session() as session:
-        found = session.value("SELECT count(*) FROM evaluations WHERE kind = 'run'")
+        found = count_evaluations(session, "run")
         base = current_version_id(session)
         n_train = len(version_rows(session, base, Split.TRAIN)) if not found else 0
     if found:
@@ -93,6 +94,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from workbench.store import Store
+    from workbench.store.requests import log_counts
 
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "databases": []}
     for db in args.db:
@@ -103,9 +105,8 @@ def main() -> None:
         time_page(view, args.db[0], repeats=1)
     for db in args.db:
         with Store(db).session() as session:
-            requests = session.value("SELECT count(*) FROM requests")
-            intents = session.value("SELECT count(*) FROM intents")
-        entry = {"requests": requests, "intents": intents,
+            counts = log_counts(session)
+        entry = {"requests": counts["requests"], "intents": counts["intents"],
                  "intents_page": time_page("intents", db, args.repeats, search="golden"),
                  "errors_page": time_page("errors", db, args.repeats)}
         results["databases"].append(entry)

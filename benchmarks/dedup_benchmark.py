@@ -31,12 +31,12 @@ def main() -> None:
     args = parser.parse_args()
 
     import numpy as np
-    import pyarrow as pa
 
     from workbench.dedup import deduplicate
     from workbench.embeddings import embed, load_encoder
     from workbench.paraphrase.offline import OfflineParaphraser
     from workbench.store import Store
+    from workbench.store.embeddings import cache_vectors, cached_vectors
 
     encoder = load_encoder()
     seeds = ["golden hour", "cool morning", "black and white", "moody rainy night",
@@ -71,16 +71,11 @@ def main() -> None:
         names = [f"existing intent {i}" for i in range(args.existing)]
         started = time.perf_counter()
         with store.atomic(create=True) as session:
-            session.insert("embeddings", {"text": names,
-                                          "vector": pa.array(list(train),
-                                                             type=pa.list_(pa.float32()))},
-                           extra={"model": "bench"})
+            cache_vectors(session, "bench", names, train)
         write_s = time.perf_counter() - started
         started = time.perf_counter()
         with store.session() as session:
-            table = session.arrow("SELECT text, vector FROM embeddings WHERE model = 'bench'")
-            matrix = table.column("vector").combine_chunks().flatten().to_numpy() \
-                .reshape(table.num_rows, -1)
+            matrix = np.stack(list(cached_vectors(session, "bench", names).values()))
         read_s = time.perf_counter() - started
         assert matrix.shape == train.shape
 

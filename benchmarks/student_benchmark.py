@@ -31,9 +31,9 @@ def main() -> None:
 
     import torch
 
-    from pipelines.train import list_runs, load_run
-    from workbench.datasets import Split, version_rows
     from workbench.store import Store
+    from workbench.store.runs import list_runs, load_run
+    from workbench.store.versions import Split, version_rows
 
     store = Store.at(args.db)
     latest: dict[str, dict] = {}

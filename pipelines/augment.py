@@ -27,16 +27,16 @@ from enum import Enum
 from typing import Any
 
 from pipelines import evaluate, review
-from workbench.datasets import Split, resolve_version, version_rows
 from workbench.dedup import Decision, deduplicate
+from workbench.embeddings import Encoder, embedding_dimension
 from workbench.errors import WorkbenchError
-from workbench.logs import intent_key
+from workbench.log_records import intent_key
 from workbench.paraphrase import ParaphraseError, Paraphraser, ParaphraseResult
-from workbench.store import Session, Store
+from workbench.progress import Progress
+from workbench.store import Store, embeddings, evaluations, runs
+from workbench.store.candidates import NewCandidate, decided_candidates, record_round
+from workbench.store.versions import Split, resolve_version, version_rows
 from workbench.tools import answer_from_json
-
-# progress(stage, done, total): ("predict", ...), ("paraphrase", 3, 40), ("embed", ...)
-Progress = Callable[[str, int, int], None]
 
 
 class History(str, Enum):
@@ -103,13 +103,11 @@ class AugmentResult:
 
 # ------------------------------------------------------------------------------------- mining
 
-def mine(run_id: str | None, store: Store, encoder: Any = None,
+def mine(run_id: str | None, store: Store, encoder: Encoder | None = None,
          progress: Progress | None = None) -> tuple[dict, int, list[str], dict[str, int]]:
     """Evaluate a run on its own training split and return (run, evaluation id, flagged intent
     keys most-flagged first, flags per tool)."""
-    from pipelines.train import load_run
-
-    run, student = load_run(store, run_id, encoder)
+    run, student = runs.load_run(store, run_id, encoder)
     with store.session() as session:
         rows = version_rows(session, run["version_id"], Split.TRAIN)
     if not rows:
@@ -126,23 +124,17 @@ def mine(run_id: str | None, store: Store, encoder: Any = None,
     with store.atomic() as session:
         result = evaluate.evaluate_samples(session, samples, evaluate.EvaluationKind.MINING,
                                            run["run_id"], run["version_id"], Split.TRAIN)
-        flags = session.query(
-            "SELECT intent_key, count(*) AS n FROM evaluation_scores "
-            "WHERE evaluation_id = ? AND flagged GROUP BY intent_key "
-            "ORDER BY n DESC, intent_key", [result.evaluation_id])
-        by_tool = {row["tool"]: row["n"] for row in session.query(
-            "SELECT tool, count(*) AS n FROM evaluation_scores "
-            "WHERE evaluation_id = ? AND flagged GROUP BY tool", [result.evaluation_id])}
-    return run, result.evaluation_id, [row["intent_key"] for row in flags], by_tool
+        flagged = evaluations.flagged_intents(session, result.evaluation_id)
+        by_tool = evaluations.flags_by_tool(session, result.evaluation_id)
+    return run, result.evaluation_id, flagged, by_tool
 
 
 # ------------------------------------------------------------------------------ embedding cache
 
-def cached_embeddings(store: Store, encoder: Any, model: str, texts: Sequence[str],
+def cached_embeddings(store: Store, encoder: Encoder, model: str, texts: Sequence[str],
                       progress: Progress | None = None) -> Any:
     """Unit embeddings (N, D) float32 for `texts`, computing and caching only unseen ones."""
     import numpy as np
-    import pyarrow as pa
 
     from workbench.embeddings import embed
 
@@ -150,50 +142,16 @@ def cached_embeddings(store: Store, encoder: Any, model: str, texts: Sequence[st
     found: dict[str, Any] = {}
     if unique:
         with store.session() as session:
-            session.register("wanted_texts", pa.table({"text": unique}))
-            table = session.arrow("SELECT e.text, e.vector FROM embeddings e "
-                                  "JOIN wanted_texts w USING (text) WHERE e.model = ?", [model])
-            session.unregister("wanted_texts")
-        if table.num_rows:
-            vectors = table.column("vector").combine_chunks()
-            flat = vectors.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-            matrix = flat.reshape(table.num_rows, -1)
-            found = dict(zip(table.column("text").to_pylist(), matrix, strict=True))
+            found = embeddings.cached_vectors(session, model, unique)
     missing = [text for text in unique if text not in found]
     if missing:
-        report = None if progress is None else (lambda done, total: progress("embed", done, total))
-        computed = embed(encoder, missing, progress=report)                       # (M, D)
+        computed = embed(encoder, missing, progress=progress)                     # (M, D)
         with store.atomic() as session:
-            _cache_embeddings(session, model, missing, computed)
+            embeddings.cache_vectors(session, model, missing, computed)
         found.update(zip(missing, computed, strict=True))
     if not texts:
-        dimension = _dimension(encoder)
-        return np.zeros((0, dimension), dtype=np.float32)
+        return np.zeros((0, embedding_dimension(encoder)), dtype=np.float32)
     return np.stack([found[text] for text in texts]).astype(np.float32)
-
-
-def _cache_embeddings(session: Session, model: str, texts: Sequence[str], vectors: Any) -> None:
-    """Add embeddings to the cache; a text another writer cached meanwhile is left as it is.
-
-    Another round (another job, another process) may embed the same texts between this one's
-    read of the cache and this write: its rows win, and this write still succeeds.
-    """
-    import pyarrow as pa
-
-    session.register("new_embeddings", pa.table({
-        "text": list(texts), "vector": pa.array(list(vectors), type=pa.list_(pa.float32()))}))
-    try:
-        session.execute("INSERT INTO embeddings (model, text, vector) "
-                        "SELECT ?, text, vector FROM new_embeddings ON CONFLICT DO NOTHING",
-                        [model])
-    finally:
-        session.unregister("new_embeddings")
-
-
-def _dimension(encoder: Any) -> int:
-    get = getattr(encoder, "get_embedding_dimension", None) \
-        or encoder.get_sentence_embedding_dimension
-    return int(get())
 
 
 # ---------------------------------------------------------------------------------- paraphraser
@@ -218,7 +176,7 @@ def make_paraphraser(choice: ParaphraserChoice, store: Store, seed: int = 0) -> 
 # ------------------------------------------------------------------------------------ the round
 
 def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
-        encoder: Any = None, paraphraser: Paraphraser | None = None) -> AugmentResult:
+        encoder: Encoder | None = None, paraphraser: Paraphraser | None = None) -> AugmentResult:
     """One augmentation round. `encoder` and `paraphraser` may be passed in (experiments, tests).
 
     Raises `ParaphraseError` (and stores nothing) when the paraphraser failed on every source
@@ -251,20 +209,18 @@ def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
     if not source_keys:
         raise WorkbenchError("nothing to augment: mining flagged no training intent")
 
-    report = None if progress is None else (lambda done, total: progress("paraphrase", done,
-                                                                         total))
     texts = [by_key[key]["intent_text"] for key in source_keys]
     if paraphraser is None:
         made = make_paraphraser(config.paraphraser, store, config.seed)
         try:
-            results = made.paraphrase(texts, config.n, report)
+            results = made.paraphrase(texts, config.n, progress)
         finally:
             close = getattr(made, "close", None)
             if close is not None:
                 close()
         paraphraser = made
     else:
-        results = paraphraser.paraphrase(texts, config.n, report)
+        results = paraphraser.paraphrase(texts, config.n, progress)
     _raise_if_all_failed(paraphraser.name, results)
     # Loaded only now: a round whose paraphraser failed on everything fails fast.
     encoder = encoder if encoder is not None else load_encoder(config.encoder)
@@ -306,30 +262,17 @@ def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
                     for (_, key, _), decision in zip(candidates, decisions, strict=True)]
         dropped = Counter(outcome.code for outcome in outcomes if outcome.code is not None)
         n_kept = sum(outcome.kept for outcome in outcomes)
-        augmentation_id = int(session.value(
-            "INSERT INTO augmentations (created_at, run_id, version_id, mining_evaluation_id, "
-            "paraphraser, config, summary) VALUES (?, ?, ?, ?, ?, ?, ?) "
-            "RETURNING augmentation_id",
-            [datetime.now(UTC), None if run_row is None else run_row["run_id"], version_id,
-             mining_id, paraphraser.name, json.dumps(asdict(config), default=str),
-             json.dumps({"flagged": n_flagged, "sources": len(source_keys),
-                         "generated": len(candidates), "kept": n_kept,
-                         "dropped": dict(dropped), "failed": len(failures)})]))
-        session.insert("candidates", {
-            "source_intent_key": [source for source, _, _ in candidates],
-            "intent_key": [key for _, key, _ in candidates],
-            "intent_text": [text for _, _, text in candidates],
-            **{tool: [by_key[source][tool] for source, _, _ in candidates]
-               for tool in ("adjust", "selective_adjust", "filter")},
-            "status": ["pending" if outcome.kept else "dropped" for outcome in outcomes],
-            "drop_reason": [outcome.reason for outcome in outcomes],
-            "nearest_text": [outcome.nearest_text for outcome in outcomes],
-            "nearest_kind": [outcome.nearest_kind for outcome in outcomes],
-            "nearest_similarity": [outcome.similarity for outcome in outcomes],
-        }, extra={"augmentation_id": augmentation_id})
-        session.insert("paraphrase_failures", {
-            "source_intent_key": [key for key, _ in failures],
-            "error": [error for _, error in failures]}, extra={"augmentation_id": augmentation_id})
+        augmentation_id = record_round(
+            session, datetime.now(UTC), None if run_row is None else run_row["run_id"],
+            version_id, mining_id, paraphraser.name, json.dumps(asdict(config), default=str),
+            {"flagged": n_flagged, "sources": len(source_keys), "generated": len(candidates),
+             "kept": n_kept, "dropped": dict(dropped), "failed": len(failures)},
+            [NewCandidate(source, key, text, by_key[source]["adjust"],
+                          by_key[source]["selective_adjust"], by_key[source]["filter"],
+                          outcome.kept, outcome.reason, outcome.nearest_text,
+                          outcome.nearest_kind, outcome.similarity)
+             for (source, key, text), outcome in zip(candidates, outcomes, strict=True)],
+            failures)
 
     committed = None
     if config.auto_approve and n_kept:
@@ -358,29 +301,6 @@ def _raise_if_all_failed(name: str, results: Sequence[ParaphraseResult]) -> None
         f"the paraphraser {name} failed on all {len(results)} source intent(s), so no round was "
         f"stored ({said}). Check the endpoint (Settings > Test connection in the app) and try "
         "again, or use the offline paraphraser")
-
-
-def decided_candidates(session: Session, keys: Sequence[str]) -> dict[str, dict]:
-    """Per intent key among `keys`, the earlier candidate that decides it should not be proposed
-    again: one in a dataset version first, then rejected, approved, pending; the latest of each.
-    Dropped candidates decide nothing (dedup judges them afresh)."""
-    import pyarrow as pa
-
-    if not keys:
-        return {}
-    session.register("new_keys", pa.table({"intent_key": list(dict.fromkeys(keys))}))
-    try:
-        rows = session.query(
-            "SELECT c.intent_key, c.candidate_id, c.intent_text, c.status, "
-            "c.committed_version_id FROM candidates c JOIN new_keys USING (intent_key) "
-            "WHERE c.status IN ('rejected', 'approved', 'pending') "
-            "QUALIFY row_number() OVER (PARTITION BY c.intent_key ORDER BY "
-            "c.committed_version_id IS NOT NULL DESC, "
-            "CASE c.status WHEN 'rejected' THEN 0 WHEN 'approved' THEN 1 ELSE 2 END, "
-            "c.candidate_id DESC) = 1")
-    finally:
-        session.unregister("new_keys")
-    return {row["intent_key"]: row for row in rows}
 
 
 @dataclass(frozen=True)
@@ -417,10 +337,3 @@ def _history_reason(earlier: dict) -> tuple[History, str]:
             "pending": History.PENDING}[earlier["status"]]
     return code, f"already {earlier['status']} ({number})"
 
-
-def augmentation_lineage(session: Session, version_id: int) -> list[dict]:
-    """The candidates that made a version (approved and committed into it)."""
-    return session.query(
-        "SELECT candidate_id, augmentation_id, source_intent_key, intent_text, reviewed_by, "
-        "reviewed_at FROM candidates WHERE committed_version_id = ? ORDER BY candidate_id",
-        [version_id])

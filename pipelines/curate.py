@@ -22,10 +22,15 @@ import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from workbench.datasets import DatasetRow, Origin, create_version, rows_table
 from workbench.errors import CurationError
-from workbench.store import Session, Store
-from workbench.tools import TOOLS
+from workbench.store import Session, Store, requests
+from workbench.store.versions import (
+    DatasetRow,
+    Origin,
+    create_version,
+    record_ground_truth_choices,
+    rows_table,
+)
 
 DEFAULT_TEST_SIZE = 1000
 DEFAULT_SEED = 13
@@ -53,36 +58,6 @@ class CurateResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _choices_sql(tool: str) -> str:
-    # `tool` is one of TOOLS (a column name, never user input).
-    return f"""
-        WITH outputs AS (
-            SELECT intent_key, {tool} AS output, sum(exports_{tool}) AS exports,
-                   count(*) AS n_requests, max(created_at) AS latest
-            FROM requests
-            WHERE exports_adjust + exports_selective_adjust + exports_filter > 0
-            GROUP BY intent_key, {tool}
-        ), ranked AS (
-            SELECT *, exports / n_requests AS export_rate,
-                   count(*) OVER (PARTITION BY intent_key) AS n_candidates,
-                   row_number() OVER (PARTITION BY intent_key ORDER BY exports / n_requests DESC,
-                       n_requests DESC, latest DESC, output ASC NULLS FIRST) AS rank
-            FROM outputs
-        )
-        SELECT intent_key, output, exports, n_requests, export_rate, n_candidates
-        FROM ranked WHERE rank = 1
-    """
-
-
-def ground_truth(session: Session) -> dict[str, dict[str, dict]]:
-    """{intent_key: {tool: {output, exports, n_requests, export_rate, n_candidates}}}."""
-    chosen: dict[str, dict[str, dict]] = {}
-    for tool in TOOLS:
-        for row in session.query(_choices_sql(tool)):
-            chosen.setdefault(row.pop("intent_key"), {})[tool] = row
-    return chosen
 
 
 def split_intents(keys: list[str], test_size: float, seed: int) -> set[str]:
@@ -115,30 +90,17 @@ class _Prepared:
     chosen: dict[str, dict[str, dict]]
 
 
-def _logs_state(session: Session) -> tuple[int, int]:
-    """What identifies the state of the logs: only ingest writes requests, and every ingest
-    leaves a row with a new id."""
-    row = session.first("SELECT (SELECT coalesce(max(ingest_id), 0) FROM ingests) AS ingest, "
-                        "(SELECT count(*) FROM requests) AS requests") or {}
-    return int(row.get("ingest") or 0), int(row.get("requests") or 0)
-
-
 def _prepare(session: Session, config: CurateConfig) -> _Prepared:
-    logs = _logs_state(session)
+    logs = requests.logs_state(session)
     n_requests = logs[1]
     if n_requests == 0:
         raise CurationError("there are no requests to curate. Ingest logs first "
                             "(`workbench ingest FILE`).")
-    n_dropped = int(session.value(
-        "SELECT count(*) FROM requests "
-        "WHERE exports_adjust + exports_selective_adjust + exports_filter = 0"))
-    chosen = ground_truth(session)
+    n_dropped = requests.count_unexported_requests(session)
+    chosen = requests.ground_truth_by_intent(session)
     if not chosen:
         raise CurationError(f"all {n_requests} requests have zero exports; nothing to curate")
-    intents = {row["intent_key"]: row for row in session.query(
-        "SELECT i.intent_key, i.intent_text, count(*) AS request_count "
-        "FROM intents i JOIN requests r USING (intent_key) "
-        "GROUP BY i.intent_key, i.intent_text")}
+    intents = requests.intent_request_counts(session)
     test = split_intents(list(chosen), config.test_size, config.seed)
     rows = [DatasetRow(
         intent_key=key, intent_text=intents[key]["intent_text"],
@@ -157,7 +119,7 @@ def run(config: CurateConfig, store: Store) -> CurateResult:
             prepared = _prepare(session, config)
         rows, choices = _tables(prepared)   # Arrow tables, built with the file closed
         with store.atomic() as session:
-            if _logs_state(session) != prepared.logs:
+            if requests.logs_state(session) != prepared.logs:
                 continue                    # logs were ingested meanwhile: compute again
             return _write(session, config, prepared, rows, choices)
     raise CurationError(
@@ -184,9 +146,7 @@ def _write(session: Session, config: CurateConfig, prepared: _Prepared, rows_: A
     """The short transaction: the version, its rows and why each ground truth won."""
     version_id = create_version(session, rows_, Origin.CURATION, config.note or
                                 "curated from the logs", asdict(config))
-    session.insert("ground_truth_choices",
-                   {name: choices[name] for name in choices.column_names},
-                   extra={"version_id": version_id})
+    record_ground_truth_choices(session, version_id, choices)
     rows = prepared.rows
     test_counts = [row.request_count for row in rows if row.split == "test"]
     return CurateResult(

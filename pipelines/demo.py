@@ -8,12 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import curate, ingest
-from pipelines.demo_corpus import DemoConfig, write_jsonl
 from workbench.errors import WorkbenchError
 from workbench.store import Store
+from workbench.synthetic import PAPER_INTENTS, PAPER_REQUESTS, DemoConfig, write_jsonl
 
-PAPER_REQUESTS = 27_756
-PAPER_INTENTS = 9_252
 # The paper holds out 1,000 of its 9,252 intents; a smaller demo keeps that share instead.
 PAPER_TEST_SHARE = curate.DEFAULT_TEST_SIZE / PAPER_INTENTS
 
@@ -84,8 +82,8 @@ def _build(config: DemoRunConfig, store: Store, folder: Path,
     total = corpus.requests
     write_jsonl(corpus, corpus_path,
                 None if progress is None else (lambda n: progress("generate", n, total)))
-    summary = ingest.ingest_file(corpus_path, store,
-                                 None if progress is None else (lambda n: progress("ingest", n, total)))
+    summary = ingest.ingest_file(corpus_path, store, None if progress is None else (
+        lambda _file, n, _total: progress("ingest", n, total)))
     if summary.quarantined:
         raise WorkbenchError(f"the demo generator wrote {summary.quarantined} invalid records "
                              f"(see `workbench quarantine`); this is a bug in the generator")

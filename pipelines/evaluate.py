@@ -20,10 +20,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from workbench.datasets import Split, resolve_version, version_rows
+from workbench.embeddings import Encoder
 from workbench.errors import WorkbenchError
-from workbench.logfiles import LogFormat, read_records
-from workbench.logs import intent_key
+from workbench.log_readers import LogFormat, read_records
+from workbench.log_records import intent_key
 from workbench.metrics import (
     IntentScore,
     SubsetScore,
@@ -32,7 +32,13 @@ from workbench.metrics import (
     score_intent,
     subset_score,
 )
-from workbench.store import Session, Store
+from workbench.store import Session, Store, evaluations, requests, runs
+from workbench.store.versions import (
+    Split,
+    count_test_intents_trained_on,
+    resolve_version,
+    version_rows,
+)
 from workbench.tools import (
     ADJUST_KEYS,
     COLOURS,
@@ -203,22 +209,17 @@ def evaluate_samples(session: Session, samples: list[Sample], kind: EvaluationKi
     by_id = {sample.sample_id: sample for sample in samples}
     summary = {"subsets": [subset_to_dict(s) for s in subsets], "mean_cosine": means,
                "flagged": {tool: len(keys) for tool, keys in flags.items()}}
-    evaluation_id = int(session.value(
-        "INSERT INTO evaluations (created_at, version_id, split, kind, source, predictions_sha, "
-        "summary) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING evaluation_id",
-        [datetime.now(UTC), version_id, split.value, kind.value, source, _hash(samples),
-         json.dumps(summary)]))
-    session.insert("evaluation_predictions", {
+    predictions: dict[str, list[Any]] = {
         "sample_id": [s.sample_id for s in samples],
         "intent_key": [s.intent_key for s in samples],
         **{tool: [s.prediction.tool_json(tool) for s in samples] for tool in TOOLS},
-    }, extra={"evaluation_id": evaluation_id})
+    }
 
     def gap(score: IntentScore) -> float | None:
         mean = means.get(score.tool)
         return None if mean is None or score.cosine is None else mean - score.cosine
 
-    session.insert("evaluation_scores", {
+    scores_columns: dict[str, list[Any]] = {
         "sample_id": [s.intent_key for s in scores],
         "intent_key": [by_id[s.intent_key].intent_key for s in scores],
         "tool": [s.tool for s in scores],
@@ -229,7 +230,11 @@ def evaluate_samples(session: Session, samples: list[Sample], kind: EvaluationKi
         "cosine_gap": [gap(s) for s in scores],
         "intensity_error": [s.intensity_error for s in scores],
         "flagged": [s.intent_key in flags[s.tool] for s in scores],
-    }, extra={"evaluation_id": evaluation_id})
+    }
+    evaluation_id = evaluations.record_evaluation(
+        session, created_at=datetime.now(UTC), version_id=version_id, split=split.value,
+        kind=kind.value, source=source, predictions_sha=_hash(samples), summary=summary,
+        predictions=predictions, scores=scores_columns)
     return EvaluationResult(evaluation_id, version_id, split.value, kind.value, source,
                             len(samples), subsets)
 
@@ -238,6 +243,14 @@ def evaluate_samples(session: Session, samples: list[Sample], kind: EvaluationKi
 class EvaluateConfig:
     predictions: Path
     version: int | None = None
+
+
+@dataclass(frozen=True)
+class EvaluateRunConfig:
+    """Evaluate a training run on a dataset version's test split."""
+
+    run_id: str | None = None          # None: the latest run
+    version: int | None = None         # None: the version the run was trained on
 
 
 def run(config: EvaluateConfig, store: Store) -> EvaluationResult:
@@ -252,21 +265,16 @@ def run(config: EvaluateConfig, store: Store) -> EvaluationResult:
 
 
 def evaluate_run(run_id: str | None, version: int | None, store: Store,
-                 encoder: Any = None) -> EvaluationResult:
+                 encoder: Encoder | None = None) -> EvaluationResult:
     """Predict the test split with a student run (store closed meanwhile), then store the scores.
 
     The version defaults to the one the run was trained on, so its test split never leaked."""
-    from pipelines.train import load_run
-
-    run, student = load_run(store, run_id, encoder)
+    run, student = runs.load_run(store, run_id, encoder)
     with store.session() as session:
         version_id = resolve_version(session, version if version is not None
                                      else run["version_id"])
         rows = _truth_rows(session, version_id, Split.TEST)
-        leaked = int(session.value(
-            "SELECT count(*) FROM dataset_rows t JOIN dataset_rows r USING (intent_key) "
-            "WHERE t.version_id = ? AND t.split = 'test' AND r.version_id = ? "
-            "AND r.split = 'train'", [version_id, run["version_id"]]))
+        leaked = count_test_intents_trained_on(session, version_id, run["version_id"])
     if leaked:
         raise WorkbenchError(
             f"run {run['run_id']} was trained on version {run['version_id']}, whose training "
@@ -285,12 +293,7 @@ def evaluate_run(run_id: str | None, version: int | None, store: Store,
 def self_consistency_samples(session: Session, version_id: int) -> list[Sample]:
     """Every distinct teacher output of a test intent that differs from its ground truth."""
     rows = {row["intent_key"]: row for row in _truth_rows(session, version_id, Split.TEST)}
-    session.register("test_keys", _key_table(list(rows)))
-    outputs = session.query(
-        "SELECT intent_key, adjust, selective_adjust, filter, min(request_id) AS first_request "
-        "FROM requests WHERE intent_key IN (SELECT intent_key FROM test_keys) "
-        "GROUP BY intent_key, adjust, selective_adjust, filter ORDER BY intent_key, first_request")
-    session.unregister("test_keys")
+    outputs = requests.distinct_outputs(session, list(rows))
     samples: list[Sample] = []
     counter: Counter[str] = Counter()
     for output in outputs:
@@ -303,12 +306,6 @@ def self_consistency_samples(session: Session, version_id: int) -> list[Sample]:
         samples.append(Sample(f"{row['intent_key']}#{counter[row['intent_key']]}",
                               row["intent_key"], row["request_count"], truth, answer))
     return samples
-
-
-def _key_table(keys: list[str]) -> Any:
-    import pyarrow as pa
-
-    return pa.table({"intent_key": pa.array(keys, pa.string())})
 
 
 def constant_answer(train_rows: list[dict]) -> Answer:

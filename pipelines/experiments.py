@@ -8,15 +8,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipelines import augment, evaluate, train
-from workbench.datasets import (
+from workbench.embeddings import Encoder
+from workbench.errors import WorkbenchError
+from workbench.progress import Progress
+from workbench.store import Store
+from workbench.store.versions import (
+    Split,
     current_version_id,
     resolve_version,
     set_current_version,
     subsample_version,
+    version_rows,
 )
-from workbench.errors import WorkbenchError
-from workbench.store import Store
-from workbench.students.base import Progress
 
 DEFAULT_STUDENTS = ("retrieval", "heads", "seq2seq")
 ENCODER_STUDENTS = ("retrieval", "heads")  # built on a sentence-transformers encoder
@@ -26,9 +29,9 @@ class _SharedEncoder:
     """The default sentence encoder, loaded once for every step that uses it."""
 
     def __init__(self) -> None:
-        self.encoder: Any = None
+        self.encoder: Encoder | None = None
 
-    def get(self) -> Any:
+    def get(self) -> Encoder:
         if self.encoder is None:
             from workbench.embeddings import load_encoder
             from workbench.students.base import device_name
@@ -36,7 +39,7 @@ class _SharedEncoder:
             self.encoder = load_encoder(device=device_name())
         return self.encoder
 
-    def for_student(self, student: str, settings: dict[str, Any]) -> Any:
+    def for_student(self, student: str, settings: dict[str, Any]) -> Encoder | None:
         """The shared encoder when the student uses the default one, else None (it loads its own)."""
         if student in ENCODER_STUDENTS and settings.get("encoder") is None:
             return self.get()
@@ -194,8 +197,6 @@ def _random_control(config: RQ2Config, store: Store, low: int, n_sources: int,
     """The same round on as many training intents drawn at random instead of mined: does
     choosing the student's errors matter, or only the added data?"""
     import random
-
-    from workbench.datasets import Split, version_rows
 
     with store.session() as session:
         keys = sorted(row["intent_key"] for row in version_rows(session, low, Split.TRAIN))

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.datasets import Split, resolve_version, version_rows
 from workbench.errors import WorkbenchError
 from workbench.outputs import check_output_file, write_atomic
 from workbench.store import Store
+from workbench.store.versions import Split, resolve_version, version_rows
 
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 

@@ -16,14 +16,13 @@ nobody foresaw) quarantines that record with a reason, and the rest of the file 
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import re
 import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -31,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import IngestError, WorkbenchError
-from workbench.logfiles import RawRecord, detect_format, read_records
-from workbench.logs import LogRecord, RecordError, parse_record
-from workbench.store import Session, Store
+from workbench.log_readers import RawRecord, detect_format, read_records
+from workbench.log_records import LogRecord, RecordError, parse_record
+from workbench.processes import pid_alive
+from workbench.progress import Progress
+from workbench.store import Session, Store, requests
 
 STAGE_CHUNK_ROWS = 50_000
 STAGING_SUFFIX = ".staging"   # <database>.staging/ holds one folder per running ingest
@@ -117,16 +118,6 @@ def staging_root(store: Store) -> Path:
 _STAGING_NAME = re.compile(r"(\d+)-.*")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
 def _tree_size(folder: Path) -> int:
     """Bytes in the files under `folder`."""
     total = 0
@@ -162,7 +153,7 @@ def remove_leftover_staging(store: Store) -> tuple[int, int]:
     removed = freed = 0
     for entry in entries:
         match = _STAGING_NAME.fullmatch(entry.name)
-        if match is None or not entry.is_dir() or _pid_alive(int(match.group(1))):
+        if match is None or not entry.is_dir() or pid_alive(int(match.group(1))):
             continue
         size = _tree_size(entry)
         shutil.rmtree(entry)
@@ -348,7 +339,7 @@ def _validate(raw: RawRecord) -> tuple[LogRecord | None, str | None, str | None]
 
 
 def _stage_file(records: Iterator[RawRecord], folder: Path,
-                progress: Callable[[int], None] | None) -> tuple[_Stager, list[dict], int, int]:
+                progress: Progress | None, stage: str) -> tuple[_Stager, list[dict], int, int]:
     """Validate and stage; returns the stager, quarantine rows, records read, in-file duplicates."""
     stager = _Stager(folder)
     quarantine: list[dict] = []
@@ -357,7 +348,7 @@ def _stage_file(records: Iterator[RawRecord], folder: Path,
     for raw in records:
         read += 1
         if progress is not None and read % 10_000 == 0:
-            progress(read)
+            progress(stage, read, None)
         record, content_hash, problem = _validate(raw)
         if record is None or content_hash is None:
             quarantine.append(_bad(raw, problem or "invalid"))
@@ -375,7 +366,7 @@ def _stage_file(records: Iterator[RawRecord], folder: Path,
     stager.close()
     quarantine.extend(stager.rejected)
     if progress is not None:
-        progress(read)
+        progress(stage, read, None)
     return stager, quarantine, read, duplicates
 
 
@@ -385,129 +376,27 @@ def _stage_file(records: Iterator[RawRecord], folder: Path,
 def _write(session: Session, summary: FileSummary, stager: _Stager | None,
            quarantine: list[dict], started_at: datetime) -> None:
     """Everything for one file, inside the caller's transaction."""
-    ingest_id = int(session.value("SELECT nextval('ingest_id_seq')"))
+    ingest_id = requests.next_ingest_id(session)
     summary.ingest_id = ingest_id
     now = datetime.now(UTC)
     if stager is not None and stager.count:
-        _write_requests(session, summary, stager, ingest_id, quarantine)
-    summary.quarantined = len(quarantine)
-    _quarantine(session, ingest_id, summary.source_file, quarantine, now)
-    session.execute(
-        "INSERT INTO ingests (ingest_id, source_file, format, started_at, finished_at, n_read, "
-        "n_ingested, n_duplicates, n_quarantined, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [ingest_id, summary.source_file, summary.format, started_at, now, summary.read,
-         summary.ingested, summary.duplicates, summary.quarantined, summary.error])
-
-
-_TEMPORARY = (("VIEW", "new_rows"), ("TABLE", "novel"), ("TABLE", "file_intents"),
-              ("TABLE", "hits"), ("VIEW", "staged"))
-
-
-def _write_requests(session: Session, summary: FileSummary, stager: _Stager, ingest_id: int,
-                    quarantine: list[dict]) -> None:
-    """The staged rows: duplicates and conflicts with the store, then the new requests, their
-    new intents and their share of the browse statistics."""
-    # A view, not a table: each statement reads the columns it needs from disk instead of the
-    # whole stage being copied into the transaction. DDL takes no parameters; the path is our
-    # own staging file, quoted.
-    literal = "'" + str(stager.path).replace("'", "''") + "'"
-    session.execute(f"CREATE TEMP VIEW staged AS SELECT * FROM read_parquet({literal})")
-    # Same id already in the store: identical content is a no-op, different is a conflict.
-    session.execute(
-        "CREATE TEMP TABLE hits AS SELECT s.seq, s.request_id, r.ingest_id, "
-        "s.content_hash = r.content_hash AS same FROM staged s JOIN requests r USING (request_id)")
-    counts = session.query("SELECT count(*) AS hits, count(*) FILTER (WHERE same) AS same "
-                           "FROM hits")[0]
-    hits, same = int(counts["hits"]), int(counts["same"])
-    summary.duplicates += same
-    if hits > same:
-        conflicts = session.query(
-            "SELECT s.source_location, s.raw, h.request_id, h.ingest_id FROM hits h "
-            "JOIN staged s USING (seq) WHERE NOT h.same ORDER BY h.seq")
+        written = requests.write_staged_requests(
+            session, stager.path, stager.file_intents_table, not stager.rejected, ingest_id,
+            summary.source_file)
+        summary.duplicates += written.duplicates
         quarantine.extend({
             "location": row["source_location"], "raw": row["raw"],
             "reason": f"request_id {row['request_id']!r} was already ingested (ingest "
-                      f"{row['ingest_id']}) with different content"} for row in conflicts)
-    if not hits and not stager.rejected:
-        # The usual case: every staged row is new, so the file's intents and numbers that
-        # staging worked out hold as they are.
-        session.execute("CREATE TEMP VIEW new_rows AS SELECT * FROM staged")
-        session.register("file_intents_arrow", stager.file_intents_table)
-        session.execute("CREATE TEMP TABLE file_intents AS SELECT * FROM file_intents_arrow")
-        session.unregister("file_intents_arrow")
-    else:
-        session.execute(
-            "CREATE TEMP VIEW new_rows AS SELECT s.* FROM staged s ANTI JOIN hits USING (seq)")
-        session.execute(
-            "CREATE TEMP TABLE file_intents AS SELECT intent_key, "
-            "arg_min(intent_text, seq) AS intent_text, arg_min(created_at, seq) AS first_seen_at, "
-            "count(*) AS n, count(*) FILTER (WHERE exports_adjust + exports_selective_adjust"
-            " + exports_filter > 0) AS exported, max(created_at) AS last_seen, "
-            "count(DISTINCT (adjust, selective_adjust, filter)) AS outputs "
-            "FROM new_rows GROUP BY intent_key")
-    # New intents, with the spelling and time of their first request in this file.
-    session.execute(
-        "INSERT INTO intents (intent_key, intent_text, first_seen_at, ingest_id) "
-        "SELECT intent_key, intent_text, first_seen_at, ? FROM file_intents "
-        "ANTI JOIN intents USING (intent_key)", [ingest_id])
-    _merge_intent_stats(session)
-    summary.ingested = int(session.value(
-        "INSERT INTO requests SELECT request_id, intent_key, intent_text, created_at, adjust, "
-        "selective_adjust, filter, filter_name, exports_adjust, exports_selective_adjust, "
-        "exports_filter, teacher_model, latency_ms, cost_usd, session_id, content_hash, ?, ?, "
-        "source_location FROM new_rows", [ingest_id, summary.source_file]))
-    for kind, name in _TEMPORARY:
-        session.execute(f"DROP {kind} IF EXISTS {name}")
-
-
-def _merge_intent_stats(session: Session) -> None:
-    """Add the file's numbers (`file_intents`) to the browse statistics of its intents.
-
-    Counts add up; an intent's distinct outputs grow by the file's outputs that its stored
-    requests do not have yet; so nothing is recomputed over the whole table. Runs before the
-    new rows are inserted into `requests`."""
-    # An output is the triple of tool parameters (NULL = unused); only intents already in the
-    # store need the comparison with their stored requests.
-    session.execute(
-        "CREATE TEMP TABLE novel AS SELECT f.intent_key, count(*) AS outputs FROM ("
-        " SELECT DISTINCT n.intent_key, n.adjust, n.selective_adjust, n.filter FROM new_rows n"
-        " SEMI JOIN intent_stats USING (intent_key)) f "
-        "WHERE NOT EXISTS (SELECT 1 FROM requests r WHERE r.intent_key = f.intent_key"
-        " AND r.adjust IS NOT DISTINCT FROM f.adjust"
-        " AND r.selective_adjust IS NOT DISTINCT FROM f.selective_adjust"
-        " AND r.filter IS NOT DISTINCT FROM f.filter) GROUP BY f.intent_key")
-    session.execute(
-        "UPDATE intent_stats AS o SET request_count = o.request_count + f.n,"
-        " exported_count = o.exported_count + f.exported,"
-        " export_rate = (o.exported_count + f.exported) / (o.request_count + f.n),"
-        " output_count = o.output_count + coalesce(v.outputs, 0),"
-        " last_seen_at = greatest(o.last_seen_at, f.last_seen) "
-        "FROM file_intents f LEFT JOIN novel v USING (intent_key) "
-        "WHERE o.intent_key = f.intent_key")
-    session.execute(
-        "INSERT INTO intent_stats (intent_key, request_count, exported_count, export_rate, "
-        "output_count, last_seen_at) SELECT intent_key, n, exported, exported / n, outputs, "
-        "last_seen FROM file_intents ANTI JOIN intent_stats USING (intent_key)")
-
-
-def _quarantine(session: Session, ingest_id: int, source_file: str, records: list[dict],
-                now: datetime) -> None:
-    """Store bad records; one already quarantined from the same file and place is not repeated,
-    so re-ingesting a file is a no-op for its bad records as for its good ones."""
-    import pyarrow as pa
-
-    if not records:
-        return
-    session.register("bad", pa.table({
-        name: pa.array([_storable(r[name]) for r in records], pa.string())
-        for name in ("location", "reason", "raw")}))
-    session.execute(
-        "INSERT INTO quarantine (ingest_id, source_file, location, reason, raw, quarantined_at) "
-        "SELECT ?, ?, b.location, b.reason, b.raw, ? FROM bad b WHERE NOT EXISTS ("
-        " SELECT 1 FROM quarantine q WHERE q.source_file = ? AND q.location = b.location"
-        " AND q.reason = b.reason AND q.raw IS NOT DISTINCT FROM b.raw)",
-        [ingest_id, source_file, now, source_file])
-    session.unregister("bad")
+                      f"{row['ingest_id']}) with different content"} for row in written.conflicts)
+        summary.ingested = written.ingested
+    summary.quarantined = len(quarantine)
+    requests.quarantine_records(session, ingest_id, summary.source_file, [
+        {name: _storable(record[name]) for name in ("location", "reason", "raw")}
+        for record in quarantine], now)
+    requests.record_ingest(
+        session, ingest_id=ingest_id, source_file=summary.source_file, format=summary.format,
+        started_at=started_at, finished_at=now, n_read=summary.read, n_ingested=summary.ingested,
+        n_duplicates=summary.duplicates, n_quarantined=summary.quarantined, error=summary.error)
 
 
 @contextmanager
@@ -524,9 +413,10 @@ def _held(store: Store, summary: FileSummary) -> Iterator[Session]:
 
 
 def ingest_file(path: Path, store: Store,
-                progress: Callable[[int], None] | None = None) -> FileSummary:
+                progress: Progress | None = None) -> FileSummary:
     """Ingest one file in one transaction. A file that cannot be read at all raises IngestError
-    after its failure is recorded in the ingest history."""
+    after its failure is recorded in the ingest history. `progress` gets (the file's name,
+    records read, None) as it reads."""
     path = Path(path)
     removed, freed = remove_leftover_staging(store)
     fmt = detect_format(path)
@@ -537,7 +427,8 @@ def ingest_file(path: Path, store: Store,
         records = read_records(path, fmt)  # a missing or unreadable file raises here
         with _staging_folder(store) as folder:
             try:
-                stager, quarantine, read, duplicates = _stage_file(records, folder, progress)
+                stager, quarantine, read, duplicates = _stage_file(records, folder, progress,
+                                                                   path.name)
             except OSError as error:  # the disk, not a record: e.g. no space left for the stage
                 raise IngestError(f"{summary.source_file}: reading or staging it in {folder} "
                                   f"failed ({error.strerror or error})") from None
@@ -557,14 +448,13 @@ def ingest_file(path: Path, store: Store,
 
 
 def run(config: IngestConfig, store: Store,
-        progress: Callable[[Path, int], None] | None = None) -> IngestResult:
+        progress: Progress | None = None) -> IngestResult:
     """Ingest every file in order; a file that fails does not stop the others."""
     result = IngestResult()
     for path in config.paths:
         path = Path(path)
-        file_progress = None if progress is None else functools.partial(progress, path)
         try:
-            summary = ingest_file(path, store, file_progress)
+            summary = ingest_file(path, store, progress)
         except IngestError as error:
             summary = FileSummary(source_file=str(path), format=path.suffix.lstrip(".") or "?",
                                   error=str(error))
@@ -579,7 +469,3 @@ def run(config: IngestConfig, store: Store,
         result.files.append(summary)
     return result
 
-
-def quarantine_page(store: Store, limit: int = 50, offset: int = 0) -> list[dict]:
-    return store.query("SELECT quarantine_id, ingest_id, source_file, location, reason, raw "
-                       "FROM quarantine ORDER BY quarantine_id LIMIT ? OFFSET ?", [limit, offset])

@@ -6,12 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.train import load_run
 from workbench.errors import WorkbenchError
-from workbench.logfiles import LogFormat, read_records
-from workbench.logs import INTENT_MAX_CHARS
+from workbench.log_readers import LogFormat, read_records
+from workbench.log_records import INTENT_MAX_CHARS
 from workbench.outputs import check_output_file, write_atomic
-from workbench.store import Store
+from workbench.store import Store, runs
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,7 @@ def run(config: PredictConfig, store: Store) -> PredictResult:
     written atomically (a missing folder above it is created)."""
     check_output_file(Path(config.out), store.path)
     intents = read_intents(Path(config.inp))
-    row, student = load_run(store, config.run)
+    row, student = runs.load_run(store, config.run)
     answers = student.predict(intents)
 
     def write(path: Path) -> None:

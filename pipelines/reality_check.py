@@ -28,7 +28,6 @@ closed, and each write is one short transaction.
 from __future__ import annotations
 
 import csv
-import json
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -39,11 +38,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from workbench.datasets import Split, resolve_version, version_rows
+from workbench.embeddings import Encoder
 from workbench.errors import WorkbenchError
 from workbench.metrics import VECTOR_TOOLS, score_intent
-from workbench.store import Session, Store
-from workbench.tools import COLOURS, TOOLS, Answer, answer_from_json
+from workbench.store import Session, Store, reality, runs
+from workbench.store.reality import CheckSample
+from workbench.store.versions import (
+    Split,
+    count_test_intents_trained_on,
+    resolve_version,
+    version_rows,
+)
+from workbench.tools import COLOURS, Answer, answer_from_json
 
 QUALITY_LEVELS: tuple[str, ...] = ("bad", "middling", "good")   # 0-1, 2, 3 tools agree
 POPULARITY_LEVELS: tuple[str, ...] = ("popular", "rare")
@@ -171,22 +177,17 @@ def draw(candidates: Sequence[Candidate], n: int, seed: int) -> list[Candidate]:
     return chosen
 
 
-def run(config: CheckConfig, store: Store, encoder: Any = None) -> CheckResult:
+def run(config: CheckConfig, store: Store, encoder: Encoder | None = None) -> CheckResult:
     """Predict the run's test split (store closed), stratify, draw and store a check."""
-    from pipelines.train import load_run
-
     if config.n < 1:
         raise RealityCheckError(f"a reality check needs at least 1 sample, got n={config.n}")
     image = _image_source(config.image)
-    run_row, student = load_run(store, config.run_id, encoder)
+    run_row, student = runs.load_run(store, config.run_id, encoder)
     with store.session() as session:
         version_id = resolve_version(session, config.version if config.version is not None
                                      else run_row["version_id"])
         rows = version_rows(session, version_id, Split.TEST)
-        leaked = int(session.value(
-            "SELECT count(*) FROM dataset_rows t JOIN dataset_rows r USING (intent_key) "
-            "WHERE t.version_id = ? AND t.split = 'test' AND r.version_id = ? "
-            "AND r.split = 'train'", [version_id, run_row["version_id"]]))
+        leaked = count_test_intents_trained_on(session, version_id, run_row["version_id"])
     if not rows:
         raise RealityCheckError(f"dataset version {version_id} has no test intents to sample")
     if leaked:
@@ -208,29 +209,21 @@ def run(config: CheckConfig, store: Store, encoder: Any = None) -> CheckResult:
               for name in STRATA if any(c.stratum == name for c in candidates)}
     stored_config = {**asdict(config), "run_id": run_row["run_id"], "version": version_id,
                      "image": image}
+    samples = [CheckSample(number, c.intent_key, c.intent_text, c.request_count, c.stratum,
+                           c.tools_agreeing, c.teacher, c.student)
+               for number, c in enumerate(chosen, start=1)]
     with store.atomic() as session:
-        check_id = int(session.value(
-            "INSERT INTO reality_checks (created_at, run_id, version_id, n_samples, seed, image, "
-            "note, config, strata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING check_id",
-            [datetime.now(UTC), run_row["run_id"], version_id, len(chosen), config.seed, image,
-             config.note, json.dumps(stored_config, sort_keys=True), json.dumps(strata)]))
-        session.insert("reality_samples", {
-            "sample_no": list(range(1, len(chosen) + 1)),
-            "intent_key": [c.intent_key for c in chosen],
-            "intent_text": [c.intent_text for c in chosen],
-            "request_count": [c.request_count for c in chosen],
-            "stratum": [c.stratum for c in chosen],
-            "tools_agreeing": [c.tools_agreeing for c in chosen],
-            **{f"teacher_{tool}": [c.teacher.tool_json(tool) for c in chosen] for tool in TOOLS},
-            **{f"student_{tool}": [c.student.tool_json(tool) for c in chosen] for tool in TOOLS},
-        }, extra={"check_id": check_id})
+        check_id = reality.record_check(
+            session, created_at=datetime.now(UTC), run_id=run_row["run_id"],
+            version_id=version_id, seed=config.seed, image=image, note=config.note,
+            config=stored_config, strata=strata, samples=samples)
     return CheckResult(check_id, run_row["run_id"], version_id, len(chosen), len(candidates),
                        config.seed, image, strata)
 
 
 def create_check(store: Store, run_id: str | None, n: int = 15, seed: int = 0,
                  image: str = "astronaut", version: int | None = None, note: str = "",
-                 *, encoder: Any = None) -> CheckResult:
+                 *, encoder: Encoder | None = None) -> CheckResult:
     """Draw and store a reality check of a run (None: the latest run); see the module docstring."""
     return run(CheckConfig(run_id=run_id, n=n, seed=seed, image=str(image), version=version,
                            note=note), store, encoder)
@@ -251,57 +244,25 @@ def _image_source(image: str | Path) -> str:
 
 # ---------------------------------------------------------------------------- reading a check
 
-@dataclass(frozen=True)
-class CheckSample:
-    sample_no: int
-    intent_key: str
-    intent_text: str
-    request_count: int
-    stratum: str
-    tools_agreeing: int
-    teacher: Answer
-    student: Answer
-
-
 def _check_row(session: Session, check_id: int) -> dict:
-    row = session.first("SELECT * FROM reality_checks WHERE check_id = ?", [check_id])
+    row = reality.check_row(session, check_id)
     if row is None:
         raise RealityCheckError(f"there is no reality check {check_id}; list them with "
                                 "`workbench reality-check list`")
     return row
 
 
-def _samples(session: Session, check_id: int) -> list[CheckSample]:
-    rows = session.query("SELECT * FROM reality_samples WHERE check_id = ? ORDER BY sample_no",
-                         [check_id])
-    return [CheckSample(
-        row["sample_no"], row["intent_key"], row["intent_text"], row["request_count"],
-        row["stratum"], row["tools_agreeing"],
-        answer_from_json(*(row[f"teacher_{tool}"] for tool in TOOLS)),
-        answer_from_json(*(row[f"student_{tool}"] for tool in TOOLS))) for row in rows]
-
-
 def check_samples(store: Store, check_id: int) -> list[CheckSample]:
     """A check's samples in their numbered order (for the app and the renderer)."""
     with store.session() as session:
         _check_row(session, check_id)
-        return _samples(session, check_id)
+        return reality.check_samples(session, check_id)
 
 
 def list_checks(store: Store) -> list[dict]:
     """Every check with its answer counts, oldest first (JSON-ready values)."""
     with store.session() as session:
-        rows = session.query(
-            "SELECT c.check_id, c.created_at, c.run_id, c.version_id, c.n_samples, c.seed, "
-            "c.image, c.note, c.render_dir, c.strata, "
-            "count(DISTINCT a.annotator) AS n_annotators, count(a.annotator) AS n_answers, "
-            "count(DISTINCT a.sample_no) AS n_judged "
-            "FROM reality_checks c LEFT JOIN reality_answers a USING (check_id) "
-            "GROUP BY ALL ORDER BY c.check_id")
-    for row in rows:
-        row["created_at"] = row["created_at"].isoformat()
-        row["strata"] = json.loads(row["strata"])
-    return rows
+        return reality.list_checks(session)
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -340,7 +301,7 @@ def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path |
     out_dir = check_output_folder(Path(out_dir), store.path)
     with store.session() as session:
         row = _check_row(session, check_id)
-        samples = _samples(session, check_id)
+        samples = reality.check_samples(session, check_id)
     for name in [*(sample_file(sample) for sample in samples), SHEET_FILE]:
         check_output_file(out_dir / name)   # never over a database that happens to be there
     source = _image_source(image) if image is not None else row["image"]
@@ -362,8 +323,7 @@ def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path |
     write_atomic(sheet, partial(save_png, picture))
     paths.append(sheet)
     with store.atomic() as session:
-        session.execute("UPDATE reality_checks SET render_dir = ? WHERE check_id = ?",
-                        [str(out_dir.resolve()), check_id])
+        reality.set_render_dir(session, check_id, str(out_dir.resolve()))
     return paths
 
 
@@ -391,17 +351,13 @@ def record_answers(store: Store, check_id: int, annotator: str,
         seen.add(number)
     with store.atomic() as session:
         _check_row(session, check_id)
-        known = {row["sample_no"] for row in session.query(
-            "SELECT sample_no FROM reality_samples WHERE check_id = ?", [check_id])}
+        known = reality.sample_numbers(session, check_id)
         unknown = sorted(seen - known)
         if unknown:
             raise RealityCheckError(
                 f"sample(s) {', '.join(map(str, unknown))} are not in reality check {check_id}; "
                 f"its samples are numbered 1 to {len(known)}")
-        now = datetime.now(UTC)
-        for number, relevant, mimics in given:
-            session.execute("INSERT OR REPLACE INTO reality_answers VALUES (?, ?, ?, ?, ?, ?)",
-                            [check_id, number, name, relevant, mimics, now])
+        reality.record_answers(session, check_id, name, given, datetime.now(UTC))
     return len(given)
 
 
@@ -547,10 +503,8 @@ def annotate_interactively(store: Store, check_id: int, annotator: str,
     name = _annotator(annotator)
     with store.session() as session:
         row = _check_row(session, check_id)
-        samples = _samples(session, check_id)
-        done = {r["sample_no"] for r in session.query(
-            "SELECT sample_no FROM reality_answers WHERE check_id = ? AND annotator = ?",
-            [check_id, name])}
+        samples = reality.check_samples(session, check_id)
+        done = reality.answered_samples(session, check_id, name)
     folder = Path(images_dir) if images_dir is not None else (
         Path(row["render_dir"]) if row["render_dir"] else None)
     pending = [sample for sample in samples if sample.sample_no not in done]
@@ -673,17 +627,14 @@ def report(store: Store, check_id: int) -> CheckReport:
     """Majority counts, yes shares and annotator agreement per question, and per-sample rows."""
     with store.session() as session:
         row = _check_row(session, check_id)
-        samples = session.query("SELECT sample_no, intent_text, stratum FROM reality_samples "
-                                "WHERE check_id = ? ORDER BY sample_no", [check_id])
-        answers = session.query("SELECT sample_no, annotator, relevant, mimics "
-                                "FROM reality_answers WHERE check_id = ?", [check_id])
-    by_sample: dict[int, list[dict]] = {s["sample_no"]: [] for s in samples}
+        samples = reality.check_samples(session, check_id)
+        answers = reality.check_answers(session, check_id)
+    by_sample: dict[int, list[dict]] = {s.sample_no: [] for s in samples}
     for answer in answers:
         by_sample[answer["sample_no"]].append(answer)
-    rows = [SampleRow(s["sample_no"], s["intent_text"], s["stratum"],
-                      len(by_sample[s["sample_no"]]),
-                      sum(a["relevant"] for a in by_sample[s["sample_no"]]),
-                      sum(a["mimics"] for a in by_sample[s["sample_no"]])) for s in samples]
+    rows = [SampleRow(s.sample_no, s.intent_text, s.stratum, len(by_sample[s.sample_no]),
+                      sum(a["relevant"] for a in by_sample[s.sample_no]),
+                      sum(a["mimics"] for a in by_sample[s.sample_no])) for s in samples]
     judged = [r for r in rows if r.n_annotators > 0]
     questions = {}
     for question in Question:

@@ -12,11 +12,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from workbench.datasets import resolve_version
 from workbench.errors import WorkbenchError
-from workbench.logs import intent_key
+from workbench.log_records import intent_key
 from workbench.outputs import check_output_file, write_atomic
-from workbench.store import Store
+from workbench.store import Store, runs
+from workbench.store.versions import ground_truth_rows, resolve_version
 from workbench.tools import Answer, answer_from_json
 
 # A handful of looks a curator knows what to expect from, for the gallery's default.
@@ -57,18 +57,14 @@ def teacher_answers(store: Store, intents: Sequence[str],
     keys = [intent_key(text) for text in intents]
     with store.session(read_only=True) as session:
         version_id = resolve_version(session, version)
-        rows = session.query(
-            "SELECT intent_key, adjust, selective_adjust, filter FROM dataset_rows "
-            "WHERE version_id = ? AND list_contains(?, intent_key)", [version_id, keys])
+        rows = ground_truth_rows(session, version_id, keys)
     return version_id, {row["intent_key"]: answer_from_json(
         row["adjust"], row["selective_adjust"], row["filter"]) for row in rows}
 
 
 def student_answers(store: Store, run: str | None, intents: Sequence[str]) -> tuple[str,
                                                                                    list[Answer]]:
-    from pipelines.train import load_run
-
-    row, student = load_run(store, run or None)
+    row, student = runs.load_run(store, run or None)
     return row["run_id"], student.predict(list(intents))
 
 

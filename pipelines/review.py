@@ -20,10 +20,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from enum import Enum
 from typing import Any
 
-from workbench.datasets import (
+from workbench.errors import WorkbenchError
+from workbench.store import Store, candidates
+from workbench.store.candidates import REVIEWABLE, ReviewFilter, Status
+from workbench.store.versions import (
     DatasetRow,
     Origin,
     Split,
@@ -31,69 +33,18 @@ from workbench.datasets import (
     current_version_id,
     version_rows,
 )
-from workbench.errors import WorkbenchError
-from workbench.store import Session, Store
-
-
-class Status(str, Enum):
-    DROPPED = "dropped"
-    PENDING = "pending"
-    APPROVED = "approved"
-    REJECTED = "rejected"
-
-
-REVIEWABLE = (Status.PENDING, Status.APPROVED, Status.REJECTED)
-
-
-@dataclass(frozen=True)
-class ReviewFilter:
-    augmentation_id: int | None = None
-    status: Status | None = None
-    candidate_ids: tuple[int, ...] = ()
-    uncommitted: bool = True           # leave out candidates already in a version
-
-    def where(self) -> tuple[str, list]:
-        """A WHERE clause of bound parameters (no values are spliced into the SQL)."""
-        clauses: list[str] = ["TRUE"]
-        params: list[Any] = []
-        if self.augmentation_id is not None:
-            clauses.append("augmentation_id = ?")
-            params.append(self.augmentation_id)
-        if self.status is not None:
-            clauses.append("status = ?")
-            params.append(self.status.value)
-        if self.candidate_ids:
-            clauses.append("list_contains(?, candidate_id)")
-            params.append(list(self.candidate_ids))
-        if self.uncommitted:
-            clauses.append("committed_version_id IS NULL")
-        return " AND ".join(clauses), params
 
 
 def list_candidates(store: Store, selection: ReviewFilter, limit: int = 100,
                     offset: int = 0) -> list[dict]:
     """Candidates with their source intent's text, newest round first, in generation order."""
-    where, params = selection.where()
     with store.session(read_only=True) as session:
-        return session.query(
-            "SELECT c.candidate_id, c.augmentation_id, c.status, c.intent_text, "
-            "coalesce(r.intent_text, c.source_intent_key) AS source_text, c.drop_reason, "
-            "c.nearest_text, c.nearest_kind, c.nearest_similarity, c.reviewed_by, c.reviewed_at, "
-            "c.committed_version_id, c.adjust, c.selective_adjust, c.filter "
-            "FROM (SELECT * FROM candidates WHERE " + where + ") c "
-            "JOIN augmentations a USING (augmentation_id) "
-            "LEFT JOIN dataset_rows r ON r.version_id = a.version_id "
-            "AND r.intent_key = c.source_intent_key "
-            "ORDER BY c.augmentation_id DESC, c.candidate_id LIMIT ? OFFSET ?",
-            [*params, limit, offset])
+        return candidates.list_candidates(session, selection, limit, offset)
 
 
 def count_candidates(store: Store, selection: ReviewFilter) -> dict[str, int]:
-    where, params = selection.where()
     with store.session(read_only=True) as session:
-        return {row["status"]: row["n"] for row in session.query(
-            "SELECT status, count(*) AS n FROM candidates WHERE " + where + " GROUP BY status",
-            params)}
+        return candidates.count_candidates(session, selection)
 
 
 def set_status(store: Store, selection: ReviewFilter, status: Status, by: str) -> int:
@@ -105,12 +56,9 @@ def set_status(store: Store, selection: ReviewFilter, status: Status, by: str) -
                              f", not {status.value}")
     if not by.strip():
         raise WorkbenchError("say who reviews (a name)")
-    where, params = selection.where()
     with store.atomic() as session:
         if selection.candidate_ids:
-            found = {row["candidate_id"]: row for row in session.query(
-                "SELECT candidate_id, status, committed_version_id FROM candidates "
-                "WHERE list_contains(?, candidate_id)", [list(selection.candidate_ids)])}
+            found = candidates.candidate_states(session, selection.candidate_ids)
             missing = [i for i in selection.candidate_ids if i not in found]
             blocked = [f"{i} ({found[i]['status']}"
                        + (f", in version {found[i]['committed_version_id']}"
@@ -122,11 +70,7 @@ def set_status(store: Store, selection: ReviewFilter, status: Status, by: str) -
                 problems = ([f"no candidate {', '.join(map(str, missing))}"] if missing else []) \
                     + ([f"cannot review {', '.join(blocked)}"] if blocked else [])
                 raise WorkbenchError("; ".join(problems))
-        return int(session.value(
-            "WITH changed AS (UPDATE candidates SET status = ?, reviewed_by = ?, reviewed_at = ? "
-            "WHERE " + where + " AND status != 'dropped' AND committed_version_id IS NULL "
-            "RETURNING 1) SELECT count(*) FROM changed",
-            [status.value, by.strip(), datetime.now(UTC), *params]))
+        return candidates.set_status(session, selection, status, by.strip(), datetime.now(UTC))
 
 
 @dataclass(frozen=True)
@@ -166,7 +110,7 @@ def commit(store: Store, augmentation_id: int | None, by: str, note: str = "",
     split of the version they go onto, or whose text is already one of its intents, are left
     out and returned in `skipped`."""
     with store.atomic() as session:
-        approved = _approved(session, augmentation_id)
+        approved = candidates.approved_uncommitted(session, augmentation_id)
         if not approved:
             raise WorkbenchError("there are no approved candidates to commit"
                                  + ("" if augmentation_id is None
@@ -222,9 +166,7 @@ def commit(store: Store, augmentation_id: int | None, by: str, note: str = "",
              "skipped": [{"candidate_id": s.candidate_id, "reason": s.reason}
                          for s in skipped]},
             parent_id=parent)
-        session.execute("UPDATE candidates SET committed_version_id = ? "
-                        "WHERE list_contains(?, candidate_id)",
-                        [version_id, [row["candidate_id"] for row in kept]])
+        candidates.mark_committed(session, [row["candidate_id"] for row in kept], version_id)
     return CommitResult(version_id, parent, base, len(kept), tuple(skipped))
 
 
@@ -257,12 +199,3 @@ def describe_commit(result: CommitResult) -> list[str]:
         lines += [f"  #{s.candidate_id} {s.intent_text!r} {s.reason}" for s in result.skipped]
     return lines
 
-
-def _approved(session: Session, augmentation_id: int | None) -> list[dict]:
-    return session.query(
-        "SELECT c.candidate_id, c.augmentation_id, c.intent_key, c.intent_text, c.adjust, "
-        "c.selective_adjust, c.filter, c.source_intent_key, a.version_id AS base_version_id "
-        "FROM candidates c JOIN augmentations a USING (augmentation_id) "
-        "WHERE c.status = 'approved' AND c.committed_version_id IS NULL "
-        "AND (? IS NULL OR c.augmentation_id = ?) ORDER BY c.candidate_id",
-        [augmentation_id, augmentation_id])

@@ -20,11 +20,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from workbench.datasets import Split, resolve_version, version_rows
+from workbench.embeddings import Encoder
 from workbench.errors import StoreReadOnlyError, WorkbenchError
-from workbench.store import Store, pid_alive, writable_problem
-from workbench.students import STUDENT_KINDS, load_student, make_student
-from workbench.students.base import Progress, Student, TrainingData
+from workbench.outputs import writable_problem
+from workbench.processes import pid_alive
+from workbench.progress import Progress
+from workbench.store import Store, runs
+from workbench.store.versions import Split, resolve_version, version_rows
+from workbench.students import STUDENT_KINDS, make_student
+from workbench.students.base import TrainingData
 from workbench.tools import answer_from_json
 
 
@@ -97,7 +101,7 @@ def remove_orphans(store: Store, folder: Path) -> list[Path]:
     # while that process held the database, so its row is committed before our query can run.
     listed = sorted(folder.iterdir())
     with store.session(read_only=True) as session:
-        recorded = {row["run_id"] for row in session.query("SELECT run_id FROM runs")}
+        recorded = runs.run_ids(session)
     ours = str(store.path.resolve())
     orphans = []
     for path in listed:
@@ -126,7 +130,7 @@ def check_can_record(store: Store, folder: Path) -> None:
 
 
 def run(config: TrainConfig, store: Store, progress: Progress | None = None,
-        encoder: Any = None) -> TrainResult:
+        encoder: Encoder | None = None) -> TrainResult:
     """Train a student on a version's training split, save it and record the run.
 
     `encoder` shares an already loaded sentence encoder (experiments load it once)."""
@@ -150,14 +154,12 @@ def run(config: TrainConfig, store: Store, progress: Progress | None = None,
         (saving / OWNER_FILE).write_text(str(store.path.resolve()) + "\n", encoding="utf-8")
         student.save(saving)
         with store.atomic() as session:
-            session.execute(
-                "INSERT INTO runs (run_id, student, config, version_id, split, n_train, started_at,"
-                " finished_at, duration_s, device, size_bytes, artifact_path, note) "
-                "VALUES (?, ?, ?, ?, 'train', ?, ?, ?, ?, ?, ?, ?, ?)",
-                [run_id, config.student, json.dumps(student.config_dict(), sort_keys=True),
-                 version_id, len(data.intents), started_at, datetime.now(UTC), duration,
-                 getattr(student, "device", "cpu"), student.size_bytes(), str(folder),
-                 config.note])
+            runs.record_run(
+                session, run_id=run_id, student=config.student,
+                config=json.dumps(student.config_dict(), sort_keys=True), version_id=version_id,
+                n_train=len(data.intents), started_at=started_at, finished_at=datetime.now(UTC),
+                duration_s=duration, device=getattr(student, "device", "cpu"),
+                size_bytes=student.size_bytes(), artifact_path=str(folder), note=config.note)
             os.rename(saving, folder)   # last: a failed rename rolls the row back
     except BaseException:
         shutil.rmtree(saving, ignore_errors=True)
@@ -165,32 +167,3 @@ def run(config: TrainConfig, store: Store, progress: Progress | None = None,
         raise
     return TrainResult(run_id, config.student, version_id, len(data.intents), duration, folder)
 
-
-def find_run(store: Store, run_id: str | None) -> dict:
-    """A run row by id (or unique prefix), or the latest run when `run_id` is None."""
-    with store.session(read_only=True) as session:
-        if run_id is None:
-            row = session.first("SELECT * FROM runs ORDER BY started_at DESC LIMIT 1")
-            if row is None:
-                raise WorkbenchError("there are no training runs yet; run `workbench train`")
-            return row
-        rows = session.query("SELECT * FROM runs WHERE starts_with(run_id, ?) "
-                             "ORDER BY started_at DESC", [run_id])
-    if not rows:
-        raise WorkbenchError(f"no training run {run_id!r}; list them with `workbench runs`")
-    if len(rows) > 1 and rows[0]["run_id"] != run_id:
-        raise WorkbenchError(f"{run_id!r} matches {len(rows)} runs; give more of the id")
-    return rows[0]
-
-
-def load_run(store: Store, run_id: str | None, encoder: Any = None) -> tuple[dict, Student]:
-    row = find_run(store, run_id)
-    folder = Path(row["artifact_path"])
-    if not folder.exists():
-        raise WorkbenchError(f"the model of run {row['run_id']} is missing: {folder}")
-    return row, load_student(folder, encoder=encoder)
-
-
-def list_runs(store: Store) -> list[dict]:
-    with store.session(read_only=True) as session:
-        return session.query("SELECT * FROM runs ORDER BY started_at")

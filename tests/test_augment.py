@@ -13,11 +13,13 @@ import pytest
 from pipelines import augment, review, train
 from tests.conftest import curated_store
 from workbench import embeddings
-from workbench.datasets import version_rows
 from workbench.errors import WorkbenchError
-from workbench.paraphrase import ParaphraseResult, Progress
+from workbench.paraphrase import ParaphraseResult
 from workbench.paraphrase.offline import OfflineParaphraser
+from workbench.progress import Progress
 from workbench.store import Store
+from workbench.store.candidates import committed_into
+from workbench.store.versions import version_rows
 
 
 class Scripted:
@@ -108,7 +110,7 @@ def test_review_and_commit_make_a_child_version_with_lineage(world, encoder) -> 
         version = session.first("SELECT * FROM dataset_versions WHERE version_id = ?",
                                 [version_id])
         new_rows = {row["intent_key"]: row for row in version_rows(session, version_id)}
-        lineage = augment.augmentation_lineage(session, version_id)
+        lineage = committed_into(session, version_id)
         reviewed = session.query("SELECT reviewed_by, reviewed_at FROM candidates "
                                  "ORDER BY candidate_id")
     assert (version["parent_id"], version["created_by"], version["note"]) == \
@@ -234,7 +236,7 @@ def test_the_cli_round_trip_augment_review_commit(world, capsys) -> None:
 
 def test_rq2_runs_the_three_arms_and_the_control_on_one_test_split(world, encoder) -> None:
     from pipelines import experiments
-    from workbench.datasets import current_version_id
+    from workbench.store.versions import current_version_id
 
     store, rows = world
     result = experiments.rq2(experiments.RQ2Config(
@@ -296,7 +298,7 @@ def test_every_llm_call_failing_makes_the_cli_exit_2_and_the_job_fail(
     import socket
     import time
 
-    from workbench import jobs
+    from workbench.app import jobs
     from workbench.cli import main
 
     store, rows = world

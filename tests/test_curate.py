@@ -12,7 +12,7 @@ import pytest
 from pipelines import curate, ingest
 from tests.conftest import make_record
 from workbench.errors import CurationError
-from workbench.store import Store
+from workbench.store import Store, requests
 
 A = {"temperature": 30}
 B = {"temperature": 20}
@@ -168,14 +168,14 @@ def test_other_processes_read_the_file_while_curation_computes(store: Store, tmp
 
     ingest.ingest_file(write_jsonl(tmp_path / "logs.jsonl", LOGS), store)
     seen: list[str] = []
-    computed = curate.ground_truth
+    computed = requests.ground_truth_by_intent
 
     def while_computing(session):
         reader = subprocess.run([sys.executable, "-c", READER, str(store.path)],
                                 check=False, capture_output=True, text=True, timeout=60)
         seen.append(reader.stdout.strip() or reader.stderr.strip().splitlines()[-1])
         return computed(session)
-    monkeypatch.setattr(curate, "ground_truth", while_computing)
+    monkeypatch.setattr(requests, "ground_truth_by_intent", while_computing)
     result = curate.run(curate.CurateConfig(test_size=1, seed=0), store)
     assert seen == ["9"] and result.intents == 3
 

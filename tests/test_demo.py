@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from pipelines import demo
-from workbench.datasets import status_counts
 from workbench.errors import WorkbenchError
 from workbench.store import Store
+from workbench.store.status import status_counts
 
 
 @pytest.fixture(scope="module")

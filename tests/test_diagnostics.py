@@ -1,6 +1,6 @@
-"""The Errors page's queries on a hand-made world: one dataset version (three test intents, two
-training intents), a student evaluation with predictions chosen so every number can be worked
-out by hand, and an augmentation round written row by row."""
+"""The error-analysis queries (workbench.store.evaluations) on a hand-made world: one dataset
+version (three test intents, two training intents), a student evaluation with predictions chosen
+so every number can be worked out by hand, and an augmentation round written row by row."""
 
 from __future__ import annotations
 
@@ -12,10 +12,21 @@ from pathlib import Path
 import pytest
 
 from pipelines import evaluate
-from workbench import diagnostics
-from workbench.datasets import DatasetRow, Origin, Split, create_version
+from workbench.app.state import escape_markdown, evaluation_label, round_label
+from workbench.describe import parameter_table
 from workbench.errors import WorkbenchError
-from workbench.store import Store
+from workbench.store import Store, evaluations
+from workbench.store.candidates import augmentation_rounds
+from workbench.store.runs import recent_runs
+from workbench.store.versions import (
+    DatasetRow,
+    Origin,
+    Split,
+    create_version,
+    intent_texts,
+    intents_by_split,
+    version_exists,
+)
 from workbench.tools import ADJUST_KEYS, Answer, FilterCall, parse_answer
 
 # Ground truth: every intent uses adjust (one slider at 40) and a filter; none selective_adjust.
@@ -75,25 +86,25 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, int]:
 def test_evaluations_of_a_kind_newest_first_with_a_label(world) -> None:
     store, _ = world
     with store.session() as session:
-        [found] = diagnostics.student_evaluations(session, "run")
-        assert diagnostics.student_evaluations(session, "mining") == []
+        [found] = evaluations.student_evaluations(session, "run")
+        assert evaluations.student_evaluations(session, "mining") == []
         with pytest.raises(WorkbenchError, match="unknown evaluation kind 'baseline'"):
-            diagnostics.student_evaluations(session, "baseline")
+            evaluations.student_evaluations(session, "baseline")
     assert (found["evaluation_id"], found["run_id"], found["student"], found["split"],
             found["n_intents"]) == (1, "run-a", "heads", "test", 3)
     assert found["summary"]["flagged"] == {"adjust": 2, "selective_adjust": 0, "filter": 2}
-    label = diagnostics.evaluation_label({**found, "created_at": datetime(2024, 5, 3, 14, 5)})
+    label = evaluation_label({**found, "created_at": datetime(2024, 5, 3, 14, 5)})
     assert label == "#1 · run run-a (heads) · version 1 test · 2024-05-03 14:05"
 
 
 def test_adjust_intents_come_largest_gap_first(world) -> None:
     store, _ = world
     with store.session() as session:
-        rows = diagnostics.tool_errors(session, 1, "adjust")
-        flagged = diagnostics.tool_errors(session, 1, "adjust", only_flagged=True)
-        second_page = diagnostics.tool_errors(session, 1, "adjust", limit=2, offset=2)
-        counts = (diagnostics.count_tool_errors(session, 1, "adjust"),
-                  diagnostics.count_tool_errors(session, 1, "adjust", only_flagged=True))
+        rows = evaluations.tool_errors(session, 1, "adjust")
+        flagged = evaluations.tool_errors(session, 1, "adjust", only_flagged=True)
+        second_page = evaluations.tool_errors(session, 1, "adjust", limit=2, offset=2)
+        counts = (evaluations.count_tool_errors(session, 1, "adjust"),
+                  evaluations.count_tool_errors(session, 1, "adjust", only_flagged=True))
     assert [r["intent_key"] for r in rows] == ["gamma", "beta", "alpha"]
     assert [r["intent_text"] for r in rows] == ["Gamma", "Beta", "Alpha"]
     assert [r["cosine"] for r in rows] == pytest.approx([0, 1 / math.sqrt(2), 1])
@@ -109,7 +120,7 @@ def test_adjust_intents_come_largest_gap_first(world) -> None:
 def test_an_unused_tool_on_both_sides_has_cosine_one_and_no_gap(world) -> None:
     store, _ = world
     with store.session() as session:
-        rows = diagnostics.tool_errors(session, 1, "selective_adjust")
+        rows = evaluations.tool_errors(session, 1, "selective_adjust")
     assert [(r["intent_key"], r["cosine"], r["cosine_gap"], r["flagged"]) for r in rows] == [
         ("alpha", 1.0, None, False), ("beta", 1.0, None, False), ("gamma", 1.0, None, False)]
 
@@ -117,10 +128,10 @@ def test_an_unused_tool_on_both_sides_has_cosine_one_and_no_gap(world) -> None:
 def test_filter_intents_wrong_first_with_names_and_intensity_error(world) -> None:
     store, _ = world
     with store.session() as session:
-        rows = diagnostics.tool_errors(session, 1, "filter")
-        confusions = diagnostics.filter_confusions(session, 1)
+        rows = evaluations.tool_errors(session, 1, "filter")
+        confusions = evaluations.filter_confusions(session, 1)
         with pytest.raises(WorkbenchError, match="unknown tool 'hue'"):
-            diagnostics.tool_errors(session, 1, "hue")
+            evaluations.tool_errors(session, 1, "hue")
     # gamma (wrong name, error 0) before beta (no filter: no error), then alpha (right).
     assert [(r["intent_key"], r["teacher_filter"], r["teacher_intensity"], r["student_filter"],
              r["student_intensity"], r["intensity_error"], r["flagged"]) for r in rows] == [
@@ -134,7 +145,7 @@ def test_filter_intents_wrong_first_with_names_and_intensity_error(world) -> Non
 def test_intents_ranked_by_flags_then_gap(world) -> None:
     store, _ = world
     with store.session() as session:
-        ranked = diagnostics.ranked_intents(session, 1)
+        ranked = evaluations.ranked_intents(session, 1)
     assert [(r["intent_key"], r["n_flagged"]) for r in ranked] == [
         ("gamma", 2), ("beta", 2), ("alpha", 0)]
     assert ranked[0]["max_gap"] == pytest.approx(MEAN)
@@ -143,21 +154,21 @@ def test_intents_ranked_by_flags_then_gap(world) -> None:
 def test_one_intent_teacher_and_student_side_by_side(world) -> None:
     store, _ = world
     with store.session() as session:
-        detail = diagnostics.intent_detail(session, 1, "beta")
-        assert diagnostics.intent_detail(session, 1, "delta") is None   # not in the evaluation
+        detail = evaluations.evaluated_intent(session, 1, "beta")
+        assert evaluations.evaluated_intent(session, 1, "delta") is None   # not in the evaluation
     assert detail is not None
     assert (detail.intent_text, detail.split) == ("Beta", "test")
     assert detail.teacher == TRUTH["beta"] and detail.student == PREDICTION["beta"]
     assert detail.scores["filter"]["flagged"] and not detail.scores["filter"]["student_used"]
     assert detail.scores["adjust"]["cosine"] == pytest.approx(1 / math.sqrt(2))
 
-    table = diagnostics.parameter_table(detail.teacher, detail.student, "adjust")
+    table = parameter_table(detail.teacher, detail.student, "adjust")
     assert [r["parameter"] for r in table] == list(ADJUST_KEYS)
     changed = {r["parameter"]: (r["teacher"], r["student"], r["difference"]) for r in table
                if r["difference"]}
     assert changed == {"exposure": (0, 40, 40)}
     assert {r["parameter"]: r["teacher"] for r in table}["temperature"] == -40
-    assert diagnostics.parameter_table(detail.teacher, detail.student, "filter") == [
+    assert parameter_table(detail.teacher, detail.student, "filter") == [
         {"parameter": "name", "teacher": "cool_Arctic", "student": None,
          "difference": "different"},
         {"parameter": "intensity", "teacher": "60", "student": None, "difference": None}]
@@ -168,27 +179,27 @@ def test_parameter_table_counts_an_unused_tool_as_zeros_but_shows_it_empty() -> 
         "red", "orange", "yellow", "green", "cyan", "blue")} | {
         "blue": {"saturation": 30, "luminance": -10}}, filter=FilterCall("mono_Noir", 70))
     student = Answer(filter=FilterCall("mono_Noir", 55))
-    table = diagnostics.parameter_table(teacher, student, "selective_adjust")
+    table = parameter_table(teacher, student, "selective_adjust")
     assert len(table) == 12 and table[0]["parameter"] == "red.saturation"
     assert table[-2:] == [
         {"parameter": "blue.saturation", "teacher": 30, "student": None, "difference": -30},
         {"parameter": "blue.luminance", "teacher": -10, "student": None, "difference": 10}]
-    assert diagnostics.parameter_table(teacher, student, "filter") == [
+    assert parameter_table(teacher, student, "filter") == [
         {"parameter": "name", "teacher": "mono_Noir", "student": "mono_Noir",
          "difference": "same"},
         {"parameter": "intensity", "teacher": "70", "student": "55", "difference": "-15"}]
-    assert diagnostics.parameter_table(Answer(), Answer(), "filter")[0]["difference"] == "same"
+    assert parameter_table(Answer(), Answer(), "filter")[0]["difference"] == "same"
 
 
 def test_sources_are_sorted_into_train_test_and_unknown(world) -> None:
     store, version_id = world
     with store.session() as session:
-        found = diagnostics.classify_sources(session, version_id,
+        found = intents_by_split(session, version_id,
                                              ["delta", "beta", "nope", "delta", "epsilon"])
-        texts = diagnostics.intent_texts(session, version_id, ["delta", "nope"])
-        assert diagnostics.version_exists(session, version_id)
-        assert not diagnostics.version_exists(session, 99)
-        assert not diagnostics.version_exists(session, None)
+        texts = intent_texts(session, version_id, ["delta", "nope"])
+        assert version_exists(session, version_id)
+        assert not version_exists(session, 99)
+        assert not version_exists(session, None)
     assert found == {"train": ["delta", "epsilon"], "test": ["beta"], "unknown": ["nope"]}
     assert texts == {"delta": "Delta"}
 
@@ -196,8 +207,8 @@ def test_sources_are_sorted_into_train_test_and_unknown(world) -> None:
 def test_runs_and_rounds_with_candidate_counts(world) -> None:
     store, version_id = world
     with store.session() as session:
-        [run] = diagnostics.student_runs(session)
-        [round_] = diagnostics.augmentation_rounds(session)
+        [run] = recent_runs(session)
+        [round_] = augmentation_rounds(session)
     assert (run["run_id"], run["student"], run["version_id"], run["n_train"]) == (
         "run-a", "heads", version_id, 2)
     assert {k: round_[k] for k in ("augmentation_id", "pending", "approved", "rejected",
@@ -205,7 +216,7 @@ def test_runs_and_rounds_with_candidate_counts(world) -> None:
         "augmentation_id": 7, "pending": 2, "approved": 1, "rejected": 1, "dropped": 1,
         "committed": 0, "approved_uncommitted": 1}
     assert round_["summary"] == {"sources": 1, "generated": 5}
-    label = diagnostics.round_label({**round_, "created_at": datetime(2024, 5, 2, 9, 30)})
+    label = round_label({**round_, "created_at": datetime(2024, 5, 2, 9, 30)})
     assert label == "Round 7 · hand-picked intents · version 1 · offline · 2024-05-02 09:30"
 
 
@@ -216,14 +227,14 @@ def test_runs_and_rounds_with_candidate_counts(world) -> None:
     ("$x$ :red[warm] # h", r"\$x\$ \:red\[warm\] \# h"),
 ])
 def test_markdown_is_escaped(text: str, shown: str) -> None:
-    assert diagnostics.escape_markdown(text) == shown
+    assert escape_markdown(text) == shown
 
 
-def test_the_module_needs_no_streamlit() -> None:
+def test_the_queries_need_no_streamlit() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, workbench.diagnostics; "
+    code = ("import sys, workbench.store.evaluations, workbench.describe; "
             "print('streamlit' in sys.modules, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parent.parent).stdout

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from pipelines import evaluate, ingest
-from pipelines.curate import ground_truth
 from tests.conftest import make_record
-from workbench.datasets import DatasetRow, Origin, create_version
 from workbench.store import Store
+from workbench.store.requests import ground_truth_by_intent
+from workbench.store.versions import DatasetRow, Origin, create_version
 
 WARM = {"temperature": 30}
 WARMER = {"temperature": 40}
@@ -49,7 +49,7 @@ def version(store: Store, tmp_path: Path) -> int:
     path.write_text("".join(json.dumps(r) + "\n" for r in LOGS))
     ingest.ingest_file(path, store)
     with store.atomic() as session:
-        chosen = ground_truth(session)
+        chosen = ground_truth_by_intent(session)
         counts = {r["intent_key"]: r["n"] for r in session.query(
             "SELECT intent_key, count(*) AS n FROM requests GROUP BY intent_key")}
         rows = [DatasetRow(key, key, "test" if key in TEST else "train", counts[key],

@@ -23,7 +23,7 @@ from pipelines import ingest
 from pipelines.ingest import FileSummary, IngestConfig, ingest_file
 from tests.conftest import make_record
 from workbench.errors import IngestError
-from workbench.store import Store
+from workbench.store import Store, requests
 from workbench.tools import ADJUST_KEYS, COLOURS
 
 CSV_COLUMNS = ("request_id", "intent", "created_at", "teacher", "exports")
@@ -780,7 +780,7 @@ def test_a_failure_in_the_write_step_leaves_the_store_as_it_was(
 
     path = write_jsonl(tmp_path / "logs.jsonl", [
         good("g1", intent="film noir"), good("g2"), "{bad json"])
-    monkeypatch.setattr(ingest, "_quarantine", _boom)
+    monkeypatch.setattr(requests, "quarantine_records", _boom)  # after the requests
     with pytest.raises(RuntimeError, match="injected"):
         ingest_file(path, store)
     monkeypatch.undo()

@@ -24,7 +24,7 @@ from pipelines import curate, ingest
 from pipelines.ingest import FileSummary, IngestConfig, ingest_file
 from tests.conftest import make_record
 from workbench.errors import IngestError
-from workbench.logs import (
+from workbench.log_records import (
     COST_USD_MAX,
     EXPORTS_MAX,
     ID_MAX_CHARS,

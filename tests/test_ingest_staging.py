@@ -50,7 +50,8 @@ def test_rows_are_staged_beside_the_database_and_cleaned_up(tmp_path: Path) -> N
     seen: list[list[Path]] = []
     before = set(Path(tempfile.gettempdir()).glob("workbench-ingest-*"))
 
-    def progress(path: Path, read: int) -> None:  # called once staging has closed its file
+    # Called as records are read, and once more when staging has closed its file.
+    def progress(stage: str, read: int, total: int | None) -> None:
         seen.append(sorted(staging_root(store).glob(f"{os.getpid()}-*/staged.parquet")))
 
     result = ingest.run(IngestConfig((write_jsonl(tmp_path / "a.jsonl", "r", 3),)), store,
@@ -99,7 +100,7 @@ from pathlib import Path
 from pipelines import ingest
 from workbench.store import Store
 
-def progress(read):
+def progress(stage, read, total):
     Path(sys.argv[3]).write_text(str(read))
     time.sleep(120)
 

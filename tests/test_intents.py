@@ -9,21 +9,20 @@ import pytest
 
 from pipelines import curate, ingest
 from tests.conftest import make_record
-from workbench.datasets import Split, subsample_version
+from workbench.describe import describe_output
 from workbench.errors import WorkbenchError
-from workbench.intents import (
+from workbench.store import Store
+from workbench.store.requests import (
     IntentFilter,
     IntentSort,
     ToolUse,
     count_intents,
-    describe_output,
-    ground_truth_choices,
     intent_detail,
     intents_page,
     teacher_outputs,
     tool_candidates,
 )
-from workbench.store import Store
+from workbench.store.versions import Split, ground_truth_choices, subsample_version
 
 A = {"temperature": 30}           # golden hour's adjust, 2 requests, 1 adjust export: rate 0.5
 B = {"temperature": 50}           # golden hour's other adjust, 1 exported request: rate 1.0

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import curated_store
-from workbench import jobs
+from workbench.app import jobs
+from workbench.app.jobs import Job, JobKind, JobStatus
 from workbench.errors import StoreMissingError, WorkbenchError
-from workbench.jobs import Job, JobKind, JobStatus
 from workbench.store import Store
 
 # The torch runtime: saving skips the ONNX export, which the job tests do not need.
@@ -89,8 +89,9 @@ def dead_pid() -> int:
 # ---------------------------------------------------------------------------- no processes
 
 def test_importing_jobs_loads_no_pipeline_database_or_torch():
-    code = ("import sys, workbench.jobs; print(sorted(m for m in sys.modules if m.split('.')[0] "
-            "in ('duckdb', 'torch', 'pipelines', 'streamlit', 'sentence_transformers')))")
+    code = ("import sys, workbench.app.jobs; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('duckdb', 'torch', 'pipelines', 'streamlit', "
+            "'sentence_transformers')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
@@ -111,6 +112,13 @@ def test_importing_jobs_loads_no_pipeline_database_or_torch():
     ("augment", {"paraphraser": "gpt"}, "'paraphraser' must be one of auto, offline, llm"),
     ("augment", {"n": 0}, "n must be at least 1"),
     ("experiment_rq1", {"students": ["heads", "gpt5"]}, "unknown student 'gpt5'"),
+    # Strict types from JSON (pydantic): no 1 for True, "0.5" for 0.5, 2.5 for an int.
+    ("augment", {"auto_approve": 1}, "'auto_approve' must be bool, got 1"),
+    ("augment", {"threshold": "0.5"}, "'threshold' must be float, got '0.5'"),
+    ("augment", {"sources": "abc"}, "'sources' must be tuple, got 'abc'"),
+    ("experiment_rq1", {"students": ["heads", 3]}, "'students'[1] must be str, got 3"),
+    ("train", {"student": "heads", "student_config": {"epochs": 2.5}},
+     "the heads student's setting 'epochs' must be int, got 2.5"),
 ])
 def test_submit_rejects_a_bad_job_before_starting_anything(tmp_path, kind, config, message):
     db = tmp_path / "w.duckdb"
@@ -188,7 +196,8 @@ def test_a_job_cancelled_before_it_started_never_runs(tmp_path):
     job = jobs.cancel(jobs.load_job(db, folder.name))
     assert (job.status, job.error) == (JobStatus.CANCELLED, "cancelled before it started")
     # The job process, had it started late, leaves the job alone.
-    subprocess.run([sys.executable, "-m", "workbench.jobs", "run", str(folder), "--db", str(db)],
+    subprocess.run([sys.executable, "-m", "workbench.app.jobs", "run", str(folder),
+                    "--db", str(db)],
                    check=True, capture_output=True)
     assert jobs.load_job(db, folder.name).status == JobStatus.CANCELLED
     assert jobs.cancel(job) == jobs.load_job(db, folder.name)         # nothing left to cancel

@@ -262,10 +262,10 @@ def test_the_same_intent_twice_in_a_batch_is_asked_once(fake: FakeLLM, make, sto
 
 
 def test_progress_is_reported_after_each_intent(fake: FakeLLM, make):
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[str, int, int | None]] = []
     make(config_for(fake)).paraphraser.paraphrase(
-        ["a", "b", "c"], n=2, progress=lambda done, total: seen.append((done, total)))
-    assert seen == [(1, 3), (2, 3), (3, 3)]
+        ["a", "b", "c"], n=2, progress=lambda stage, done, total: seen.append((stage, done, total)))
+    assert seen == [("paraphrase", 1, 3), ("paraphrase", 2, 3), ("paraphrase", 3, 3)]
 
 
 def test_asking_for_no_paraphrases_is_an_error(fake: FakeLLM, make):

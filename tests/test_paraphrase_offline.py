@@ -152,10 +152,11 @@ def test_long_sources_never_give_candidates_over_500_chars(source):
 
 
 def test_progress_is_called_once_per_intent():
-    calls: list[tuple[int, int]] = []
-    OfflineParaphraser().paraphrase(["warm", "cool", "Morocco"], 3,
-                                    progress=lambda done, total: calls.append((done, total)))
-    assert calls == [(1, 3), (2, 3), (3, 3)]
+    calls: list[tuple[str, int, int | None]] = []
+    OfflineParaphraser().paraphrase(
+        ["warm", "cool", "Morocco"], 3,
+        progress=lambda stage, done, total: calls.append((stage, done, total)))
+    assert calls == [("paraphrase", 1, 3), ("paraphrase", 2, 3), ("paraphrase", 3, 3)]
 
 
 def test_typos_are_off_by_default_and_keep_the_invariants_when_on():
@@ -192,9 +193,9 @@ def test_lexicon_is_lower_case_and_a_few_hundred_entries():
 def test_does_not_read_the_demo_corpus_or_pipelines():
     for module in (offline, lexicon):
         text = inspect.getsource(module)
-        assert "pipelines" not in text and "demo_" not in text
-    code = ("import sys, workbench.paraphrase.offline; "
-            "print(sorted(m for m in sys.modules if m.startswith(('pipelines', 'tests'))))")
+        assert "pipelines" not in text and "synthetic" not in text and "demo_" not in text
+    code = ("import sys, workbench.paraphrase.offline; print(sorted(m for m in sys.modules "
+            "if m.startswith(('pipelines', 'tests', 'workbench.synthetic'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

@@ -18,11 +18,11 @@ from PIL import Image
 from pipelines import curate, ingest, train
 from pipelines import reality_check as rc
 from tests.conftest import curated_store, make_record
-from workbench.datasets import Split, version_rows
 from workbench.embeddings import load_encoder
 from workbench.errors import WorkbenchError
 from workbench.render import CAPTION_HEIGHT, GAP
-from workbench.store import Store
+from workbench.store import Store, runs
+from workbench.store.versions import Split, version_rows
 from workbench.tools import FILTER_NAMES, parse_answer
 
 ADJECTIVES = ("misty", "neon", "dusty", "bright", "faded", "stormy", "icy", "lush")
@@ -114,7 +114,7 @@ def test_every_stratum_is_represented(check):
 
 def test_stored_answers_match_a_fresh_prediction(world, check, encoder):
     store, run_id = world
-    _, student = train.load_run(store, run_id, encoder)
+    _, student = runs.load_run(store, run_id, encoder)
     samples = rc.check_samples(store, check.check_id)
     assert student.predict([s.intent_text for s in samples]) == [s.student for s in samples]
     for sample in samples:

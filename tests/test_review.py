@@ -15,11 +15,10 @@ import pytest
 
 from pipelines import curate, review
 from tests.conftest import curated_store
-from workbench.dataset_diff import diff_versions
-from workbench.datasets import current_version_id, version_rows
 from workbench.errors import WorkbenchError
-from workbench.logs import intent_key
+from workbench.log_records import intent_key
 from workbench.store import Store
+from workbench.store.versions import current_version_id, diff_versions, version_rows
 
 
 def make_round(store: Store, version_id: int, per_source: int = 2,

@@ -78,7 +78,8 @@ def test_canonical_form_round_trips(raw):
 
 
 def test_core_imports_nothing_heavy():
-    code = ("import sys, workbench.tools, workbench.logs, workbench.metrics, workbench.report; "
+    code = ("import sys, workbench.tools, workbench.log_records, workbench.metrics, "
+            "workbench.report, workbench.describe, workbench.progress; "
             "print(sorted(m for m in ('duckdb', 'torch', 'streamlit') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -14,7 +14,7 @@ import pytest
 from pipelines import evaluate, predict, train
 from tests.conftest import curated_store
 from workbench.errors import StoreReadOnlyError, WorkbenchError
-from workbench.store import Store
+from workbench.store import Store, runs
 from workbench.tools import parse_answer
 
 
@@ -26,11 +26,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Store, train.Trai
 
 def test_run_is_recorded_with_its_data(trained):
     store, result = trained
-    row = train.find_run(store, result.run_id[:12])
+    row = runs.find_run(store, result.run_id[:12])
     assert (row["student"], row["version_id"], row["n_train"]) == ("retrieval", 1, 15)
     assert Path(row["artifact_path"]).is_dir() and row["size_bytes"] > 0
     assert json.loads(row["config"])["batch_size"] > 0
-    assert train.find_run(store, None)["run_id"] == result.run_id
+    assert runs.find_run(store, None)["run_id"] == result.run_id
 
 
 def test_predict_writes_valid_answers(trained, tmp_path: Path):
@@ -70,11 +70,11 @@ def test_failed_training_leaves_nothing(trained, monkeypatch):
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(RetrievalStudent, "train", broken)
-    before = len(train.list_runs(store))
+    before = len(runs.list_runs(store))
     folders = set((store.path.parent / "runs").iterdir())
     with pytest.raises(RuntimeError):
         train.run(train.TrainConfig(student="retrieval"), store)
-    assert len(train.list_runs(store)) == before
+    assert len(runs.list_runs(store)) == before
     assert set((store.path.parent / "runs").iterdir()) == folders
 
 
@@ -112,7 +112,7 @@ def test_a_killed_trains_leftovers_are_removed_when_train_next_starts(trained, m
         train.run(train.TrainConfig(student="retrieval"), store)
     assert not dead_saving.exists() and not unrecorded.exists()
     assert live_saving.exists() and other_db.exists() and unowned.exists()
-    assert Path(train.find_run(store, result.run_id)["artifact_path"]).is_dir()
+    assert Path(runs.find_run(store, result.run_id)["artifact_path"]).is_dir()
     err = capsys.readouterr().err
     assert f"removed {dead_saving}" in err and f"removed {unrecorded}" in err
     assert str(live_saving) not in err and str(other_db) not in err
@@ -124,7 +124,7 @@ def test_the_model_is_renamed_into_place_with_its_row(trained, monkeypatch):
     store, _ = trained
     root = store.path.parent / "runs"
     before = set(root.iterdir())
-    runs_before = len(train.list_runs(store))
+    runs_before = len(runs.list_runs(store))
 
     def refuse(source, target):
         assert Path(source).name.startswith(".saving-") and Path(source).is_dir()
@@ -133,7 +133,7 @@ def test_the_model_is_renamed_into_place_with_its_row(trained, monkeypatch):
     monkeypatch.setattr(train.os, "rename", refuse)
     with pytest.raises(OSError, match="No space"):
         train.run(train.TrainConfig(student="retrieval"), store)
-    assert len(train.list_runs(store)) == runs_before   # the row was rolled back
+    assert len(runs.list_runs(store)) == runs_before   # the row was rolled back
     assert set(root.iterdir()) == before                # and no folder is left
     monkeypatch.undo()
     done = train.run(train.TrainConfig(student="retrieval"), store)
@@ -164,7 +164,7 @@ def test_unknown_student_and_run(trained):
     with pytest.raises(WorkbenchError, match="unknown student"):
         train.run(train.TrainConfig(student="gpt5"), store)
     with pytest.raises(WorkbenchError, match="no training run"):
-        train.find_run(store, "nope")
+        runs.find_run(store, "nope")
 
 
 def test_rq1_trains_and_evaluates_each_student_with_one_shared_encoder(tmp_path, monkeypatch):

@@ -84,8 +84,7 @@ def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
     from pipelines import ingest
 
     progress = _Progress(args.progress)
-    result = ingest.run(ingest.IngestConfig(tuple(args.files)), store,
-                        lambda path, n: progress(Path(path).name, n, None))
+    result = ingest.run(ingest.IngestConfig(tuple(args.files)), store, progress)
     progress.close()
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -140,7 +139,7 @@ def cmd_demo(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_status(args: argparse.Namespace, store: Store) -> int:
-    from workbench.datasets import status_counts
+    from workbench.store.status import status_counts
 
     counts = status_counts(store)
     if args.json:
@@ -162,7 +161,7 @@ def cmd_status(args: argparse.Namespace, store: Store) -> int:
 
 def cmd_export(args: argparse.Namespace, store: Store) -> int:
     from pipelines import export
-    from workbench.datasets import Split
+    from workbench.store.versions import Split
 
     result = export.run(export.ExportConfig(out=args.out, version=args.version,
                                             split=Split(args.split)), store)
@@ -172,7 +171,7 @@ def cmd_export(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_versions(args: argparse.Namespace, store: Store) -> int:
-    from workbench.datasets import current_version_id, list_versions
+    from workbench.store.versions import current_version_id, list_versions
 
     with store.session(read_only=True) as session:
         versions, current = list_versions(session), current_version_id(session)
@@ -191,9 +190,10 @@ def cmd_versions(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace, store: Store) -> int:
-    from pipelines.ingest import quarantine_page
+    from workbench.store.requests import quarantine_page
 
-    rows = quarantine_page(store, limit=args.limit, offset=args.offset)
+    with store.session(read_only=True) as session:
+        rows = quarantine_page(session, limit=args.limit, offset=args.offset)
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -281,7 +281,7 @@ def cmd_predict(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_runs(args: argparse.Namespace, store: Store) -> int:
-    from pipelines.train import list_runs
+    from workbench.store.runs import list_runs
 
     runs = list_runs(store)
     if args.json:
@@ -479,11 +479,15 @@ def cmd_app(args: argparse.Namespace, store: Store) -> int:
     import subprocess
     import time
 
+    from workbench.package_files import streamlit_flags
+
     # The app's path, not an import of it: importing the pages here (outside Streamlit's
     # runtime) would only print cache warnings before the server starts.
     main_script = Path(__file__).resolve().parent / "app" / "main.py"
     environment = {**os.environ, "WORKBENCH_DB": str(store.path.resolve())}
-    command = [sys.executable, "-m", "streamlit", "run", str(main_script),
+    # The app's .streamlit settings as flags: Streamlit reads .streamlit/ only in the current
+    # folder, and `workbench app` runs from anywhere.
+    command = [sys.executable, "-m", "streamlit", "run", str(main_script), *streamlit_flags(),
                "--server.port", str(args.port), "--server.address", args.address]
     print(f"the workbench app on {printable(store.path)} at http://{args.address}:{args.port} "
           "(Ctrl+C stops it)", flush=True)
@@ -574,7 +578,7 @@ def cmd_reality_check(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, store: Store) -> int:
-    from workbench import jobs
+    from workbench.app import jobs
 
     if args.action == "list":
         listed = jobs.list_jobs(store.path)

@@ -3,13 +3,38 @@ download), or any sentence-transformers model given by local path or hub id."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from workbench.errors import WorkbenchError
+from workbench.progress import Progress
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+
+
+class Encoder(Protocol):
+    """A sentence encoder as the workbench uses it (a sentence-transformers `SentenceTransformer`
+    or a stand-in with the same two methods): texts in, one vector per text out."""
+
+    def encode(self, sentences: list[str], /, *, batch_size: int = ...,
+               convert_to_numpy: bool = ..., normalize_embeddings: bool = ...,
+               show_progress_bar: bool = ...) -> Any:
+        """(N, D) embeddings of the texts."""
+
+    def get_sentence_embedding_dimension(self) -> int | None:
+        """D, the size of each embedding."""
+
+
+def embedding_dimension(encoder: Encoder) -> int:
+    """The encoder's embedding size (the method is `get_embedding_dimension` from
+    sentence-transformers 5 on)."""
+    get = getattr(encoder, "get_embedding_dimension", None) \
+        or encoder.get_sentence_embedding_dimension
+    dimension = get()
+    if dimension is None:
+        raise WorkbenchError("the sentence encoder does not say the size of its embeddings")
+    return int(dimension)
 
 
 def model_path(name: str | None = None) -> str:
@@ -24,7 +49,7 @@ def model_path(name: str | None = None) -> str:
     return str(name)
 
 
-def load_encoder(name: str | None = None, device: str = "cpu") -> Any:
+def load_encoder(name: str | None = None, device: str = "cpu") -> Encoder:
     """A SentenceTransformer; a clear error if the model is neither on disk nor cached."""
     from sentence_transformers import SentenceTransformer
 
@@ -37,9 +62,9 @@ def load_encoder(name: str | None = None, device: str = "cpu") -> Any:
             from None
 
 
-def embed(encoder: Any, texts: Sequence[str], batch_size: int = 256,
-          progress: Callable[[int, int], None] | None = None) -> Any:
-    """Unit-length embeddings, shape (N, D) float32, in batches with progress(done, total)."""
+def embed(encoder: Encoder, texts: Sequence[str], batch_size: int = 256,
+          progress: Progress | None = None) -> Any:
+    """Unit-length embeddings, shape (N, D) float32, in batches, reporting stage "embed"."""
     import numpy as np
 
     chunks = []
@@ -48,7 +73,7 @@ def embed(encoder: Any, texts: Sequence[str], batch_size: int = 256,
         chunks.append(encoder.encode(batch, batch_size=batch_size, convert_to_numpy=True,
                                      normalize_embeddings=True, show_progress_bar=False))
         if progress is not None:
-            progress(min(start + batch_size, len(texts)), len(texts))
+            progress("embed", min(start + batch_size, len(texts)), len(texts))
     if not chunks:
-        return np.zeros((0, encoder.get_sentence_embedding_dimension()), dtype=np.float32)
+        return np.zeros((0, embedding_dimension(encoder)), dtype=np.float32)
     return np.concatenate(chunks).astype(np.float32)

@@ -40,9 +40,10 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from workbench.errors import WorkbenchError
-from workbench.logs import INTENT_MAX_CHARS, intent_key
-from workbench.paraphrase import ParaphraseResult, Progress
-from workbench.store import Store
+from workbench.log_records import INTENT_MAX_CHARS, intent_key
+from workbench.paraphrase import ParaphraseResult
+from workbench.progress import Progress
+from workbench.store import Store, llm_calls
 
 if TYPE_CHECKING:  # openai takes about a second to import: only the functions that call it do
     import openai
@@ -442,7 +443,7 @@ class LLMClient:
         """`complete` for each prompt in turn, reading the cache for all of them at once.
 
         A rerun of a large batch is then one read and one write, not two per prompt.
-        `progress(done, total)` is called after each prompt.
+        `progress(purpose, done, total)` is called after each prompt.
 
         The batch as a whole is bounded too: after `max_round_s`, or after
         `max_consecutive_failures` prompts in a row failed (the endpoint is down, or the model
@@ -478,7 +479,7 @@ class LLMClient:
                     last_error = reply.error or ""
             replies.append(reply)
             if progress is not None:
-                progress(done, len(prompts))
+                progress(str(purpose), done, len(prompts))
         _write_rows(self.store, self.config, hits)
         return replies
 
@@ -502,9 +503,7 @@ class LLMClient:
         if not keys or not self.store.exists:
             return {}
         with self.store.session() as session:
-            rows = session.query("SELECT cache_key, reply FROM llm_cache "
-                                 "WHERE list_contains(?, cache_key)", [list(set(keys))])
-        return {row["cache_key"]: row["reply"] for row in rows}
+            return llm_calls.cached_replies(session, keys)
 
     def _from_cache(self, text: str | None, key: str, parse: Callable[[str], T],
                     purpose: Purpose, hits: list[_Row]) -> ChatReply[T] | None:
@@ -662,22 +661,16 @@ def _write_rows(store: Store, config: LLMConfig, rows: Sequence[_Row]) -> None:
     """Rows of llm_calls (and their replies into llm_cache), in one short transaction."""
     if not rows:
         return
+    calls = [llm_calls.LLMCall(
+        cache_key=row.attempt.cache_key, attempt=row.attempt.number,
+        purpose=str(row.attempt.purpose), model=config.model, base_url=safe_url(config.base_url),
+        started_at=row.attempt.started_at, duration_ms=row.duration_ms, status=str(row.status),
+        http_status=row.http_status,
+        error=None if row.error is None else scrub(row.error, config.api_key),
+        prompt_tokens=row.spent.prompt_tokens, completion_tokens=row.spent.completion_tokens,
+        cost_usd=row.spent.cost_usd, reply_to_cache=row.reply_to_cache) for row in rows]
     with store.atomic(create=True) as session:
-        for row in rows:
-            session.execute(
-                "INSERT INTO llm_calls (cache_key, attempt, purpose, model, base_url, "
-                "started_at, duration_ms, status, http_status, error, prompt_tokens, "
-                "completion_tokens, cost_usd) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [row.attempt.cache_key, row.attempt.number, str(row.attempt.purpose),
-                 config.model, safe_url(config.base_url), row.attempt.started_at,
-                 row.duration_ms, str(row.status), row.http_status,
-                 None if row.error is None else scrub(row.error, config.api_key),
-                 row.spent.prompt_tokens, row.spent.completion_tokens, row.spent.cost_usd])
-            if row.reply_to_cache is not None:
-                session.execute(
-                    "INSERT INTO llm_cache (cache_key, model, reply, created_at) "
-                    "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                    [row.attempt.cache_key, config.model, row.reply_to_cache, datetime.now(UTC)])
+        llm_calls.record_calls(session, calls, datetime.now(UTC))
 
 
 def _read_completion(completion: object) -> tuple[str | None, int | None, int | None]:
@@ -860,18 +853,11 @@ def usage_summary(store: Store) -> dict[str, Any]:
     if not store.exists:
         return summary
     with store.session() as session:
-        totals = session.query(
-            "SELECT count(*) AS calls, coalesce(sum(prompt_tokens), 0) AS prompt_tokens, "
-            "coalesce(sum(completion_tokens), 0) AS completion_tokens, "
-            "coalesce(sum(cost_usd), 0) AS cost_usd, "
-            "count(*) FILTER (WHERE cost_usd IS NULL AND prompt_tokens IS NOT NULL) "
-            "AS unpriced_calls FROM llm_calls")[0]  # an aggregate: always one row
-        by_status = session.query(
-            "SELECT status, count(*) AS n FROM llm_calls GROUP BY status ORDER BY status")
+        totals, by_status = llm_calls.usage_totals(session)
     summary.update({name: totals[name] for name in ("calls", "prompt_tokens",
                                                      "completion_tokens", "unpriced_calls")})
     summary["cost_usd"] = float(totals["cost_usd"])
-    summary["by_status"] = {row["status"]: row["n"] for row in by_status}
+    summary["by_status"] = by_status
     return summary
 
 

@@ -52,8 +52,10 @@ def _beside_a_database(out: Path) -> bool:
     return False
 
 
-def _parent_problem(out: Path) -> str | None:
-    for parent in out.parents:
+def folder_problem(out: Path) -> str | None:
+    """Why no file can be made at `out` (judged by the nearest folder above it that exists),
+    or None."""
+    for parent in Path(out).parents:
         if parent.exists():
             if not parent.is_dir():
                 return f"{parent} is a file, not a folder"
@@ -61,6 +63,16 @@ def _parent_problem(out: Path) -> str | None:
                 return f"the folder {parent} is not writable"
             return None
     return None
+
+
+def writable_problem(path: Path) -> str | None:
+    """Why `path` (a file, or a folder to be created) cannot be written, or None if it can.
+
+    A missing path is judged by the nearest folder above it that exists."""
+    path = Path(path)
+    if path.exists():
+        return None if os.access(path, os.W_OK) else f"{path} is not writable"
+    return folder_problem(path)
 
 
 def check_output_file(out: Path, db: Path | None = None) -> Path:
@@ -86,7 +98,7 @@ def check_output_file(out: Path, db: Path | None = None) -> Path:
             raise OutputPathError(f"--out {out} is the database {db} (or one of its files); "
                                   "refusing to write over it. Give another file name")
         check_not_managed(out, db)
-    problem = _parent_problem(out)
+    problem = folder_problem(out)
     if problem:
         raise OutputPathError(f"cannot write --out {out}: {problem}")
     return out
@@ -110,7 +122,7 @@ def check_output_folder(out: Path, db: Path | None = None) -> Path:
         raise OutputPathError(f"--out {out} is {what}, not a folder; give a folder for the images")
     if db is not None and _real(out) in _database_files(db):
         raise OutputPathError(f"--out {out} is the database {db}; give a folder for the images")
-    problem = _parent_problem(out / "x") if out.exists() else _parent_problem(out)
+    problem = folder_problem(out / "x") if out.exists() else folder_problem(out)
     if problem:
         raise OutputPathError(f"cannot write into --out {out}: {problem}")
     return out

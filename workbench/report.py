@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from typing import Any
 
 from workbench.metrics import SubsetScore, ToolScore
 from workbench.tools import TOOLS
@@ -24,6 +25,20 @@ def number(value: float | None, digits: int = 2) -> str:
 
 def triple(score: ToolScore) -> str:
     return "(" + ", ".join(number(v) for v in score.triple()) + ")"
+
+
+def evaluation_table(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the RQ1 layout from a stored evaluation summary: subset, n, per tool (S, Q, F),
+    overall."""
+    table = []
+    for subset in summary["subsets"]:
+        row: dict[str, Any] = {"test": subset["name"], "n": subset["n_intents"]}
+        for tool in TOOLS:
+            score = subset["tools"][tool]
+            row[tool] = (score["selection"], score["quality"], score["final"])
+        row["overall"] = subset["overall"]
+        table.append(row)
+    return table
 
 
 def rq1_rows(subsets: Sequence[SubsetScore]) -> list[list[str]]:

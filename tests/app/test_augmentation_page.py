@@ -17,7 +17,7 @@ import pytest
 
 from tests.app.test_errors_page import shared_world
 from tests.conftest import curated_store
-from workbench import jobs
+from workbench.app import jobs
 from workbench.store import Store
 
 NEW = ["a sunny honey glow", "icy polar chill", "dusty old photograph"]

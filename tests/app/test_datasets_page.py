@@ -16,9 +16,17 @@ from streamlit.runtime.media_file_manager import MediaFileManager
 
 from pipelines import ingest
 from tests.conftest import curated_store, make_record
-from workbench import dataset_diff
-from workbench.datasets import DatasetRow, Origin, create_version, subsample_version, version_rows
 from workbench.store import Store
+from workbench.store.versions import (
+    DatasetRow,
+    Origin,
+    create_version,
+    diff_versions,
+    lineage_order,
+    subsample_version,
+    version_lineage,
+    version_rows,
+)
 
 
 def _augmented(key: str, source: DatasetRow) -> DatasetRow:
@@ -123,22 +131,22 @@ def test_versions_show_lineage_and_the_rounds_their_candidates_came_from(page,
 def test_lineage_is_ordered_as_a_tree(tmp_path: Path) -> None:
     store = four_versions(tmp_path)
     with store.session() as session:
-        versions = dataset_diff.version_lineage(session)
+        versions = version_lineage(session)
     assert [(v["version_id"], v["depth"], v["candidates"]) for v in versions] \
         == [(1, 0, 0), (2, 1, 0), (3, 1, 3), (4, 1, 0)]
     assert versions[2]["rounds"] == [(1, 2), (2, 1)]
     tree: list[dict] = [{"version_id": 1, "parent_id": None}, {"version_id": 2, "parent_id": 1},
             {"version_id": 3, "parent_id": None}, {"version_id": 4, "parent_id": 2},
             {"version_id": 5, "parent_id": 1}, {"version_id": 6, "parent_id": 99}]
-    assert [v["version_id"] for v in dataset_diff.lineage_order(tree)] == [1, 2, 4, 5, 3, 6]
+    assert [v["version_id"] for v in lineage_order(tree)] == [1, 2, 4, 5, 3, 6]
 
 
 def test_diff_versions_counts_and_samples(tmp_path: Path) -> None:
     store = four_versions(tmp_path)
     with store.session() as session:
-        diff = dataset_diff.diff_versions(session, 1, 4, sample_size=5)
-        same = dataset_diff.diff_versions(session, 2, 2)
-        back = dataset_diff.diff_versions(session, 2, 1, sample_size=4)
+        diff = diff_versions(session, 1, 4, sample_size=5)
+        same = diff_versions(session, 2, 2)
+        back = diff_versions(session, 2, 1, sample_size=4)
     assert (diff.added, diff.removed, diff.moved) == ({"train": 0, "test": 1},
                                                       {"train": 1, "test": 0}, 1)
     assert diff.changed == {"adjust": 1, "selective_adjust": 0, "filter": 1}

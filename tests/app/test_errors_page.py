@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import curated_store
-from workbench.datasets import Split, version_rows
-from workbench.paraphrase import ParaphraseResult, Progress
+from workbench.paraphrase import ParaphraseResult
+from workbench.progress import Progress
 from workbench.store import Store
+from workbench.store.versions import Split, version_rows
 from workbench.tools import answer_from_json, parse_answer
 
 

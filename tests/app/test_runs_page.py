@@ -9,7 +9,7 @@ import pytest
 
 from pipelines import evaluate, train
 from tests.conftest import curated_store
-from workbench import jobs
+from workbench.app import jobs
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,12 @@ augmentation pipeline does not care which one runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from workbench.errors import WorkbenchError
+from workbench.progress import Progress
 
 
 class ParaphraseError(WorkbenchError):
@@ -35,13 +36,10 @@ class ParaphraseResult:
     usage: dict[str, float] = field(default_factory=dict)  # tokens in/out, cost_usd
 
 
-# progress(done, total) after each source intent.
-Progress = Callable[[int, int], None]
-
-
 class Paraphraser(Protocol):
     name: str  # shown in results and stored with the candidates, e.g. 'offline' or 'llm:gpt-4o-mini'
 
     def paraphrase(self, intents: Sequence[str], n: int,
                    progress: Progress | None = None) -> list[ParaphraseResult]:
-        """Up to `n` candidates for each intent, one result per intent, in order."""
+        """Up to `n` candidates for each intent, one result per intent, in order; progress
+        ("paraphrase", done, total) after each intent."""

@@ -25,7 +25,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from workbench.paraphrase import ParaphraseResult, Progress, lexicon
+from workbench.paraphrase import ParaphraseResult, lexicon
+from workbench.progress import Progress
 
 MAX_CHARS = 500  # longest candidate returned
 # Sources longer than this are not reworded: frames would push them past MAX_CHARS and a
@@ -416,7 +417,7 @@ class OfflineParaphraser:
         for done, intent in enumerate(intents, start=1):
             results.append(ParaphraseResult(source=intent, candidates=self.candidates(intent, n)))
             if progress is not None:
-                progress(done, total)
+                progress("paraphrase", done, total)
         return results
 
     def candidates(self, source: str, n: int) -> tuple[str, ...]:

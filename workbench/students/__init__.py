@@ -11,6 +11,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from workbench.embeddings import Encoder
 from workbench.errors import WorkbenchError
 from workbench.students.base import Student, TrainingData
 
@@ -37,7 +38,8 @@ def _classes(kind: str) -> tuple[Any, type]:
     raise WorkbenchError(f"unknown student {kind!r}; choose one of {', '.join(STUDENT_KINDS)}")
 
 
-def make_student(kind: str, config: dict[str, Any] | None = None, encoder: Any = None) -> Student:
+def make_student(kind: str, config: dict[str, Any] | None = None,
+                 encoder: Encoder | None = None) -> Student:
     """A new, untrained student. `config` holds settings to change from the defaults; an unknown
     or invalid setting is an error that names it. `encoder` shares an already loaded
     sentence encoder (it is not modified)."""
@@ -55,7 +57,7 @@ def make_student(kind: str, config: dict[str, Any] | None = None, encoder: Any =
     return student
 
 
-def load_student(folder: Path, encoder: Any = None) -> Student:
+def load_student(folder: Path, encoder: Encoder | None = None) -> Student:
     """The student saved in `folder`, of the kind its student.json names."""
     path = Path(folder) / CONFIG_FILE
     if not path.exists():

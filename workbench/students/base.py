@@ -6,15 +6,13 @@ train pipeline hands it texts and ground-truth answers and records the run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from workbench.progress import Progress
 from workbench.tools import Answer
-
-# progress(stage, done, total): e.g. ("epoch", 3, 10) or ("embed", 5000, 8252).
-Progress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)

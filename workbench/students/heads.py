@@ -31,9 +31,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.embeddings import Encoder, embedding_dimension
 from workbench.errors import WorkbenchError
 from workbench.onnx_encoder import OnnxEncoder, load_twin, save_twin
-from workbench.students.base import Progress, TrainingData, device_name
+from workbench.progress import Progress
+from workbench.students.base import TrainingData, device_name
 from workbench.tools import (
     ADJUST_KEYS,
     COLOUR_CHANNELS,
@@ -154,13 +156,6 @@ def _loss(out: dict[str, Any], target: dict[str, Any], cosine_weight: float) -> 
     return loss
 
 
-def _dimension(encoder: Any) -> int:
-    """The encoder's embedding size (the method was renamed in sentence-transformers 5)."""
-    get = getattr(encoder, "get_embedding_dimension", None) \
-        or encoder.get_sentence_embedding_dimension
-    return int(get())
-
-
 # -- the student ---------------------------------------------------------------------------------
 class HeadsStudent:
     """Sentence embedding + multi-task heads. See the module docstring.
@@ -171,10 +166,10 @@ class HeadsStudent:
 
     kind = "heads"
 
-    def __init__(self, config: HeadsConfig | None = None, encoder: Any = None):
+    def __init__(self, config: HeadsConfig | None = None, encoder: Encoder | None = None):
         self.config = config or HeadsConfig()
         self.device = device_name(self.config.device)
-        self._encoder = encoder
+        self._encoder: Any = encoder
         self.net: Any = None
         self.filter_names: tuple[str, ...] = FILTER_NAMES
         self.history: list[float] = []   # mean training loss per epoch
@@ -182,6 +177,8 @@ class HeadsStudent:
 
     @property
     def encoder(self) -> Any:
+        """The SentenceTransformer itself: this student runs (and may fine-tune) it as a torch
+        module, beyond the `Encoder` protocol."""
         if self._encoder is None:
             from workbench.embeddings import load_encoder
 
@@ -203,7 +200,7 @@ class HeadsStudent:
         import torch
 
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        result = torch.empty((len(texts), _dimension(self.encoder)),
+        result = torch.empty((len(texts), embedding_dimension(self.encoder)),
                              device=self.device)
         self.encoder.eval()
         with torch.inference_mode():
@@ -242,7 +239,7 @@ class HeadsStudent:
         # own; nothing here uses numpy's.
         torch.manual_seed(cfg.seed)
         self.filter_names = FILTER_NAMES
-        self.net = _build_net(_dimension(self.encoder), cfg.hidden, cfg.dropout,
+        self.net = _build_net(embedding_dimension(self.encoder), cfg.hidden, cfg.dropout,
                               len(FILTER_NAMES)).to(self.device)
         self.history = []
         self._epochs(intents, lambda batch: embeddings[batch.to(self.device)], target,
@@ -358,7 +355,7 @@ class HeadsStudent:
         (folder / CONFIG_FILE).write_text(json.dumps({
             "kind": self.kind, "config": self.config_dict(),
             "filter_names": list(self.filter_names),
-            "embedding_dim": _dimension(self.encoder)}, indent=2) + "\n")
+            "embedding_dim": embedding_dimension(self.encoder)}, indent=2) + "\n")
         torch.save(self.net.state_dict(), folder / HEADS_FILE)
         if self.config.fine_tune_encoder:
             self.encoder.save(str(folder / ENCODER_DIR))
@@ -366,7 +363,7 @@ class HeadsStudent:
             save_twin(self.encoder, folder)
 
     @classmethod
-    def load(cls, folder: Path, encoder: Any = None) -> HeadsStudent:
+    def load(cls, folder: Path, encoder: Encoder | None = None) -> HeadsStudent:
         """Restore a saved student; `encoder` is used only when the encoder was not tuned."""
         import torch
 

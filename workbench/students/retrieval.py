@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.embeddings import Encoder
 from workbench.errors import WorkbenchError
 from workbench.onnx_encoder import OnnxEncoder, load_twin, save_twin
-from workbench.students.base import Progress, TrainingData, device_name
+from workbench.progress import Progress
+from workbench.students.base import TrainingData, device_name
 from workbench.tools import Answer, parse_answer
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -52,7 +54,7 @@ class RetrievalStudent:
 
     kind = "retrieval"
 
-    def __init__(self, config: RetrievalConfig | None = None, encoder: Any = None):
+    def __init__(self, config: RetrievalConfig | None = None, encoder: Encoder | None = None):
         self.config = config or RetrievalConfig()
         self.device = device_name(self.config.device)
         self._encoder = encoder
@@ -76,8 +78,7 @@ class RetrievalStudent:
         if self.onnx is not None and progress is None:
             return self.onnx.encode(texts)
 
-        report = None if progress is None else (lambda done, total: progress("embed", done, total))
-        return embed(self.encoder, texts, self.config.batch_size, report)
+        return embed(self.encoder, texts, self.config.batch_size, progress)
 
     # -- train / predict -----------------------------------------------------------------------
     def train(self, data: TrainingData, progress: Progress | None = None) -> None:
@@ -147,7 +148,7 @@ class RetrievalStudent:
             save_twin(self.encoder, folder)
 
     @classmethod
-    def load(cls, folder: Path, encoder: Any = None) -> RetrievalStudent:
+    def load(cls, folder: Path, encoder: Encoder | None = None) -> RetrievalStudent:
         import numpy as np
 
         folder = Path(folder)

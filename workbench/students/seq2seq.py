@@ -36,8 +36,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench.embeddings import Encoder
 from workbench.errors import WorkbenchError
-from workbench.students.base import Progress, TrainingData, device_name
+from workbench.progress import Progress
+from workbench.students.base import TrainingData, device_name
 from workbench.tools import (
     ADJUST_KEYS,
     COLOURS,
@@ -410,7 +412,7 @@ class Seq2SeqStudent:
 
     kind = "seq2seq"
 
-    def __init__(self, config: Seq2SeqConfig | None = None, encoder: Any = None):
+    def __init__(self, config: Seq2SeqConfig | None = None, encoder: Encoder | None = None):
         # `encoder` (a shared sentence encoder, as other students take) is accepted and unused:
         # this student fine-tunes its own copy of the encoder.
         self.config = config or Seq2SeqConfig()
@@ -595,7 +597,7 @@ class Seq2SeqStudent:
             {"kind": self.kind, "config": self.config_dict()}, indent=2))
 
     @classmethod
-    def load(cls, folder: Path, encoder: Any = None) -> Seq2SeqStudent:
+    def load(cls, folder: Path, encoder: Encoder | None = None) -> Seq2SeqStudent:
         """A student saved by `save`, on the device its config asks for (`encoder`: unused)."""
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
 

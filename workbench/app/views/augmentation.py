@@ -4,7 +4,7 @@ into a new dataset version.
 
 Sources are either the intents sent from the Errors page (training intents only: paraphrasing a
 test intent would leak it into evaluation, so those are refused) or every intent a run's mining
-flags. Generation runs as a `workbench.jobs` job of kind 'augment' in its own process; the page
+flags. Generation runs as a `workbench.app.jobs` job of kind 'augment' in its own process; the page
 polls its progress.
 
 Session state:
@@ -25,12 +25,18 @@ import pandas as pd
 import streamlit as st
 
 from pipelines import review
-from workbench import diagnostics, jobs
-from workbench.app import state
-from workbench.datasets import current_version_id
-from workbench.diagnostics import escape_markdown
+from workbench.app import jobs, state
+from workbench.app.state import escape_markdown
 from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.store import Store
+from workbench.store.candidates import augmentation_rounds
+from workbench.store.runs import recent_runs
+from workbench.store.versions import (
+    current_version_id,
+    intent_texts,
+    intents_by_split,
+    version_exists,
+)
 
 SOURCES_KEY = "augmentation_sources"
 SOURCES_VERSION_KEY = "augmentation_sources_version"
@@ -59,8 +65,8 @@ def render() -> None:
     try:
         with current.session() as session:
             version_id = current_version_id(session)
-            runs = diagnostics.student_runs(session)
-            rounds = diagnostics.augmentation_rounds(session)
+            runs = recent_runs(session)
+            rounds = augmentation_rounds(session)
     except StoreBusyError:
         raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
@@ -182,12 +188,12 @@ def _selection_config(current: Store, sources: list[str]) -> dict[str, Any] | No
         with current.session() as session:
             if version_id is None:
                 version_id = current_version_id(session)
-            if version_id is None or not diagnostics.version_exists(session, version_id):
+            if version_id is None or not version_exists(session, version_id):
                 st.error(f"The selection comes from dataset version {version_id}, which this "
                          "database does not have. Select the intents again on the Errors page.")
                 return None
-            found = diagnostics.classify_sources(session, version_id, sources)
-            texts = diagnostics.intent_texts(session, version_id, sources)
+            found = intents_by_split(session, version_id, sources)
+            texts = intent_texts(session, version_id, sources)
     except StoreBusyError:
         raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
@@ -354,7 +360,7 @@ def _review(current: Store, rounds: list[dict[str, Any]], version_id: int) -> No
         st.session_state.pop("aug_round", None)
     left, right = st.columns([3, 1])
     round_id = left.selectbox("Augmentation round (newest first)", list(by_id), key="aug_round",
-                              format_func=lambda i: diagnostics.round_label(by_id[i]))
+                              format_func=lambda i: state.round_label(by_id[i]))
     st.session_state.setdefault(REVIEWER_KEY, os.environ.get("USER") or "curator")  # as the CLI
     right.text_input("Reviewer", key=REVIEWER_KEY,
                      help="stored with every approval, rejection and commit")

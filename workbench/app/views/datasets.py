@@ -14,13 +14,19 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from workbench import dataset_diff
 from workbench.app import state
-from workbench.datasets import Split, current_version_id
+from workbench.describe import describe_output
 from workbench.errors import StoreBusyError, WorkbenchError
-from workbench.intents import describe_output
 from workbench.report import TOOL_TITLES
 from workbench.store import Store
+from workbench.store.versions import (
+    Split,
+    VersionDiff,
+    current_version_id,
+    diff_versions,
+    lineage_order,
+    version_lineage,
+)
 from workbench.tools import TOOLS
 
 FORMATS = {"jsonl": ("JSONL", "application/x-ndjson"),
@@ -35,7 +41,7 @@ def render() -> None:
     if state.is_synthetic(current):
         st.warning(state.SYNTHETIC_NOTE, icon=":material/science:")
     with current.session() as session:
-        versions = dataset_diff.version_lineage(session)
+        versions = version_lineage(session)
         current_id = current_version_id(session)
     if not versions:
         st.info("No dataset version yet: run `workbench curate` to make the first one from the "
@@ -71,7 +77,7 @@ def _versions_table(versions: list[dict], current_id: int | None) -> None:
 
 def _lineage_chart(versions: list[dict], current_id: int | None) -> None:
     """Versions as nodes in tree order (a row each, indented by depth), parent edges as lines."""
-    ordered = dataset_diff.lineage_order(versions)
+    ordered = lineage_order(versions)
     row = {v["version_id"]: i for i, v in enumerate(ordered)}
     figure = go.Figure()
     for v in ordered:
@@ -164,11 +170,11 @@ def _diff(current: Store, by_id: dict[int, dict], current_id: int | None) -> Non
 
 @st.cache_data(max_entries=16, show_spinner="Comparing the versions…")
 def _diff_versions(db: str, old: int, new: int, old_created: datetime,
-                   new_created: datetime) -> dataset_diff.VersionDiff:
+                   new_created: datetime) -> VersionDiff:
     """Versions are immutable, so a diff is cached by their ids (and creation times, in case the
     database file was replaced)."""
     with Store.at(db, label=state.LABEL, read_only=True).session() as session:
-        return dataset_diff.diff_versions(session, old, new)
+        return diff_versions(session, old, new)
 
 
 def _export(current: Store, by_id: dict[int, dict], current_id: int | None) -> None:

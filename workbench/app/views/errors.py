@@ -18,13 +18,21 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench import diagnostics
 from workbench.app import state
+from workbench.app.state import escape_markdown
 from workbench.app.views.augmentation import SOURCES_KEY, SOURCES_VERSION_KEY
-from workbench.diagnostics import escape_markdown
+from workbench.describe import parameter_table
 from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.render import SAMPLE_IMAGES
 from workbench.report import TOOL_TITLES
+from workbench.store.evaluations import (
+    count_tool_errors,
+    evaluated_intent,
+    filter_confusions,
+    ranked_intents,
+    student_evaluations,
+    tool_errors,
+)
 from workbench.tools import TOOLS, Answer
 
 PAGE_SIZE = 25
@@ -44,7 +52,7 @@ def render() -> None:
                     key="errors_kind")
     try:
         with current.session() as session:
-            evaluations = diagnostics.student_evaluations(session, kind)
+            evaluations = student_evaluations(session, kind)
     except StoreBusyError:
         raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
@@ -64,7 +72,7 @@ def render() -> None:
     if st.session_state.get("errors_evaluation") not in by_id:   # the other kind's, or gone
         st.session_state.pop("errors_evaluation", None)
     evaluation_id = st.selectbox("Evaluation", list(by_id),
-                                 format_func=lambda i: diagnostics.evaluation_label(by_id[i]),
+                                 format_func=lambda i: state.evaluation_label(by_id[i]),
                                  key="errors_evaluation")
     evaluation = by_id[evaluation_id]
     _summary(evaluation)
@@ -76,7 +84,7 @@ def render() -> None:
 
     try:
         with current.session() as session:
-            ranked = diagnostics.ranked_intents(session, evaluation_id)
+            ranked = ranked_intents(session, evaluation_id)
     except StoreBusyError:
         raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
@@ -115,16 +123,16 @@ def _tool_tab(current: Any, evaluation_id: int, tool: str) -> None:
     only_flagged = left.checkbox("Only flagged intents", key=flagged_key)
     try:
         with current.session() as session:
-            total = diagnostics.count_tool_errors(session, evaluation_id, tool, only_flagged)
+            total = count_tool_errors(session, evaluation_id, tool, only_flagged)
             pages = max(1, -(-total // PAGE_SIZE))
             if st.session_state.get(page_key, 1) > pages:   # fewer rows than before
                 st.session_state[page_key] = pages
             page = int(right.number_input(f"Page (of {pages})", min_value=1, max_value=pages,
                                           step=1, key=page_key))
-            rows = diagnostics.tool_errors(session, evaluation_id, tool,
+            rows = tool_errors(session, evaluation_id, tool,
                                            only_flagged=only_flagged, limit=PAGE_SIZE,
                                            offset=(page - 1) * PAGE_SIZE)
-            confusions = diagnostics.filter_confusions(session, evaluation_id) \
+            confusions = filter_confusions(session, evaluation_id) \
                 if tool == "filter" else []
     except StoreBusyError:
         raise                   # the page's busy notice (state.run_page) says who holds it
@@ -204,7 +212,7 @@ def _compare(current: Any, evaluation: dict[str, Any], ranked: list[dict[str, An
     sample = right.selectbox("Sample image", SAMPLE_IMAGES, key="errors_image")
     try:
         with current.session() as session:
-            detail = diagnostics.intent_detail(session, evaluation["evaluation_id"], key)
+            detail = evaluated_intent(session, evaluation["evaluation_id"], key)
     except StoreBusyError:
         raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
@@ -221,7 +229,7 @@ def _compare(current: Any, evaluation: dict[str, Any], ranked: list[dict[str, An
         with column:
             st.markdown(f"**{TOOL_TITLES[tool]}**")
             st.caption(_score_line(detail.scores.get(tool)))
-            table = pd.DataFrame(diagnostics.parameter_table(detail.teacher, detail.student,
+            table = pd.DataFrame(parameter_table(detail.teacher, detail.student,
                                                              tool))
             if tool != "filter":
                 for name in ("teacher", "student", "difference"):

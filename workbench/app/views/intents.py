@@ -12,14 +12,19 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from workbench import intents
 from workbench import render as renderer
 from workbench.app import state
-from workbench.datasets import Split, current_version_id, list_versions
+from workbench.describe import describe_output
 from workbench.errors import StoreBusyError, WorkbenchError
-from workbench.intents import IntentFilter, IntentSort, ToolUse
 from workbench.report import TOOL_TITLES
-from workbench.store import Store
+from workbench.store import Store, requests
+from workbench.store.requests import IntentFilter, IntentSort, ToolUse
+from workbench.store.versions import (
+    Split,
+    current_version_id,
+    ground_truth_choices,
+    list_versions,
+)
 from workbench.tools import TOOLS, answer_from_json
 
 PAGE_SIZES = (10, 25, 50, 100)
@@ -42,7 +47,7 @@ def render() -> None:
     if state.is_synthetic(current):
         st.warning(state.SYNTHETIC_NOTE, icon=":material/science:")
     with current.session() as session:
-        logged = intents.count_intents(session, IntentFilter())
+        logged = requests.count_intents(session, IntentFilter())
         versions = {row["version_id"]: row for row in list_versions(session)}
         current_id = current_version_id(session)
     if not logged:
@@ -56,9 +61,9 @@ def render() -> None:
     filters, sort, reverse, page_column = _filters(versions, current_id)
     try:
         with current.session() as session:
-            total = intents.count_intents(session, filters)
+            total = requests.count_intents(session, filters)
             size, page = _paging(page_column, total)
-            rows = intents.intents_page(session, filters, sort, size, (page - 1) * size, reverse)
+            rows = requests.intents_page(session, filters, sort, size, (page - 1) * size, reverse)
     except StoreBusyError:
         raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
@@ -176,13 +181,13 @@ def _chosen_intent(rows: list[dict]) -> str | None:
 
 def _detail(current: Store, key: str, version_id: int | None) -> None:
     with current.session() as session:
-        detail = intents.intent_detail(session, key, version_id)
+        detail = requests.intent_detail(session, key, version_id)
         if detail is None:
             st.error("That intent is no longer in the database; pick another one.")
             st.stop()
-        outputs = intents.teacher_outputs(session, key, version_id)
-        candidates = intents.tool_candidates(session, key, version_id)
-        choices = (intents.ground_truth_choices(session, key, version_id)
+        outputs = requests.teacher_outputs(session, key, version_id)
+        candidates = requests.tool_candidates(session, key, version_id)
+        choices = (ground_truth_choices(session, key, version_id)
                    if version_id is not None and detail["in_version"] else None)
 
     st.divider()
@@ -210,7 +215,7 @@ def _detail(current: Store, key: str, version_id: int | None) -> None:
                 "ground truth)")
     for tab, tool in zip(st.tabs([TOOL_TITLES[t] for t in TOOLS]), TOOLS, strict=True):
         tab.dataframe(pd.DataFrame([{
-            "rank": row["rank"], "output": intents.describe_output(tool, row["output"]),
+            "rank": row["rank"], "output": describe_output(tool, row["output"]),
             "exports": row["exports"], "requests": row["n_requests"],
             "export rate": row["export_rate"], "latest": row["latest"],
             "ground truth": "✓" if row["ground_truth"] else "",
@@ -237,7 +242,7 @@ def _ground_truth(detail: dict, choices: dict) -> None:
     for tool in TOOLS:
         choice = choices["tools"].get(tool, {})
         rows.append({"tool": TOOL_TITLES[tool],
-                     "ground truth": intents.describe_output(tool, detail[tool]),
+                     "ground truth": describe_output(tool, detail[tool]),
                      "export rate": choice.get("export_rate"), "exports": choice.get("exports"),
                      "requests": choice.get("n_requests"),
                      "candidates": choice.get("n_candidates")})
@@ -252,7 +257,7 @@ def _ground_truth(detail: dict, choices: dict) -> None:
     elif choices["recorded_in"] != detail["version_id"]:
         st.caption(f"Chosen when version {choices['recorded_in']} was curated; version "
                    f"{detail['version_id']} carries its rows over.")
-    st.caption(f"Rule: {intents.GROUND_TRUTH_RULE}")
+    st.caption(f"Rule: {requests.GROUND_TRUTH_RULE}")
 
 
 def _output_row(row: dict) -> dict[str, Any]:
@@ -263,7 +268,7 @@ def _output_row(row: dict) -> dict[str, Any]:
         out[f"rate {TOOL_TITLES[tool]}"] = row[f"export_rate_{tool}"]
     out["ground truth for"] = ", ".join(TOOL_TITLES[t] for t in TOOLS
                                         if row[f"ground_truth_{t}"]) or "—"
-    out.update({TOOL_TITLES[tool]: intents.describe_output(tool, row[tool]) for tool in TOOLS})
+    out.update({TOOL_TITLES[tool]: describe_output(tool, row[tool]) for tool in TOOLS})
     return out
 
 

@@ -7,10 +7,12 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from workbench import overview
 from workbench.app import state
-from workbench.datasets import current_version_id, status_counts
-from workbench.report import TOOL_TITLES
+from workbench.report import TOOL_TITLES, evaluation_table
+from workbench.store.evaluations import latest_evaluations
+from workbench.store.requests import export_rate_histogram
+from workbench.store.status import status_counts
+from workbench.store.versions import current_version_id, tool_usage
 from workbench.tools import TOOLS
 
 
@@ -29,9 +31,9 @@ def render() -> None:
 
     with current.session() as session:
         version_id = current_version_id(session)
-        histogram = overview.export_rate_histogram(session)
-        usage = overview.tool_usage(session, version_id) if version_id is not None else None
-        evaluations = overview.latest_evaluations(session, version_id)
+        histogram = export_rate_histogram(session)
+        usage = tool_usage(session, version_id) if version_id is not None else None
+        evaluations = latest_evaluations(session, version_id)
 
     version = counts["current_version"]
     if version is None:
@@ -75,7 +77,7 @@ def render() -> None:
         return
     rows = []
     for evaluation in evaluations:
-        for row in overview.evaluation_table(evaluation["summary"]):
+        for row in evaluation_table(evaluation["summary"]):
             rows.append({"evaluation": evaluation["evaluation_id"], "kind": evaluation["kind"],
                          "source": evaluation["source"], "test": row["test"], "n": row["n"],
                          **{TOOL_TITLES[t]: state.triple(row[t]) for t in TOOLS},

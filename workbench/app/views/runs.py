@@ -10,13 +10,13 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from workbench import jobs, overview
-from workbench.app import state
-from workbench.datasets import current_version_id, list_versions
-from workbench.diagnostics import escape_markdown
+from workbench.app import jobs, state
+from workbench.app.state import escape_markdown
 from workbench.errors import WorkbenchError
-from workbench.report import TOOL_TITLES
+from workbench.report import TOOL_TITLES, evaluation_table
 from workbench.store import Store
+from workbench.store.evaluations import runs_with_latest_evaluation
+from workbench.store.versions import current_version_id, list_versions
 from workbench.tools import TOOLS
 
 STUDENTS = ("heads", "retrieval", "seq2seq")
@@ -30,7 +30,7 @@ def render() -> None:
     with current.session() as session:
         versions = [row["version_id"] for row in list_versions(session)]
         current_id = current_version_id(session)
-        runs = overview.run_evaluations(session)
+        runs = runs_with_latest_evaluation(session)
     launch, watch, compare = st.tabs(["Launch", "Jobs", "Compare runs"])
     with launch:
         _launch(current, versions, current_id, runs)
@@ -172,7 +172,7 @@ def _compare(runs: list[dict]) -> None:
     for run in evaluated:
         if run["run_id"] not in chosen:
             continue
-        for row in overview.evaluation_table(run["summary"]):
+        for row in evaluation_table(run["summary"]):
             rows.append({"run": labels[run["run_id"]], "test": row["test"], "n": row["n"],
                          **{TOOL_TITLES[t]: row[t][2] for t in TOOLS},
                          "Overall": row["overall"]})

@@ -9,12 +9,17 @@ app must never hold the file. Each folder holds
     progress.jsonl  one {"t", "stage", "done", "total"} per line, throttled per stage
     log.txt         the job process's stdout and stderr, tracebacks included
 
+This module is a layer above `pipelines/` (it starts them), below the app and the CLI, which
+both use it; it imports no UI framework, and the pipelines only inside the functions that run a
+job, so importing it stays cheap.
+
 `submit` validates the config in the caller (by constructing the pipeline's config object) and
-starts `python -m workbench.jobs run FOLDER --db DB` in its own session; the child runs the
+starts `python -m workbench.app.jobs run FOLDER --db DB` in its own session; the child runs the
 pipeline and writes the outcome. It refuses to start a second job of the same kind and settings
 while one is unfinished (`JobAlreadyRunningError`, naming it): the check and the new job's folder
-are made under one lock file in the jobs folder, so two processes cannot both pass it. A job whose process vanished without writing one (killed for
-memory, machine restarted) is reported, and recorded, as failed on the next read. "No half-made
+are made under one lock file in the jobs folder, so two processes cannot both pass it. A job
+whose process vanished without writing one (killed for memory, machine restarted) is reported,
+and recorded, as failed on the next read. "No half-made
 run or dataset version" is each pipeline's own guarantee (it writes in one transaction at the
 end and removes its artifacts on any exception, including the cancellation raised on SIGTERM).
 """
@@ -42,6 +47,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from workbench.errors import StoreMissingError, WorkbenchError
+from workbench.processes import pid_alive
+from workbench.progress import Progress
 
 JOB_FILE = "job.json"
 PROGRESS_FILE = "progress.jsonl"
@@ -52,8 +59,6 @@ PROGRESS_INTERVAL_S = 0.2          # at most ~5 progress events per second per s
 CANCEL_GRACE_S = 5.0               # SIGTERM, then SIGKILL if the job is still alive after this
 NEVER_STARTED_S = 60.0             # a queued job with no process after this long has failed
 LOST_MESSAGE = "the job process ended without reporting (killed?)"
-
-Progress = Callable[[str, int, int], None]
 
 
 class JobAlreadyRunningError(WorkbenchError):
@@ -168,14 +173,6 @@ class Job:
 # ---------------------------------------------------------------------------- job kinds
 
 @dataclass(frozen=True)
-class EvaluateRunConfig:
-    """Evaluate a training run on a dataset version's test split."""
-
-    run_id: str | None = None          # None: the latest run
-    version: int | None = None         # None: the version the run was trained on
-
-
-@dataclass(frozen=True)
 class _Kind:
     config_class: Callable[[], type]               # imported on demand: pipelines are heavy
     run: Callable[[Any, Any, Progress], dict[str, Any]]
@@ -210,10 +207,12 @@ def _run_train(config: Any, store: Any, progress: Progress) -> dict[str, Any]:
 
 
 def _evaluate_config() -> type:
+    from pipelines.evaluate import EvaluateRunConfig
+
     return EvaluateRunConfig
 
 
-def _run_evaluate(config: EvaluateRunConfig, store: Any, progress: Progress) -> dict[str, Any]:
+def _run_evaluate(config: Any, store: Any, progress: Progress) -> dict[str, Any]:
     from pipelines import evaluate
 
     return evaluate.evaluate_run(config.run_id, config.version, store).to_dict()
@@ -293,7 +292,10 @@ def build_config(kind: str | JobKind, config: dict[str, Any]) -> Any:
 
 
 def _build(cls: type, config: Any, what: str) -> Any:
-    """`cls(**config)` with each value checked (and converted from JSON) against its type."""
+    """The dataclass `cls` from a JSON mapping, each value checked against its type (JSON
+    arrays become tuples, strings enums or paths); WorkbenchError names what is wrong."""
+    from pydantic import TypeAdapter, ValidationError
+
     if not isinstance(config, dict):
         raise WorkbenchError(f"the {what}'s settings must be a mapping, got {config!r}")
     known = {f.name: f for f in fields(cls)}
@@ -305,48 +307,41 @@ def _build(cls: type, config: Any, what: str) -> Any:
                and f.default is MISSING and f.default_factory is MISSING]
     if missing:
         raise WorkbenchError(f"the {what} needs the setting(s) {', '.join(missing)}")
-    hints = typing.get_type_hints(cls)
-    values = {name: _coerce(value, hints[name], f"the {what}'s setting {name!r}")
-              for name, value in config.items()}
     try:
-        return cls(**values)
-    except (TypeError, ValueError) as error:
+        # Strict, from JSON: no "2" for 2 nor true for 1, but what JSON cannot spell is read as
+        # the type says (a list as a tuple, a string as an enum member or a path).
+        return TypeAdapter(cls).validate_json(json.dumps(config), strict=True)
+    except ValidationError as error:
+        raise WorkbenchError(_explain(error, typing.get_type_hints(cls), what)) from None
+    except (TypeError, ValueError) as error:    # the config class's own checks
         raise WorkbenchError(f"{what}: {error}") from None
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """`value` as type `hint` (lists become tuples, strings enums or paths), else an error."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is not type(None):
-                try:
-                    return _coerce(value, arg, where)
-                except WorkbenchError:
-                    continue
-    elif hint is Any:
-        return value
-    elif isinstance(hint, type) and issubclass(hint, Enum):
-        try:
-            return hint(value)
-        except ValueError:
-            raise WorkbenchError(f"{where} must be one of "
-                                 f"{', '.join(str(m.value) for m in hint)}, got {value!r}") from None
-    elif hint is Path and isinstance(value, str | Path):
-        return Path(value)
-    elif hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    elif (origin or hint) in (bool, int, str, dict) and isinstance(value, origin or hint) and (
-            hint is bool or not isinstance(value, bool)):   # True is an int to isinstance
-        return value
-    elif origin is tuple and isinstance(value, list | tuple):
-        item = args[0] if args else Any
-        return tuple(_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value))
-    name = " | ".join(getattr(a, "__name__", str(a)) for a in (args if origin in (
-        typing.Union, types.UnionType) else (origin or hint,)))
-    raise WorkbenchError(f"{where} must be {name.replace('NoneType', 'None')}, got {value!r}")
+def _explain(error: Any, hints: dict[str, Any], what: str) -> str:
+    """The first problem pydantic found, in the words of a settings error."""
+    found = error.errors(include_url=False)[0]
+    name, *path = found["loc"] or ("",)
+    if name not in hints:                       # the config class's own checks
+        cause = found.get("ctx", {}).get("error")
+        return f"{what}: {cause if cause is not None else found['msg']}"
+    hint = hints[name]
+    for step in path:                           # into a tuple's items: 'students'[1]
+        if isinstance(step, int) and typing.get_origin(hint) is tuple:
+            hint = (typing.get_args(hint) or (Any,))[0]
+    where = f"the {what}'s setting {name!r}" + "".join(f"[{step}]" for step in path
+                                                      if isinstance(step, int))
+    return f"{where} must be {_expected(hint)}, got {found['input']!r}"
+
+
+def _expected(hint: Any) -> str:
+    """'int | None', 'str', 'one of auto, offline, llm' (an enum)."""
+    union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    members = typing.get_args(hint) if union else (hint,)
+    if not union and isinstance(hint, type) and issubclass(hint, Enum):
+        return "one of " + ", ".join(str(member.value) for member in hint)
+    return " | ".join("None" if member is type(None)
+                      else getattr(typing.get_origin(member) or member, "__name__", str(member))
+                      for member in members)
 
 
 # ---------------------------------------------------------------------------- the job folder
@@ -450,13 +445,7 @@ def _alive(pid: int, start: str | None) -> bool:
     try:
         stat = _process_stat(pid)
     except OSError:                              # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return pid_alive(pid)
     if stat is None or stat[0] in ("Z", "X"):
         return False
     return start is None or stat[1] == start
@@ -574,12 +563,12 @@ def submit(db_path: str | Path | None, kind: str | JobKind, config: dict[str, An
                         "result": None, "error": None, "error_type": None})
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     # The job process imports this checkout's packages, whatever the caller's working folder.
-    project_root = str(Path(__file__).resolve().parent.parent)
+    project_root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (project_root, env.get("PYTHONPATH")) if p)
     try:
         with (folder / LOG_FILE).open("ab") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "workbench.jobs", "run", str(folder), "--db", str(db)],
+                [sys.executable, "-m", "workbench.app.jobs", "run", str(folder), "--db", str(db)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True, close_fds=True)
     except OSError as error:
@@ -793,8 +782,8 @@ def run_job(folder: Path, db: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workbench.jobs",
-        description="The background job process (started by `workbench.jobs.submit`).")
+        prog="python -m workbench.app.jobs",
+        description="The background job process (started by `workbench.app.jobs.submit`).")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the job in a job folder and record its outcome")
     run.add_argument("folder", type=Path, help="the job's folder (holds job.json)")

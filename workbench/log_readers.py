@@ -1,10 +1,10 @@
 """Read log files (JSONL, CSV, Parquet) into raw records, each with where it came from.
 
-Readers never validate the contract (that is `workbench.logs.parse_record`); they only turn bytes
-into mappings. A record they cannot even read (bad UTF-8, malformed or ambiguous JSON, a CSV row
-of the wrong width, a Parquet value Python cannot hold) comes out as a `RawRecord` with `problem`
-set, so it can be quarantined with its raw text. A file that cannot be read at all (missing, a
-symlink loop, no permission, UTF-16 text) raises `IngestError`.
+Readers never validate the contract (that is `workbench.log_records.parse_record`); they only
+turn bytes into mappings. A record they cannot even read (bad UTF-8, malformed or ambiguous JSON,
+a CSV row of the wrong width, a Parquet value Python cannot hold) comes out as a `RawRecord` with
+`problem` set, so it can be quarantined with its raw text. A file that cannot be read at all
+(missing, a symlink loop, no permission, UTF-16 text) raises `IngestError`.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.errors import IngestError
-from workbench.logs import OPTIONAL_FIELDS, REQUIRED_FIELDS
+from workbench.log_records import OPTIONAL_FIELDS, REQUIRED_FIELDS
 
 RAW_TEXT_LIMIT = 100_000  # characters of a bad record kept in quarantine
 

@@ -1,6 +1,6 @@
 """Vocabulary of the SYNTHETIC demo corpus (SPEC 9): looks, modifiers, templates, combinations.
 
-Everything here is plain data, invented for the demo generator in `pipelines.demo_corpus`; none of
+Everything here is plain data, invented for the demo generator in `workbench.synthetic`; none of
 it comes from real users. A *look* is something users ask for ("golden hour", "Morocco", "noir")
 with a prototype answer: a few adjust sliders, optionally selective_adjust colour bands
 (colour -> (saturation, luminance)), and optionally a filter from `workbench.tools.FILTER_CATALOGUE`

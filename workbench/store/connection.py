@@ -1,4 +1,4 @@
-"""The DuckDB store: the only module that imports duckdb.
+"""The DuckDB connection: open, lock, migrate (the store package alone imports duckdb).
 
 DuckDB lets one process at a time hold a database file open for writing (and, while it does, no
 other process may open it at all). So every operation here opens the file, does its work, and
@@ -21,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +34,11 @@ from workbench.errors import (
     StoreReadOnlyError,
     WorkbenchError,
 )
+from workbench.outputs import writable_problem
+from workbench.package_files import migrations_folder, source_checkout
+from workbench.processes import pid_alive
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = PROJECT_ROOT / "db"
-DEFAULT_DB_PATH = PROJECT_ROOT / "data" / "workbench.duckdb"
+DEFAULT_DB_PATH = Path("data") / "workbench.duckdb"   # under the checkout or the current folder
 DEFAULT_LOCK_TIMEOUT_S = 30.0
 HOLDER_SUFFIX = ".holder.json"   # `<db>.holder.json`: who has the file open for writing
 WAITING_SUFFIX = ".writer-waiting"  # `<db>.writer-waiting`: a writer is waiting for readers to go
@@ -46,8 +48,11 @@ READER_GIVE_WAY_S = 5.0
 
 
 def default_db_path() -> Path:
-    """`WORKBENCH_DB` if set, else data/workbench.duckdb in the project folder."""
-    return Path(os.environ.get("WORKBENCH_DB") or DEFAULT_DB_PATH)
+    """`WORKBENCH_DB` if set; else data/workbench.duckdb in the source checkout the workbench
+    runs from, or under the current folder when it is installed (never inside site-packages)."""
+    if os.environ.get("WORKBENCH_DB"):
+        return Path(os.environ["WORKBENCH_DB"])
+    return (source_checkout() or Path.cwd()) / DEFAULT_DB_PATH
 
 
 def _lock_timeout() -> float:
@@ -129,19 +134,6 @@ def _give_way(db: Path, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     while _waiting_writer(db) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (it may belong to another user)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass(frozen=True)
@@ -228,24 +220,6 @@ def _busy_error(path: Path, error: Exception | None, waited_s: float) -> StoreBu
         f"the database {path} is in use by {who} and stayed busy for {waited_s:.0f} s. Wait "
         "for that command or job to finish, or set WORKBENCH_LOCK_TIMEOUT to wait longer.",
         holder=holder, waited_s=waited_s)
-
-
-# -- writability ------------------------------------------------------------------------------
-def writable_problem(path: Path) -> str | None:
-    """Why `path` (a file, or a folder to be created) cannot be written, or None if it can.
-
-    A missing path is judged by the nearest folder above it that exists."""
-    path = Path(path)
-    if path.exists():
-        return None if os.access(path, os.W_OK) else f"{path} is not writable"
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                return f"{parent} is a file, not a folder"
-            if not os.access(parent, os.W_OK | os.X_OK):
-                return f"the folder {parent} is not writable"
-            return None
-    return None
 
 
 class Session:
@@ -481,10 +455,13 @@ def _open_error(path: Path, error: duckdb.Error, read_only: bool) -> WorkbenchEr
     return WorkbenchError(f"cannot open the database {path}: {text}")
 
 
-def migrations() -> list[tuple[int, str, Path]]:
-    """(version, name, path) of every db/NNN_name.sql file, in order."""
+def migrations() -> list[tuple[int, str, Traversable]]:
+    """(version, name, file) of every db/NNN_name.sql file, in order (shipped in the wheel as
+    `workbench.migrations`, see `workbench.package_files`)."""
     found = []
-    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
+    for path in sorted(migrations_folder().iterdir(), key=lambda p: p.name):
+        if not path.name.endswith(".sql"):
+            continue
         match = re.fullmatch(r"(\d+)_(\w+)\.sql", path.name)
         if match is None:
             raise WorkbenchError(f"migration file name must look like 001_name.sql: {path}")
@@ -501,7 +478,8 @@ def _applied(connection: duckdb.DuckDBPyConnection) -> set[int] | None:
     return {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
 
 
-def _pending(connection: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[int, str, Path]]:
+def _pending(connection: duckdb.DuckDBPyConnection,
+             path: Path) -> list[tuple[int, str, Traversable]]:
     """Migrations not yet applied; `SchemaTooNewError` when the file has ones we do not know."""
     known = migrations()
     applied = _applied(connection) or set()
@@ -527,7 +505,7 @@ def _migrate(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
     for version, name, migration in pending:
         connection.execute("BEGIN TRANSACTION")
         try:
-            connection.execute(migration.read_text())
+            connection.execute(migration.read_text(encoding="utf-8"))
             connection.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)",
                                [version, name, datetime.now(UTC)])
         except duckdb.Error:
