@@ -158,7 +158,8 @@ def cached_embeddings(store: Store, encoder: Encoder, model: str, texts: Sequenc
 
 def make_paraphraser(choice: ParaphraserChoice, store: Store, seed: int = 0) -> Paraphraser:
     """The configured LLM (environment or .streamlit/secrets.toml) or the offline paraphraser."""
-    from workbench.llm import LLMClient, LLMParaphraser, llm_config
+    from workbench.llm import LLMClient, llm_config
+    from workbench.paraphrase.llm import LLMParaphraser
     from workbench.paraphrase.offline import OfflineParaphraser
 
     if choice is ParaphraserChoice.OFFLINE:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import curate, ingest
 from workbench.errors import WorkbenchError
+from workbench.progress import Progress
 from workbench.store import Store
 from workbench.synthetic import PAPER_INTENTS, PAPER_REQUESTS, DemoConfig, write_jsonl
 
@@ -44,9 +44,8 @@ def corpus_config(config: DemoRunConfig) -> DemoConfig:
     return DemoConfig.at_scale(config.requests, seed=config.seed)
 
 
-def run(config: DemoRunConfig, store: Store,
-        progress: Callable[[str, int, int], None] | None = None) -> DemoResult:
-    """`progress(stage, done, total)` is called while generating and ingesting."""
+def run(config: DemoRunConfig, store: Store, progress: Progress | None = None) -> DemoResult:
+    """`progress` hears of the stages "generate" and "ingest", each counted in requests."""
     if config.requests < 100:
         raise WorkbenchError(f"--requests must be at least 100, got {config.requests}")
     if store.exists and not config.replace:
@@ -76,12 +75,12 @@ def _remove_database(path: Path) -> None:
 
 
 def _build(config: DemoRunConfig, store: Store, folder: Path,
-           progress: Callable[[str, int, int], None] | None) -> DemoResult:
+           progress: Progress | None) -> DemoResult:
     corpus = corpus_config(config)
     corpus_path = folder / f"synthetic-demo-logs-{corpus.requests}.jsonl"
     total = corpus.requests
-    write_jsonl(corpus, corpus_path,
-                None if progress is None else (lambda n: progress("generate", n, total)))
+    write_jsonl(corpus, corpus_path, progress)
+    # ingest reports under the file's name with no total; the demo knows both.
     summary = ingest.ingest_file(corpus_path, store, None if progress is None else (
         lambda _file, n, _total: progress("ingest", n, total)))
     if summary.quarantined:

@@ -6,7 +6,10 @@ stores the teacher's ground truth and the student's answer for each, renders the
 - relevant: is the student's image relevant to the intent?
 - mimics:   does the student's image correctly mimic the teacher's?
 The report gives, per question, how many samples a majority said yes to (a tie counts as no),
-the share of yes answers, and how well the annotators agree (pairwise agreement, Fleiss' kappa).
+the share of yes answers, and how well the annotators agree (pairwise agreement, Fleiss' kappa;
+the statistics are `workbench.agreement`'s). The terminal annotator and the report's text are
+the CLI's (`workbench/cli/reality_check.py`); this module samples, renders, parses answers and
+stores them.
 
 Stratification. Every test intent of the run's dataset version is predicted afresh by the run's
 student and put in one of six strata: quality x popularity. Quality counts the tools on which
@@ -30,7 +33,7 @@ from __future__ import annotations
 import csv
 import random
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -38,6 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from workbench.agreement import Agreement, agreement, category_share, majority_count
 from workbench.embeddings import Encoder
 from workbench.errors import WorkbenchError
 from workbench.metrics import VECTOR_TOOLS, score_intent
@@ -49,7 +53,7 @@ from workbench.store.versions import (
     resolve_version,
     version_rows,
 )
-from workbench.tools import COLOURS, Answer, answer_from_json
+from workbench.tools import Answer, answer_from_json
 
 QUALITY_LEVELS: tuple[str, ...] = ("bad", "middling", "good")   # 0-1, 2, 3 tools agree
 POPULARITY_LEVELS: tuple[str, ...] = ("popular", "rare")
@@ -290,11 +294,12 @@ def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path |
     `image` defaults to the check's own image; renders use it downscaled to `max_side`."""
     from workbench.outputs import check_output_file, check_output_folder, write_atomic
     from workbench.render import (
+        ComparisonLabels,
         compare_strip,
+        comparison_panels,
         contact_sheet,
         fit_image,
         load_image,
-        render,
         save_png,
     )
 
@@ -309,9 +314,9 @@ def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path |
     paths: list[Path] = []
     rows = []
     for sample in samples:
-        panels = [(f"#{sample.sample_no} original: {sample.intent_text}", original),
-                  ("teacher", render(original, sample.teacher)),
-                  ("student", render(original, sample.student))]
+        # Each answer rendered once, for the sample's strip and for its row of the sheet.
+        panels = comparison_panels(original, sample.teacher, sample.student, ComparisonLabels(
+            original=f"#{sample.sample_no} original: {sample.intent_text}"))
         path = out_dir / sample_file(sample)
         strip = compare_strip(panels, height)
         write_atomic(path, partial(save_png, strip))
@@ -441,143 +446,28 @@ def _listing(headline: str, items: list[str]) -> str:
     return headline + ":\n  " + "\n  ".join(items[:MAX_LISTED]) + more
 
 
-def summarise(answer: Answer) -> str:
-    """One line per answer for annotators: the non-zero parameters of each tool used."""
-    parts = []
-    if answer.adjust is None:
-        parts.append("adjust: not used")
-    else:
-        sliders = [f"{key} {value:+d}" for key, value in answer.adjust.items() if value]
-        parts.append("adjust: " + (", ".join(sliders) or "all 0"))
-    if answer.selective_adjust is None:
-        parts.append("selective_adjust: not used")
-    else:
-        colours = [f"{colour} {channel[:3]} {value:+d}" for colour in COLOURS
-                   for channel, value in answer.selective_adjust[colour].items() if value]
-        parts.append("selective_adjust: " + (", ".join(colours) or "all 0"))
-    parts.append("filter: not used" if answer.filter is None
-                 else f"filter: {answer.filter.name} at {answer.filter.intensity}")
-    return " | ".join(parts)
-
-
 @dataclass(frozen=True)
-class AnnotateResult:
-    answered: int       # saved in this session
-    skipped: int
-    quit: bool          # the annotator stopped with 'q' (or the input ended)
-    remaining: int      # samples this annotator has still not answered
+class AnnotationQueue:
+    """What an annotator has left to answer in a check (the terminal annotator walks it)."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class _Stop(Enum):
-    SKIP = "skip"
-    QUIT = "quit"
+    annotator: str
+    n_samples: int
+    pending: list[CheckSample]      # in their numbered order
+    render_dir: Path | None         # the check's latest render, if any
 
 
-def _ask_yes_no(ask: Callable[[str], str], show: Callable[[str], None],
-                prompt: str) -> bool | _Stop:
-    while True:
-        try:
-            reply = ask(prompt).strip().lower()
-        except EOFError:
-            return _Stop.QUIT
-        if reply in ("s", "skip"):
-            return _Stop.SKIP
-        if reply in ("q", "quit"):
-            return _Stop.QUIT
-        try:
-            return parse_yes_no(reply)
-        except ValueError:
-            show("Please answer y or n (or s to skip this sample, q to quit).")
-
-
-def annotate_interactively(store: Store, check_id: int, annotator: str,
-                           ask: Callable[[str], str], show: Callable[[str], None],
-                           images_dir: Path | None = None) -> AnnotateResult:
-    """Walk `annotator` through the samples they have not answered yet: show the intent, the
-    PNG to look at and both answers, ask the two questions, save each sample's answer as soon
-    as both are given. 's' skips a sample (it stays unanswered), 'q' or the end of the input
-    stops and keeps what was answered. `images_dir` defaults to the check's latest render."""
+def annotation_queue(store: Store, check_id: int, annotator: str) -> AnnotationQueue:
+    """The samples of a check that `annotator` has not answered yet."""
     name = _annotator(annotator)
     with store.session() as session:
         row = _check_row(session, check_id)
         samples = reality.check_samples(session, check_id)
         done = reality.answered_samples(session, check_id, name)
-    folder = Path(images_dir) if images_dir is not None else (
-        Path(row["render_dir"]) if row["render_dir"] else None)
-    pending = [sample for sample in samples if sample.sample_no not in done]
-    if not pending:
-        show(f"{name} has answered all {len(samples)} samples of reality check {check_id}.")
-        return AnnotateResult(0, 0, False, 0)
-    show(f"Reality check {check_id}: {len(pending)} of {len(samples)} samples left for {name}. "
-         "Answer y or n; s skips a sample, q quits (answers given so far are kept).")
-    if folder is None:
-        show("The check has not been rendered yet: run `workbench reality-check render "
-             f"{check_id}` and open the PNGs it writes.")
-    answered = skipped = 0
-    stopped = False
-    for sample in pending:
-        image = folder / sample_file(sample) if folder is not None else None
-        show("\n".join([
-            f"\nSample {sample.sample_no} of {len(samples)}: {sample.intent_text!r}",
-            f"  image:   {image if image is not None else '(not rendered)'}",
-            f"  teacher: {summarise(sample.teacher)}",
-            f"  student: {summarise(sample.student)}"]))
-        replies: list[bool] = []
-        stop: _Stop | None = None
-        for question in Question:
-            reply = _ask_yes_no(ask, show, f"{question.text} [y/n/s/q] ")
-            if isinstance(reply, _Stop):
-                stop = reply
-                break
-            replies.append(reply)
-        if stop is _Stop.QUIT:
-            stopped = True
-            break
-        if stop is _Stop.SKIP:
-            skipped += 1
-            continue
-        record_answers(store, check_id, name, [(sample.sample_no, replies[0], replies[1])])
-        answered += 1
-    remaining = len(pending) - answered
-    show(f"Saved {answered} answer(s) for {name}; {remaining} sample(s) still unanswered.")
-    return AnnotateResult(answered, skipped, stopped, remaining)
+    return AnnotationQueue(name, len(samples), [s for s in samples if s.sample_no not in done],
+                           Path(row["render_dir"]) if row["render_dir"] else None)
 
 
 # ---------------------------------------------------------------------------- report
-
-@dataclass(frozen=True)
-class Agreement:
-    """Inter-annotator agreement over items rated by at least two annotators.
-
-    `percent`: the mean over items of the share of annotator pairs that gave the same answer
-    (Fleiss' P-bar). `kappa`: Fleiss' kappa, (P-bar - P_e) / (1 - P_e) with P_e the chance
-    agreement from the overall answer shares; items may have different numbers of annotators
-    (each item's P_i uses its own count). None, with `note` saying why, when undefined."""
-
-    n_items: int
-    percent: float | None
-    kappa: float | None
-    note: str | None = None
-
-
-def agreement(table: Sequence[Sequence[int]]) -> Agreement:
-    """`table[i][j]`: how many annotators put item i in category j (e.g. [yes, no])."""
-    rated = [row for row in table if sum(row) >= 2]
-    if not rated:
-        return Agreement(0, None, None, "needs at least 2 annotators on a sample")
-    per_item = [sum(c * (c - 1) for c in row) / (sum(row) * (sum(row) - 1)) for row in rated]
-    p_bar = sum(per_item) / len(per_item)
-    total = sum(sum(row) for row in rated)
-    chance = sum((sum(row[j] for row in rated) / total) ** 2 for j in range(len(rated[0])))
-    if chance >= 1.0:
-        return Agreement(len(rated), p_bar, None,
-                         "every answer was the same, so chance agreement is 1 and kappa is "
-                         "undefined")
-    return Agreement(len(rated), p_bar, (p_bar - chance) / (1.0 - chance))
-
 
 @dataclass(frozen=True)
 class QuestionSummary:
@@ -639,55 +529,13 @@ def report(store: Store, check_id: int) -> CheckReport:
     questions = {}
     for question in Question:
         yes = [getattr(r, f"{question.value}_yes") for r in judged]
-        majority = sum(2 * y > r.n_annotators for y, r in zip(yes, judged, strict=True))
+        table = [[y, r.n_annotators - y] for y, r in zip(yes, judged, strict=True)]  # [yes, no]
+        majority = majority_count(table)
         questions[question.value] = QuestionSummary(
             question.value, question.text, majority, len(judged),
-            majority / len(judged) if judged else None,
-            sum(yes) / len(answers) if answers else None, len(answers),
-            agreement([[y, r.n_annotators - y] for y, r in zip(yes, judged, strict=True)]))
+            majority / len(judged) if judged else None, category_share(table), len(answers),
+            agreement(table))
     counts = [r.n_annotators for r in judged]
     return CheckReport(check_id, row["run_id"], row["version_id"], row["image"], len(samples),
                        sorted({a["annotator"] for a in answers}),
                        (min(counts), max(counts)) if counts else (0, 0), questions, rows)
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.1f}%"
-
-
-def format_report(result: CheckReport) -> str:
-    """The report as text, headed by poster-like lines ('Relevant: 13 / 15 (majority of 3
-    annotators)')."""
-    fewest, most = result.annotators_per_sample
-    raters = f"{fewest}" if fewest == most else f"{fewest}-{most}"
-    names = f" ({', '.join(result.annotators)})" if result.annotators else ""
-    lines = [(f"Reality check {result.check_id}: run {result.run_id}, dataset version "
-              f"{result.version_id}, {result.n_samples} samples, image {result.image}"),
-             f"Annotators: {result.n_annotators}{names}"]
-    first = next(iter(result.questions.values()))
-    if first.judged == 0:
-        lines.append("No answers yet: annotate with `workbench reality-check annotate "
-                     f"{result.check_id}` or load a CSV of answers.")
-        return "\n".join(lines)
-    unjudged = result.n_samples - first.judged
-    for question in Question:
-        summary = result.questions[question.value]
-        lines.append(
-            f"{question.label}: {summary.yes_by_majority} / {summary.judged} (majority of "
-            f"{raters} annotator{'s' if most != 1 else ''}; a tie counts as no); "
-            f"{_percent(summary.yes_share)} of {summary.n_answers} answers were yes")
-    if unjudged:
-        lines.append(f"({unjudged} of {result.n_samples} samples have no answer yet and are "
-                     "left out.)")
-    for question in Question:
-        agreed = result.questions[question.value].agreement
-        kappa = (f"Fleiss' kappa {agreed.kappa:.3f}" if agreed.kappa is not None
-                 else f"Fleiss' kappa undefined ({agreed.note})")
-        lines.append(f"Agreement on '{question.value}': pairwise {_percent(agreed.percent)} over "
-                     f"{agreed.n_items} samples; {kappa}")
-    lines.append("")
-    lines.append(f"{'#':>3}  {'stratum':<16} {'annot.':>6} {'relevant':>8} {'mimics':>6}  intent")
-    for row in result.samples:
-        lines.append(f"{row.sample_no:>3}  {row.stratum:<16} {row.n_annotators:>6} "
-                     f"{row.relevant_yes:>8} {row.mimics_yes:>6}  {row.intent_text}")
-    return "\n".join(lines)

@@ -89,11 +89,8 @@ def render_intent(config: RenderConfig, store: Store) -> RenderResult:
     if config.run is not None or config.compare:
         run_id, [student] = student_answers(store, config.run, [config.intent])
     if config.compare:
-        panels = [("original", image),
-                  ("teacher" if teacher is not None else "teacher: not in the data",
-                   render.render(image, teacher) if teacher is not None else image),
-                  (f"student ({run_id})", render.render(image, student or Answer()))]
-        picture = render.compare_strip(panels)
+        picture = render.comparison(image, teacher, student or Answer(),
+                                    labels=render.ComparisonLabels(student=f"student ({run_id})"))
     else:
         chosen = student if config.run is not None else teacher
         picture = render.render(image, chosen or Answer())
@@ -121,14 +118,8 @@ def gallery(config: GalleryConfig, store: Store) -> RenderResult:
     image = render.fit_image(render.load_image(config.image), 2 * config.height)
     version_id, teachers = teacher_answers(store, config.intents, config.version)
     run_id, students = student_answers(store, config.run, config.intents)
-    rows = []
-    for text, student in zip(config.intents, students, strict=True):
-        teacher = teachers.get(intent_key(text))
-        rows.append((text, [
-            ("original", image),
-            ("teacher" if teacher is not None else "teacher: not in the data",
-             render.render(image, teacher) if teacher is not None else image),
-            ("student", render.render(image, student))]))
+    rows = [(text, render.comparison_panels(image, teachers.get(intent_key(text)), student))
+            for text, student in zip(config.intents, students, strict=True)]
     sheet = render.contact_sheet(rows, config.height)
     write_atomic(Path(config.out), partial(render.save_png, sheet))
     return RenderResult(Path(config.out), ", ".join(config.intents), None, None, run_id,

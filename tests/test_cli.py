@@ -92,13 +92,22 @@ EXPECTED = {
 assert len(CORPUS) == 14 and len(EXPECTED) == 10
 
 
-def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    parser = build_parser()
-    [action] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return dict(action.choices)
+def _subcommands(parser: argparse.ArgumentParser,
+                 words: tuple[str, ...] = ()) -> dict[str, argparse.ArgumentParser]:
+    """Every command, nested ones included, by its words: 'status', 'review', 'review list'."""
+    found: dict[str, argparse.ArgumentParser] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, command in action.choices.items():
+                found[" ".join((*words, name))] = command
+                found.update(_subcommands(command, (*words, name)))
+    return found
 
 
-SUBCOMMANDS = _subcommands()
+SUBCOMMANDS = _subcommands(build_parser())
+GROUPS = {"review": {"list", "approve", "reject", "commit"}, "experiment": {"rq1", "rq2"},
+          "reality-check": {"create", "render", "annotate", "report", "list"},
+          "jobs": {"list", "show", "cancel"}}
 
 
 @pytest.fixture(autouse=True)
@@ -152,6 +161,9 @@ def squash(text: str) -> str:
 def test_the_parser_has_the_documented_subcommands() -> None:
     assert set(SUBCOMMANDS) >= {"demo", "ingest", "curate", "status", "versions", "export",
                                 "quarantine"}
+    for group, actions in GROUPS.items():
+        assert {name.split(" ", 1)[1] for name in SUBCOMMANDS
+                if name.startswith(group + " ")} == actions
 
 
 @pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
@@ -160,7 +172,7 @@ def test_every_subcommand_help_exits_0_with_its_description(
     description = SUBCOMMANDS[name].description
     assert description and description.strip()
     with pytest.raises(SystemExit) as exit_info:
-        main([name, "--help"])
+        main([*name.split(), "--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert f"workbench {name}" in out  # the usage line
@@ -175,7 +187,7 @@ def test_top_level_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     for name in SUBCOMMANDS:
-        assert name in out
+        assert name.split()[0] in out
 
 
 def test_app_launches_streamlit_on_the_database_without_importing_the_pages(
@@ -206,6 +218,117 @@ def test_app_launches_streamlit_on_the_database_without_importing_the_pages(
     assert launched["env"]["WORKBENCH_DB"] == str(db.resolve())
     assert "http://127.0.0.1:8642" in out
     assert not [m for m in sys.modules if m.startswith("workbench.app")]
+
+
+# --------------------------------------------------------------------------- nested commands
+
+
+@pytest.mark.parametrize("argv", [
+    ["review", "list", "--note", "x"],            # --note is commit's
+    ["review", "list", "--by", "ana"],            # --by is approve's, reject's and commit's
+    ["review", "commit", "--status", "all"],      # --status is list's
+    ["review", "commit", "--json"],               # commit prints text only
+    ["review", "approve", "--offset", "3"],
+    ["reality-check", "list", "--n", "3"],        # --n is create's
+    ["reality-check", "report", "1", "--annotator", "ana"],
+    ["reality-check", "create", "--out", "x"],    # --out is render's
+    ["jobs", "list", "20240101"],                 # list takes no job id
+    ["jobs", "show", "20240101", "--json"],
+    ["experiment", "rq1", "--fraction", "0.5"],   # --fraction is rq2's
+    ["experiment", "rq1", "--control"],
+    ["review"],                                   # a group needs its action
+])
+def test_a_flag_is_refused_where_it_means_nothing(argv: list[str], db: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main([*argv, "--db", str(db)])
+    assert refused.value.code == 2
+    assert "error: " in capsys.readouterr().err
+    assert not db.exists()
+
+
+def test_flags_are_taken_where_they_mean_something() -> None:
+    parse = build_parser().parse_args
+    args = parse(["review", "commit", "--note", "n", "--no-rebase", "--augmentation", "2"])
+    assert (args.action, args.note, args.rebase, args.augmentation) == ("commit", "n", False, 2)
+    args = parse(["review", "approve", "3", "4", "--by", "ana"])
+    assert (args.ids, args.by, args.all_pending) == ([3, 4], "ana", False)
+    args = parse(["reality-check", "annotate", "2", "--annotator", "bo"])
+    assert (args.check, args.annotator, args.answers) == (2, "bo", None)
+    args = parse(["experiment", "rq2", "--fraction", "0.25", "--control", "--json"])
+    assert (args.fraction, args.control, args.json) == (0.25, True, True)
+    # --db is the group's as well as the action's: either place works, the action's wins.
+    assert parse(["jobs", "--db", "a.duckdb", "list"]).db == Path("a.duckdb")
+    assert parse(["jobs", "list", "--db", "b.duckdb"]).db == Path("b.duckdb")
+    assert parse(["jobs", "--db", "a.duckdb", "list", "--db", "b.duckdb"]).db == Path("b.duckdb")
+    assert parse(["jobs", "list"]).db is None
+
+
+def test_only_reading_actions_open_the_database_read_only() -> None:
+    parse = build_parser().parse_args
+    reading = {" ".join(argv[:2]) for argv in (
+        ["review", "list"], ["reality-check", "list"], ["reality-check", "report", "1"],
+        ["jobs", "list"], ["jobs", "show", "j"], ["jobs", "cancel", "j"])
+        if parse(argv).read_only}
+    assert reading == {"review list", "reality-check list", "reality-check report", "jobs list",
+                       "jobs show", "jobs cancel"}
+    for argv in (["review", "commit"], ["review", "approve", "1"], ["reality-check", "create"],
+                 ["reality-check", "render", "1"], ["reality-check", "annotate", "1",
+                                                    "--annotator", "a"]):
+        assert not parse(argv).read_only, argv
+
+
+# Defaults come from the config dataclasses and choices from the registries: changing a default
+# there changes the command (the parser restates no number).
+@pytest.mark.parametrize("module,config,field,value,argv", [
+    ("pipelines.augment", "AugmentConfig", "n", 7, ["augment"]),
+    ("pipelines.augment", "AugmentConfig", "threshold", 0.77, ["augment"]),
+    ("pipelines.augment", "AugmentConfig", "seed", 7, ["augment"]),
+    ("pipelines.experiments", "RQ2Config", "fraction", 0.77, ["experiment", "rq2"]),
+    ("pipelines.experiments", "RQ2Config", "n", 7, ["experiment", "rq2"]),
+    ("pipelines.demo", "DemoRunConfig", "requests", 777, ["demo"]),
+    ("pipelines.demo", "DemoRunConfig", "seed", 7, ["demo"]),
+    ("pipelines.curate", "CurateConfig", "test_size", 77, ["curate"]),
+    ("pipelines.curate", "CurateConfig", "seed", 7, ["curate"]),
+    ("pipelines.reality_check", "CheckConfig", "n", 7, ["reality-check", "create"]),
+    ("pipelines.render", "RenderConfig", "max_side", 777, ["render", "x", "--out", "x.png"]),
+])
+def test_defaults_are_the_config_dataclasses(module: str, config: str, field: str, value: Any,
+                                             argv: list[str],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import functools
+    import importlib
+
+    owner = importlib.import_module(module)
+    monkeypatch.setattr(owner, config, functools.partial(getattr(owner, config), **{field: value}))
+    assert getattr(build_parser().parse_args(argv), field) == value
+
+
+def test_student_choices_come_from_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.cli import models
+
+    monkeypatch.setattr(models, "STUDENT_KINDS", ("heads", "tiny"))
+    parse = build_parser().parse_args
+    assert parse(["train", "--student", "tiny"]).student == "tiny"
+    assert parse(["experiment", "rq1", "--students", "tiny"]).students == ["tiny"]
+    with pytest.raises(SystemExit):
+        parse(["train", "--student", "retrieval"])
+
+
+def test_the_output_helper(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from workbench.cli.output import emit
+
+    class Result:
+        def to_dict(self) -> dict[str, Any]:
+            return {"when": Path("a"), "n": 2}
+
+    emit(argparse.Namespace(json=True), Result(), lambda: ["never made"])
+    assert json.loads(capsys.readouterr().out) == {"when": "a", "n": 2}
+    emit(argparse.Namespace(json=False), Result(), lambda: ["one \x1b[2J", "two"])
+    assert capsys.readouterr().out == "one \\x1b[2J\ntwo\n"
+    emit(argparse.Namespace(), [1], lambda: "text", out=tmp_path / "t.txt")   # no --json flag
+    assert (tmp_path / "t.txt").read_text() == "text\n"
+    assert capsys.readouterr().err == f"wrote {tmp_path / 't.txt'}\n"
 
 
 # --------------------------------------------------------------------------- ingest

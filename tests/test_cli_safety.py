@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import curated_store, make_record
 from workbench import cli as cli_module
+from workbench.cli import data as data_commands
 from workbench.cli import main
+from workbench.cli.output import write_or_print
 from workbench.errors import OutputPathError
 from workbench.outputs import check_output_file, is_duckdb_file, write_atomic
 from workbench.store import Store, migrations
@@ -183,7 +185,7 @@ def test_quarantine_and_versions_print_escapes_not_raw_controls(tmp_path: Path, 
 def test_error_messages_and_tables_are_escaped(tmp_path: Path, cli, capsys) -> None:
     code, _, err = cli("status", "--db", tmp_path / f"{ESC_AND_BIDI}.duckdb")
     assert code == 2 and "\x1b" not in err and "\u202e" not in err and "\\x1b[2J" in err
-    cli_module._write_or_print(f"Title {ESC_AND_BIDI}\nrow", None)
+    write_or_print(f"Title {ESC_AND_BIDI}\nrow", None)
     out = capsys.readouterr().out
     assert out.startswith("Title \\x1b[2J") and "\nrow\n" in out and "\x1b" not in out
 
@@ -257,7 +259,7 @@ def test_an_unexpected_error_is_one_line_and_a_report_file(db: Path, tmp_path: P
     def broken(args: Any, store: Store) -> int:
         raise ZeroDivisionError("a bug in \x1b[31mthe code")
 
-    monkeypatch.setattr(cli_module, "cmd_status", broken)
+    monkeypatch.setattr(data_commands, "cmd_status", broken)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
     (tmp_path / "temp").mkdir()
     code, _, err = cli("status", "--db", db)

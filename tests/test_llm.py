@@ -4,7 +4,8 @@ Covers good replies and their cost, unparseable replies, 429 with and without Re
 forever, a server that hangs, the reply cache, the connection check, configuration from the
 environment and secrets.toml, and that the API key never shows up anywhere. Raw-socket servers
 that drip or never finish their answers check that every call is bounded by the wall clock, and
-a batch by its round budget and circuit breaker.
+a batch by its round budget and circuit breaker. The client is driven through `LLMParaphraser`,
+its one caller; the paraphraser's own prompt and reply parsing are in test_paraphrase_llm.py.
 """
 
 from __future__ import annotations
@@ -27,16 +28,9 @@ import pytest
 
 from workbench import llm
 from workbench.errors import WorkbenchError
-from workbench.llm import (
-    LLMClient,
-    LLMConfig,
-    LLMParaphraser,
-    cache_key,
-    llm_config,
-    paraphrase_messages,
-    usage_summary,
-)
+from workbench.llm import LLMClient, LLMConfig, cache_key, llm_config, usage_summary
 from workbench.paraphrase import Paraphraser
+from workbench.paraphrase.llm import LLMParaphraser, paraphrase_messages
 from workbench.store import Store
 
 KEY = "sk-test-Zq8vK3mW7pL2xR9tDISTINCTIVE"
@@ -268,36 +262,7 @@ def test_progress_is_reported_after_each_intent(fake: FakeLLM, make):
     assert seen == [("paraphrase", 1, 3), ("paraphrase", 2, 3), ("paraphrase", 3, 3)]
 
 
-def test_asking_for_no_paraphrases_is_an_error(fake: FakeLLM, make):
-    with pytest.raises(WorkbenchError, match="at least 1"):
-        make(config_for(fake)).paraphraser.paraphrase(["a"], n=0)
-
-
-# --- replies that do not parse ----------------------------------------------------------------
-
-@pytest.mark.parametrize("reply", [
-    'Sure! ```json\n{"intents": ["icy dawn", "frosty sunrise"]}\n``` Enjoy your video.',
-    'Here you go {not json} and then {"intents": ["icy dawn", "frosty sunrise"]}',
-    '{"intents": ["  icy dawn ", "frosty sunrise"], "note": "extra keys are fine"}',
-])
-def test_replies_in_fences_or_prose_parse(reply: str):
-    assert [text.strip() for text in llm.parse_intents(reply)] == ["icy dawn", "frosty sunrise"]
-
-
-@pytest.mark.parametrize("reply", [
-    "icy dawn, frosty sunrise",                    # no JSON at all
-    '{"intents": "icy dawn"}',                     # not a list
-    '{"intents": []}',                             # empty
-    '{"intents": ["icy dawn", 3]}',                # not strings
-    '{"intents": ["icy dawn", "   "]}',            # empty after strip
-    '{"intents": ["' + "x" * 501 + '"]}',          # longer than an intent may be
-    '{"looks": ["icy dawn"]}',                     # wrong key
-    '["icy dawn", "frosty sunrise"]',              # not an object
-])
-def test_replies_of_the_wrong_shape_are_rejected(reply: str):
-    with pytest.raises(ValueError):
-        llm.parse_intents(reply)
-
+# --- replies that do not parse (the parser itself: tests/test_paraphrase_llm.py) -------------
 
 def test_unparseable_reply_is_an_error_result_and_the_batch_goes_on(
         fake: FakeLLM, make, store: Store):

@@ -18,6 +18,7 @@ from PIL import Image
 from pipelines import curate, ingest, train
 from pipelines import reality_check as rc
 from tests.conftest import curated_store, make_record
+from workbench.cli import reality_check as rc_cli
 from workbench.embeddings import load_encoder
 from workbench.errors import WorkbenchError
 from workbench.render import CAPTION_HEIGHT, GAP
@@ -266,9 +267,9 @@ def test_interactive_annotation_with_skip_and_quit(world, check, tmp_path):
         prompts.append(prompt)
         return next(replies)
 
-    result = rc.annotate_interactively(store, check_id, "bo", ask, shown.append,
-                                       images_dir=tmp_path)
-    assert result == rc.AnnotateResult(answered=2, skipped=1, quit=True, remaining=13)
+    result = rc_cli.annotate_interactively(store, check_id, "bo", ask, shown.append,
+                                           images_dir=tmp_path)
+    assert result == rc_cli.AnnotateResult(answered=2, skipped=1, quit=True, remaining=13)
     assert prompts[0] == "Is the student's image relevant to the intent? [y/n/s/q] "
     assert any("Please answer y or n" in text for text in shown)
     first = rc.check_samples(store, check_id)[0]
@@ -283,38 +284,12 @@ def test_interactive_annotation_with_skip_and_quit(world, check, tmp_path):
     def eof(prompt: str) -> str:
         raise EOFError
 
-    again = rc.annotate_interactively(store, check_id, "bo", eof, shown.append)
-    assert again == rc.AnnotateResult(answered=0, skipped=0, quit=True, remaining=13)
+    again = rc_cli.annotate_interactively(store, check_id, "bo", eof, shown.append)
+    assert again == rc_cli.AnnotateResult(answered=0, skipped=0, quit=True, remaining=13)
     assert "Sample 2 of 15" in shown[-2]
 
 
-# ---------------------------------------------------------------------------- agreement, report
-
-def test_fleiss_kappa_wikipedia_example():
-    # https://en.wikipedia.org/wiki/Fleiss%27_kappa worked example: 10 subjects, 14 raters,
-    # 5 categories: P-bar = 0.378, P_e = 0.213, kappa = 0.210.
-    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0],
-             [2, 2, 8, 1, 1], [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2],
-             [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
-    result = rc.agreement(table)
-    assert result.percent == pytest.approx(0.378, abs=5e-4)
-    assert result.kappa == pytest.approx(0.210, abs=5e-4)
-
-
-def test_agreement_by_hand_three_annotators():
-    # Four samples, three annotators, yes counts 3, 0, 2, 1 ([yes, no] per sample).
-    # Per-sample agreeing pairs: 3/3, 3/3, 1/3, 1/3 -> P-bar = (1 + 1 + 1/3 + 1/3) / 4 = 2/3.
-    # Yes share 6/12 = 1/2, so P_e = 1/4 + 1/4 = 1/2 and kappa = (2/3 - 1/2) / (1/2) = 1/3.
-    result = rc.agreement([[3, 0], [0, 3], [2, 1], [1, 2]])
-    assert result.n_items == 4
-    assert result.percent == pytest.approx(2 / 3)
-    assert result.kappa == pytest.approx(1 / 3)
-    same = rc.agreement([[3, 0], [3, 0]])
-    assert (same.percent, same.kappa) == (1.0, None) and "every answer was the same" in same.note
-    alone = rc.agreement([[1, 0], [0, 1]])
-    assert (alone.percent, alone.kappa, alone.n_items) == (None, None, 0)
-    assert "at least 2 annotators" in alone.note
-
+# ---------------------------------------------------------------------------- report
 
 def test_report_majority_ties_and_agreement(world, check, tmp_path):
     store, check_id = _fresh_check(world[0], check.check_id, tmp_path)
@@ -342,7 +317,7 @@ def test_report_majority_ties_and_agreement(world, check, tmp_path):
     assert [(r.sample_no, r.n_annotators, r.relevant_yes) for r in result.samples[:6]] == [
         (1, 3, 3), (2, 3, 0), (3, 3, 2), (4, 3, 1), (5, 2, 1), (6, 0, 0)]
 
-    text = rc.format_report(result)
+    text = rc_cli.format_report(result)
     assert "Relevant: 2 / 5 (majority of 2-3 annotators; a tie counts as no)" in text
     assert "Mimics teacher: 5 / 5" in text
     assert "Fleiss' kappa 0.067" in text and "Fleiss' kappa undefined (every answer" in text
@@ -352,11 +327,11 @@ def test_report_majority_ties_and_agreement(world, check, tmp_path):
 
 def test_report_with_one_annotator_says_kappa_is_undefined(world, check, tmp_path):
     store, check_id = _fresh_check(world[0], check.check_id, tmp_path)
-    assert "No answers yet" in rc.format_report(rc.report(store, check_id))
+    assert "No answers yet" in rc_cli.format_report(rc.report(store, check_id))
     rc.record_answers(store, check_id, "solo",
                       [(i, i <= 13, i <= 11) for i in range(1, 16)])
     result = rc.report(store, check_id)
-    text = rc.format_report(result)
+    text = rc_cli.format_report(result)
     assert "Relevant: 13 / 15 (majority of 1 annotator; a tie counts as no)" in text
     assert "Mimics teacher: 11 / 15" in text
     for question in result.questions.values():

@@ -456,6 +456,54 @@ def test_contact_sheet_rows_have_labels_and_panels() -> None:
         R.compare_strip([])
 
 
+# --- the original / teacher / student comparison
+
+WARM = parse_answer({"adjust": {"temperature": 60},
+                     "filter": {"name": "warm_Golden", "intensity": 50}})
+COLD = parse_answer({"adjust": {"temperature": -60, "contrast": 30}})
+
+
+def test_comparison_is_original_teacher_and_student_side_by_side() -> None:
+    image = colourful(40)
+    strip = R.comparison(image, WARM, COLD, height=40)
+    step = 40 + R.GAP
+    assert strip.shape == (40 + R.CAPTION_HEIGHT, 3 * 40 + 2 * R.GAP, 3)
+    # At the image's own height each panel is the pixels themselves, the gaps the background.
+    assert np.array_equal(strip[:40, :40], image)
+    assert np.array_equal(strip[:40, step:step + 40], R.render(image, WARM))
+    assert np.array_equal(strip[:40, 2 * step:2 * step + 40], R.render(image, COLD))
+    assert (strip[:40, 40:step] == R.BACKGROUND).all()
+    # The same pixels, captions included, as the strip every caller used to build by hand.
+    for height in (40, 64):
+        hand_built = R.compare_strip([("original", image), ("teacher", R.render(image, WARM)),
+                                      ("student", R.render(image, COLD))], height)
+        assert np.array_equal(R.comparison(image, WARM, COLD, height=height), hand_built)
+
+
+def test_a_missing_teacher_shows_the_original_and_says_so() -> None:
+    image = np.tile(colourful(40), (1, 5, 1))  # (40, 200, 3): wide enough for the captions
+    strip = R.comparison(image, None, COLD, height=40)
+    assert np.array_equal(strip[:40, 200 + R.GAP:400 + R.GAP], image)
+    assert np.array_equal(strip, R.compare_strip(
+        [("original", image), ("teacher: not in the data", image),
+         ("student", R.render(image, COLD))], 40))
+    # A neutral teacher has the same pixels above the captions: only its caption differs.
+    neutral = R.comparison(image, Answer(), COLD, height=40)
+    assert np.array_equal(neutral[:40], strip[:40]) and not np.array_equal(neutral, strip)
+
+
+def test_without_a_student_there_are_two_panels_and_labels_are_the_captions() -> None:
+    image = colourful(30)
+    labels = R.ComparisonLabels(teacher="teacher ground truth")
+    strip = R.comparison(image, WARM, height=30, labels=labels)
+    assert strip.shape == (30 + R.CAPTION_HEIGHT, 2 * 30 + R.GAP, 3)
+    assert np.array_equal(strip, R.compare_strip(
+        [("original", image), ("teacher ground truth", R.render(image, WARM))], 30))
+    panels = R.comparison_panels(image, WARM, COLD, R.ComparisonLabels(student="student (r1)"))
+    assert [caption for caption, _ in panels] == ["original", "teacher", "student (r1)"]
+    assert panels[0][1] is image and np.array_equal(panels[2][1], R.render(image, COLD))
+
+
 def test_importing_the_renderer_stays_light() -> None:
     code = ("import sys, workbench.render; "
             "print(sorted(m for m in ('torch', 'duckdb', 'streamlit', 'skimage', 'scipy') "

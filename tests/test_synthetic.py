@@ -124,10 +124,12 @@ def test_invalid_configs_are_rejected(kwargs: dict[str, Any]) -> None:
 
 def test_write_jsonl_streams_the_same_records_with_progress(tmp_path: Path) -> None:
     config = DemoConfig(intents=7_000, requests=21_000, seed=3)
-    seen: list[int] = []
+    seen: list[tuple[str, int, int | None]] = []
     path = tmp_path / "demo.jsonl"
-    assert write_jsonl(config, path, progress=seen.append) == config.requests
-    assert seen == [10_000, 20_000, 21_000]
+    assert write_jsonl(config, path, progress=lambda *event: seen.append(event)) \
+        == config.requests
+    assert seen == [("generate", 10_000, 21_000), ("generate", 20_000, 21_000),
+                    ("generate", 21_000, 21_000)]
     lines = path.read_text(encoding="utf-8").splitlines()
     assert len(lines) == config.requests
     expected = generate(config)

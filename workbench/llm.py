@@ -2,8 +2,8 @@
 
 `llm_config()` finds the endpoint in the environment or in `.streamlit/secrets.toml`;
 `LLMClient.complete()` sends one chat request with its own retry loop and logs every attempt to
-`llm_calls`; `LLMParaphraser` writes paraphrases of failure-case intents through it;
-`test_connection()` checks an endpoint for the settings page.
+`llm_calls`; `test_connection()` checks an endpoint for the settings page. The paraphraser
+that writes through it lives in `workbench.paraphrase.llm`.
 
 Time is bounded by the wall clock, not only by socket timeouts (which a server that drips its
 reply one byte at a time never trips): each attempt runs in a worker thread that is abandoned,
@@ -34,14 +34,12 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import ValidationError
 
 from workbench.errors import WorkbenchError
-from workbench.log_records import INTENT_MAX_CHARS, intent_key
-from workbench.paraphrase import ParaphraseResult
 from workbench.progress import Progress
 from workbench.store import Store, llm_calls
 
@@ -311,7 +309,7 @@ class ChatReply(Generic[T]):
     cost_usd: float | None = None
 
     def usage(self) -> dict[str, float]:
-        """Tokens and cost that are known, as `ParaphraseResult.usage` holds them."""
+        """Tokens and cost that are known (what `ParaphraseResult.usage` holds)."""
         found = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
                  "cost_usd": self.cost_usd}
         return {name: value for name, value in found.items() if value is not None}
@@ -859,92 +857,3 @@ def usage_summary(store: Store) -> dict[str, Any]:
     summary["cost_usd"] = float(totals["cost_usd"])
     summary["by_status"] = by_status
     return summary
-
-
-# --- the paraphraser -------------------------------------------------------------------------
-
-_PARAPHRASE_SYSTEM = (
-    "You help a video colour-grading app. Users type a short description of the look they want "
-    "for their video, such as \"cool morning\", \"golden hour\" or \"Morocco\". Given one such "
-    "description, write new descriptions that a user could type for the same look: the same "
-    "colours, light and mood in different words, each as short as the original. Do not repeat "
-    "the original, do not number them. Answer with JSON only, in the form "
-    "{\"intents\": [\"...\", \"...\"]}.")
-
-_IntentText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1,
-                                               max_length=INTENT_MAX_CHARS)]
-
-
-class IntentsReply(BaseModel):
-    """The reply a paraphrase prompt asks for: {"intents": [...]}."""
-
-    model_config = ConfigDict(extra="ignore")
-    intents: list[_IntentText] = Field(min_length=1)
-
-
-def paraphrase_messages(intent: str, n: int) -> list[dict[str, str]]:
-    """The chat messages that ask for `n` paraphrases of one intent."""
-    quoted = json.dumps(intent.strip(), ensure_ascii=False)
-    return [{"role": "system", "content": _PARAPHRASE_SYSTEM},
-            {"role": "user", "content": f"Write {n} different descriptions of the same look as "
-                                        f"{quoted}."}]
-
-
-def first_json_object(text: str) -> dict[str, Any]:
-    """The first JSON object in `text`: models wrap JSON in ``` fences or in prose."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except json.JSONDecodeError:
-            continue  # a brace in prose, or a broken object: try the next one
-        if isinstance(value, dict):
-            return value
-    raise ValueError("no JSON object in the reply")
-
-
-def parse_intents(text: str) -> list[str]:
-    """The intents of a paraphrase reply, validated; raises ValueError when it has none."""
-    return IntentsReply.model_validate(first_json_object(text)).intents
-
-
-def new_candidates(source: str, intents: Sequence[str], n: int) -> tuple[str, ...]:
-    """Up to `n` intents, first spelling kept, without repeats or the source (SPEC 3 identity)."""
-    seen = {intent_key(source)}
-    kept: list[str] = []
-    for text in intents:
-        key = intent_key(text)
-        if key and key not in seen:
-            seen.add(key)
-            kept.append(" ".join(text.split()))
-    return tuple(kept[:n])
-
-
-class LLMParaphraser:
-    """The `Paraphraser` that asks an LLM, one chat request per source intent."""
-
-    def __init__(self, client: LLMClient) -> None:
-        self.client = client
-        self.name = f"llm:{client.config.model}"
-
-    def __repr__(self) -> str:
-        return f"LLMParaphraser({self.client!r})"
-
-    def close(self) -> None:
-        self.client.close()
-
-    def paraphrase(self, intents: Sequence[str], n: int,
-                   progress: Progress | None = None) -> list[ParaphraseResult]:
-        """Up to `n` candidates per intent; a failed intent gets an error result, never raises."""
-        if n < 1:
-            raise WorkbenchError(f"ask for at least 1 paraphrase per intent, not {n}")
-        replies = self.client.complete_many(
-            [paraphrase_messages(source, n) for source in intents], parse_intents,
-            purpose=Purpose.PARAPHRASE, n=n, progress=progress)
-        results = [ParaphraseResult(
-            source=source,
-            candidates=() if reply.value is None else new_candidates(source, reply.value, n),
-            error=reply.error, cached=reply.cached, usage=reply.usage())
-            for source, reply in zip(intents, replies, strict=True)]
-        return results
-

@@ -3,7 +3,8 @@
 `render(image, answer)` applies adjust, then selective_adjust, then the filter at its intensity.
 Pure numpy in float32; Pillow only for reading, writing and drawing captions; scipy.ndimage (a
 dependency of scikit-image) for gaussian blurs of reduced images; scikit-image only to load the
-sample photos. Also here: loading any image safely, and side-by-side panels with captions.
+sample photos. Also here: loading any image safely, and side-by-side panels with captions
+(`comparison`: original, teacher and student in one strip).
 
 Internally an image is float32 planes, shape (3, H, W), display-encoded values in [0, 1]: one
 contiguous plane per channel, processed in strips of rows (see "Rendering" below).
@@ -811,6 +812,37 @@ def compare_strip(panels: Sequence[tuple[str, RGBImage]], height: int = 256) -> 
         _draw_text(draw, (left + 4, height + 3), caption, image.shape[1] - 8, font)
         left += image.shape[1] + GAP
     return np.asarray(canvas).copy()
+
+
+@dataclass(frozen=True)
+class ComparisonLabels:
+    """The captions of a comparison's panels."""
+
+    original: str = "original"
+    teacher: str = "teacher"
+    student: str = "student"
+
+
+def comparison_panels(image: RGBImage, teacher: Answer | None, student: Answer | None = None,
+                      labels: ComparisonLabels = ComparisonLabels()) -> list[tuple[str, RGBImage]]:
+    """The captioned panels of an original / teacher / student comparison, each answer rendered
+    once (for `compare_strip` or a `contact_sheet` row).
+
+    A teacher of None (the intent has no teacher answer in the data) shows the original under
+    '<teacher label>: not in the data'; a student of None leaves the student panel out."""
+    panels = [(labels.original, image),
+              (labels.teacher, render(image, teacher)) if teacher is not None
+              else (f"{labels.teacher}: not in the data", image)]
+    if student is not None:
+        panels.append((labels.student, render(image, student)))
+    return panels
+
+
+def comparison(image: RGBImage, teacher: Answer | None, student: Answer | None = None,
+               height: int = 256, labels: ComparisonLabels = ComparisonLabels()) -> RGBImage:
+    """The original, the teacher's answer and the student's answer on one image, side by side
+    with captions (see `comparison_panels` for None answers and `compare_strip` for the shape)."""
+    return compare_strip(comparison_panels(image, teacher, student, labels), height)
 
 
 def contact_sheet(rows: Sequence[tuple[str, Sequence[tuple[str, RGBImage]]]],

@@ -1,8 +1,8 @@
 """Paraphrasers (SPEC 6): write several new intents similar to a marked one.
 
-Two implementations share this small interface: the OpenAI-compatible LLM client
-(`workbench.llm.LLMParaphraser`) and the offline default (`workbench.paraphrase.offline`), so the
-augmentation pipeline does not care which one runs.
+Two implementations share this small interface: `workbench.paraphrase.llm.LLMParaphraser` (an
+LLM behind the OpenAI-compatible client of `workbench.llm`) and the offline default
+(`workbench.paraphrase.offline`), so the augmentation pipeline does not care which one runs.
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ from workbench.errors import WorkbenchError
 from workbench.students.base import Student, TrainingData
 
 STUDENT_KINDS: tuple[str, ...] = ("retrieval", "heads", "seq2seq")
+DEFAULT_STUDENT = "heads"       # the fast, real-time one: what a form offers first
 CONFIG_FILE = "student.json"
 
-__all__ = ["STUDENT_KINDS", "Student", "TrainingData", "load_student", "make_student"]
+__all__ = ["DEFAULT_STUDENT", "STUDENT_KINDS", "Student", "TrainingData", "load_student", "make_student"]
 
 
 def _classes(kind: str) -> tuple[Any, type]:

@@ -5,7 +5,7 @@ session, which teacher output it got and how often users exported it, written as
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from workbench.progress import Progress
 from workbench.synthetic.intents import draw_intents, requests_per_intent
 from workbench.synthetic.looks import N_ADJ, compile_vocabulary
 from workbench.synthetic.teacher import (
@@ -64,9 +65,9 @@ def generate(config: DemoConfig) -> Iterator[dict[str, Any]]:
         yield from _chunk(config, plan, start, min(start + CHUNK, config.requests))
 
 
-def write_jsonl(config: DemoConfig, path: Path,
-                progress: Callable[[int], None] | None = None) -> int:
-    """Write the corpus as JSONL; `progress(records written so far)` after every ~10k records."""
+def write_jsonl(config: DemoConfig, path: Path, progress: Progress | None = None) -> int:
+    """Write the corpus as JSONL; `progress("generate", records written, records in all)` after
+    every ~10k records."""
     plan = _plan(config)
     written = 0
     with Path(path).open("w", encoding="utf-8") as out:
@@ -76,7 +77,7 @@ def write_jsonl(config: DemoConfig, path: Path,
                               for r in records))
             written += len(records)
             if progress is not None:
-                progress(written)
+                progress("generate", written, config.requests)
     return written
 
 

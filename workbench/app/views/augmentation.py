@@ -5,15 +5,10 @@ into a new dataset version.
 Sources are either the intents sent from the Errors page (training intents only: paraphrasing a
 test intent would leak it into evaluation, so those are refused) or every intent a run's mining
 flags. Generation runs as a `workbench.app.jobs` job of kind 'augment' in its own process; the page
-polls its progress.
+polls its progress (`workbench.app.job_panel`).
 
-Session state:
-    "augmentation_sources"            list[str], written by the Errors page: intent keys to
-                                      paraphrase
-    "augmentation_sources_version"    int: the dataset version those keys come from
-    "reviewer"                        str: the reviewer's name (default $USER, else "curator")
-    "augmentation_job"                str: the id of the last job started here
-    "augmentation_committed_version"  int: the dataset version the last commit here created
+Session state it shares (see `workbench.app.state`): SOURCES_KEY and SOURCES_VERSION_KEY, which
+the Errors page writes; REVIEWER_KEY, AUGMENT_JOB_KEY and COMMITTED_KEY.
 """
 
 from __future__ import annotations
@@ -25,8 +20,16 @@ import pandas as pd
 import streamlit as st
 
 from pipelines import review
-from workbench.app import jobs, state
-from workbench.app.state import escape_markdown
+from pipelines.augment import AugmentConfig, ParaphraserChoice
+from workbench.app import job_panel, jobs, state
+from workbench.app.state import (
+    AUGMENT_JOB_KEY,
+    COMMITTED_KEY,
+    REVIEWER_KEY,
+    SOURCES_KEY,
+    SOURCES_VERSION_KEY,
+    escape_markdown,
+)
 from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.store import Store
 from workbench.store.candidates import augmentation_rounds
@@ -38,19 +41,13 @@ from workbench.store.versions import (
     version_exists,
 )
 
-SOURCES_KEY = "augmentation_sources"
-SOURCES_VERSION_KEY = "augmentation_sources_version"
-REVIEWER_KEY = "reviewer"
-JOB_KEY = "augmentation_job"
-COMMITTED_KEY = "augmentation_committed_version"
-
 MODES = {"selection": "Intents sent from the Errors page",
          "mining": "Every flagged intent of a run (mining)"}
-PARAPHRASERS = ("auto", "offline", "llm")
+PARAPHRASERS = tuple(choice.value for choice in ParaphraserChoice)
 STATUSES = ("pending", "approved", "rejected", "dropped", "all")
+DEFAULTS = AugmentConfig()
 PAGE_SIZE = 50
 RECENT_JOBS = 5
-POLL_S = 2.0
 
 _FLASH = "aug_flash"              # (kind, message) left by a callback for the next run
 _TABLE_VERSION = "aug_table_version"  # bumped after each review action: clears row selections
@@ -81,7 +78,8 @@ def render() -> None:
 
     st.subheader("Generate candidates")
     _generate(current, runs)
-    _jobs_panel(current)
+    job_panel.show(current, "aug", kinds={jobs.JobKind.AUGMENT}, recent=RECENT_JOBS)
+    _follow_new_round(current)
 
     st.subheader("Review")
     _review(current, rounds, version_id)
@@ -126,7 +124,7 @@ def _generate(current: Store, runs: list[dict[str, Any]]) -> None:
     flash = st.session_state.pop(_START_FLASH, None)
     if flash is not None:
         getattr(st, flash[0])(flash[1])
-    running = state.unfinished_job(current, JOB_KEY)
+    running = job_panel.unfinished_job(current, AUGMENT_JOB_KEY)
     if running is not None:
         st.caption(f"Your generation job {escape_markdown(running.id)} is "
                    f"{running.status.value}: *Start generation* is available again when it "
@@ -134,10 +132,11 @@ def _generate(current: Store, runs: list[dict[str, Any]]) -> None:
     # Enter in a field does not submit: only the button starts a job.
     with st.form("aug_generate_form", border=True, enter_to_submit=False):
         columns = st.columns(4)
-        n = columns[0].number_input("Candidates per intent", min_value=1, max_value=50, value=5,
-                                    step=1, key="aug_n")
+        n = columns[0].number_input("Candidates per intent", min_value=1, max_value=50,
+                                    value=DEFAULTS.n, step=1, key="aug_n")
         threshold = columns[1].number_input(
-            "Dedup threshold (cosine)", min_value=0.5, max_value=1.0, value=0.9, step=0.01,
+            "Dedup threshold (cosine)", min_value=0.5, max_value=1.0, value=DEFAULTS.threshold,
+            step=0.01,
             format="%.2f", key="aug_threshold",
             help="a candidate at or above this cosine to a training intent, a test intent or "
                  "another kept candidate is dropped")
@@ -163,13 +162,13 @@ def _generate(current: Store, runs: list[dict[str, Any]]) -> None:
     try:
         job = jobs.submit(current.path, jobs.JobKind.AUGMENT, config)
     except jobs.JobAlreadyRunningError as error:
-        st.session_state[JOB_KEY] = error.job.id        # follow the job that already runs
+        st.session_state[AUGMENT_JOB_KEY] = error.job.id   # follow the job that already runs
         st.session_state[_START_FLASH] = ("warning", escape_markdown(str(error)))
         st.rerun()
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         return
-    st.session_state[JOB_KEY] = job.id
+    st.session_state[AUGMENT_JOB_KEY] = job.id
     st.session_state[_START_FLASH] = ("success", (
         f"Started job {escape_markdown(job.id)}: it runs in the background; its progress shows "
         "below, and its candidates join the review queue when it ends."))
@@ -241,103 +240,29 @@ def _mining_config(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
     if st.session_state.get("aug_run") not in by_id:
         st.session_state.pop("aug_run", None)
     run_id = st.selectbox("Run to mine (newest first)", list(by_id), key="aug_run",
-                          format_func=lambda r: _run_label(by_id[r]))
+                          format_func=lambda r: state.run_label(by_id[r]))
     st.caption("The run predicts its own training split; every intent a tool flags (wrong "
                "filter, cosine below the tool's mean) is paraphrased, most-flagged first.")
     return {"run_id": run_id}
 
 
-def _run_label(run: dict[str, Any]) -> str:
-    when = run["started_at"].strftime("%Y-%m-%d %H:%M") \
-        if hasattr(run["started_at"], "strftime") else str(run["started_at"])
-    return (f"{run['run_id']} · {run['student']} · version {run['version_id']} · "
-            f"{run['n_train']:,} training intents · {when}")
-
-
 # ---------------------------------------------------------------------------- jobs
 
-def _augment_jobs(current: Store) -> list[jobs.Job]:
-    return [job for job in jobs.list_jobs(current.path) if job.kind is jobs.JobKind.AUGMENT]
-
-
-def _jobs_panel(current: Store) -> None:
-    running = any(not job.finished for job in _augment_jobs(current))
-    if running:  # poll while a job runs: the fragment reruns alone, the page when the job ends
-        st.fragment(run_every=POLL_S)(_show_jobs)(current, running)
-    else:
-        _show_jobs(current, running)
-
-
-def _show_jobs(current: Store, was_running: bool) -> None:
-    found = _augment_jobs(current)
-    if not found:
-        st.caption("No augmentation job yet.")
+def _follow_new_round(current: Store) -> None:
+    """Once the job this session started has made its round, that round is the one to review
+    next (once: choosing another round afterwards sticks)."""
+    job_id = st.session_state.get(AUGMENT_JOB_KEY)
+    if not job_id or st.session_state.get(_JOB_SHOWN) == job_id:
         return
-    mine = st.session_state.get(JOB_KEY)
-    job = next((j for j in found if j.id == mine), None)
-    if job is not None and job.status is jobs.JobStatus.SUCCEEDED \
-            and st.session_state.get(_JOB_SHOWN) != job.id:
-        # The round this session's job made is the one to review next (once).
+    try:
+        job = jobs.load_job(current.path, str(job_id))
+    except WorkbenchError:              # a job of another database, or its folder is gone
+        return
+    if job.status is jobs.JobStatus.SUCCEEDED:
         st.session_state[_JOB_SHOWN] = job.id
         made = (job.result or {}).get("augmentation_id")
         if made is not None:
             st.session_state[_ROUND_NEXT] = int(made)
-    if was_running and all(j.finished for j in found):
-        st.rerun()                      # the whole page: the new round joins the queue
-    # Every job still running, then the outcome of the job that finished last: a later success
-    # is never hidden behind an earlier failure (nor the other way round).
-    for running in (j for j in found if not j.finished):
-        _show_job(running)
-    latest = jobs.latest_outcome(found)
-    if latest is not None:
-        _show_job(latest)
-    with st.expander(f"Recent augmentation jobs ({min(len(found), RECENT_JOBS)})"):
-        st.dataframe(pd.DataFrame([_job_row(j) for j in found[:RECENT_JOBS]]), hide_index=True,
-                     key="aug_jobs_table")
-
-
-def _show_job(job: jobs.Job) -> None:
-    title = f"Job {escape_markdown(job.id)}: {job.status.value}"
-    if job.duration_s is not None:
-        title += f" ({job.duration_s:.0f} s)"
-    if not job.finished:
-        st.markdown(f"**{title}**")
-        progress = job.progress()
-        if not progress:
-            st.caption("Starting (loading the student and the encoder)…")
-        for stage, event in progress.items():
-            total = "?" if event.total is None else f"{event.total:,}"
-            st.progress(event.fraction or 0.0,
-                        text=f"{escape_markdown(stage)}: {event.done:,} / {total}")
-        if st.button("Cancel the job", key=f"aug_cancel_{job.id}"):
-            try:
-                jobs.cancel(job)
-            except WorkbenchError as error:
-                st.error(escape_markdown(str(error)))
-            st.rerun()
-    elif job.status is jobs.JobStatus.SUCCEEDED and job.result:
-        result = job.result
-        dropped = ", ".join(f"{n} {reason.replace('_', ' ')}"
-                            for reason, n in sorted(result.get("dropped", {}).items()))
-        st.success(f"{title}. Round {result.get('augmentation_id')}: "
-                   f"{result.get('n_sources', 0):,} source intent(s), "
-                   f"{result.get('n_generated', 0):,} candidate(s) generated, "
-                   f"{result.get('n_kept', 0):,} kept for review"
-                   + (f", dropped: {escape_markdown(dropped)}" if dropped else "")
-                   + (f", the paraphraser failed on {result['n_failed']:,}"
-                      if result.get("n_failed") else "") + ".")
-    elif job.status is jobs.JobStatus.CANCELLED:
-        st.info(f"{title}: {escape_markdown(job.error or 'cancelled')}")
-    else:
-        st.error(f"{title}: {escape_markdown(job.error or 'no reason recorded')}")
-        with st.expander("Job log"):
-            st.code(job.log_tail(), language=None)
-
-
-def _job_row(job: jobs.Job) -> dict[str, Any]:
-    return {"job": job.id, "status": job.status.value, "created": job.created_at,
-            "seconds": None if job.duration_s is None else round(job.duration_s),
-            "round": (job.result or {}).get("augmentation_id"), "error": job.error}
 
 
 # ---------------------------------------------------------------------------- review

@@ -5,9 +5,8 @@ per tool, its intents worst first (cosine gap, wrong filters), paged; one intent
 student parameters side by side with renders of both; and a selection of intents sent to the
 Augmentation page.
 
-Session state it writes for the Augmentation page (see `views.augmentation`):
-    "augmentation_sources"          list[str]: the intent keys sent to augmentation
-    "augmentation_sources_version"  int: the dataset version those intents come from
+Session state it writes for the Augmentation page (see `workbench.app.state`): SOURCES_KEY, the
+intent keys sent to augmentation, and SOURCES_VERSION_KEY, the dataset version they come from.
 """
 
 from __future__ import annotations
@@ -19,8 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench.app import state
-from workbench.app.state import escape_markdown
-from workbench.app.views.augmentation import SOURCES_KEY, SOURCES_VERSION_KEY
+from workbench.app.state import SOURCES_KEY, SOURCES_VERSION_KEY, escape_markdown
 from workbench.describe import parameter_table
 from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.render import SAMPLE_IMAGES
@@ -279,13 +277,12 @@ def _jsons(answer: Answer) -> tuple[str | None, str | None, str | None]:
 def _strip(sample: str, teacher: tuple[str | None, str | None, str | None],
            student: tuple[str | None, str | None, str | None]) -> bytes:
     """PNG of original / teacher / student on a bundled sample photo (cached per answers)."""
-    from workbench.render import compare_strip, fit_image, load_image, render, to_png_bytes
+    from workbench.render import comparison, fit_image, load_image, to_png_bytes
     from workbench.tools import answer_from_json
 
     image = fit_image(load_image(sample), 640)
-    panels = [("original", image), ("teacher", render(image, answer_from_json(*teacher))),
-              ("student", render(image, answer_from_json(*student)))]
-    return to_png_bytes(compare_strip(panels, STRIP_HEIGHT))
+    return to_png_bytes(comparison(image, answer_from_json(*teacher), answer_from_json(*student),
+                                   STRIP_HEIGHT))
 
 
 def _send(evaluation: dict[str, Any], ranked: list[dict[str, Any]]) -> None:

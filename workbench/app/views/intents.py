@@ -293,7 +293,6 @@ def _preview(name: str, adjust: str | None, selective_adjust: str | None,
              filter_: str | None) -> bytes:
     image = _sample(name)
     answer = answer_from_json(adjust, selective_adjust, filter_)
-    strip = renderer.compare_strip([("original", image),
-                                    ("teacher ground truth", renderer.render(image, answer))],
-                                   height=PREVIEW_HEIGHT)
+    strip = renderer.comparison(image, answer, height=PREVIEW_HEIGHT,
+                                labels=renderer.ComparisonLabels(teacher="teacher ground truth"))
     return renderer.to_png_bytes(strip)

@@ -10,17 +10,16 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from workbench.app import jobs, state
-from workbench.app.state import escape_markdown
+from workbench.app import job_panel, jobs, state
+from workbench.app.state import RUNS_JOB_KEY
 from workbench.errors import WorkbenchError
 from workbench.report import TOOL_TITLES, evaluation_table
 from workbench.store import Store
 from workbench.store.evaluations import runs_with_latest_evaluation
 from workbench.store.versions import current_version_id, list_versions
+from workbench.students import DEFAULT_STUDENT, STUDENT_KINDS
 from workbench.tools import TOOLS
 
-STUDENTS = ("heads", "retrieval", "seq2seq")
-JOB_KEY = "runs_job"              # the id of the last job started from this session's form
 _FLASH = "runs_flash"             # (kind, message) about the last start, for the next run
 
 
@@ -35,7 +34,7 @@ def render() -> None:
     with launch:
         _launch(current, versions, current_id, runs)
     with watch:
-        _jobs(current.path)
+        job_panel.show(current, "runs", expanded=True)
     with compare:
         _compare(runs)
 
@@ -48,7 +47,7 @@ def _launch(current: Store, versions: list[int], current_id: int | None,
     flash = st.session_state.pop(_FLASH, None)
     if flash is not None:
         getattr(st, flash[0])(flash[1])
-    running = state.unfinished_job(current, JOB_KEY)
+    running = job_panel.unfinished_job(current, RUNS_JOB_KEY)
     if running is not None:
         st.caption(f"Your {running.kind.value} job {running.id} is {running.status.value}: "
                    "*Start* is available again when it ends (follow or cancel it in the Jobs "
@@ -57,7 +56,8 @@ def _launch(current: Store, versions: list[int], current_id: int | None,
     # Enter in a field does not submit: only the button starts a job.
     with st.form("launch_form", enter_to_submit=False):
         if kind == "train":
-            student = st.selectbox("Student", STUDENTS, key="launch_student",
+            student = st.selectbox("Student", STUDENT_KINDS, key="launch_student",
+                                   index=STUDENT_KINDS.index(DEFAULT_STUDENT),
                                    help="heads: fast real-time student; retrieval: nearest "
                                         "training intent; seq2seq: the paper's generative kind "
                                         "(slow on a CPU)")
@@ -90,72 +90,15 @@ def _launch(current: Store, versions: list[int], current_id: int | None,
                 return
             job = jobs.submit(current.path, "evaluate", {"run_id": run_id})
     except jobs.JobAlreadyRunningError as error:
-        st.session_state[JOB_KEY] = error.job.id        # follow the job that already runs
+        st.session_state[RUNS_JOB_KEY] = error.job.id   # follow the job that already runs
         st.session_state[_FLASH] = ("warning", str(error))
         st.rerun()
     except WorkbenchError as error:
         st.error(str(error))
         return
-    st.session_state[JOB_KEY] = job.id
+    st.session_state[RUNS_JOB_KEY] = job.id
     st.session_state[_FLASH] = ("success", f"Started job {job.id}; follow it in the Jobs tab.")
     st.rerun()      # draw the form again with Start disabled while the job runs
-
-
-def _jobs(db) -> None:
-    listed = jobs.list_jobs(db)
-    if not listed:
-        st.info("No jobs yet: start one in the Launch tab.")
-        return
-    running = [job for job in listed if not job.finished]
-    if running:
-        _live(db, [job.id for job in running])
-    _latest_outcome(jobs.latest_outcome(listed))
-    st.dataframe(pd.DataFrame([{
-        "job": job.id, "kind": job.kind.value, "status": job.status.value,
-        "created": job.created_at, "seconds": None if job.duration_s is None
-        else round(job.duration_s, 1),
-        "outcome": job.error or (json.dumps(job.result)[:120] if job.result else "")}
-        for job in listed]), hide_index=True, key="jobs_table")
-    finished = [job.id for job in listed if job.finished]
-    if finished:
-        chosen = st.selectbox("Show the log of", finished, key="job_log_choice")
-        st.code(jobs.load_job(db, chosen).log_tail(6000) or "(empty log)", language=None)
-
-
-def _latest_outcome(job: jobs.Job | None) -> None:
-    """The job that finished last, so a later success is never hidden behind an earlier
-    failure (the table below lists every job)."""
-    if job is None:
-        return
-    took = "" if job.duration_s is None else f" after {job.duration_s:.0f} s"
-    what = f"Latest finished job: {job.kind.value} `{job.id}` {job.status.value}{took}"
-    if job.status is jobs.JobStatus.SUCCEEDED:
-        result = job.result or {}
-        made = (f": evaluation {result['evaluation_id']}" if "evaluation_id" in result else
-                f": run `{result['run_id']}`" if "run_id" in result else "")
-        st.success(what + made + ".")
-    elif job.status is jobs.JobStatus.CANCELLED:
-        st.info(what + ".")
-    else:
-        st.error(what + f": {escape_markdown(job.error or 'no reason recorded')}")
-
-
-@st.fragment(run_every=2)
-def _live(db, job_ids: list[str]) -> None:
-    """Progress bars and log tails of unfinished jobs, refreshed every 2 s."""
-    for job_id in job_ids:
-        job = jobs.load_job(db, job_id)
-        with st.container(border=True):
-            st.markdown(f"**{job.kind.value}** `{job.id}` · {job.status.value}")
-            for stage, event in job.progress().items():
-                total = "?" if event.total is None else f"{event.total:,}"
-                st.progress(event.fraction or 0.0, text=f"{stage}: {event.done:,} / {total}")
-            st.code(job.log_tail(1500) or "(no output yet)", language=None)
-            if not job.finished and st.button("Cancel", key=f"cancel_{job.id}"):
-                jobs.cancel(job)
-                st.rerun()
-    if all(jobs.load_job(db, job_id).finished for job_id in job_ids):
-        st.rerun()  # the whole page: move the finished jobs into the table
 
 
 def _compare(runs: list[dict]) -> None:

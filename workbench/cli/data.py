@@ -1,0 +1,226 @@
+"""The data commands: demo, ingest, curate, status, versions, export, quarantine."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipelines import curate, demo, export, ingest
+from workbench.cli.output import emit, progress_bars
+from workbench.cli.parsing import (
+    LIST_ROWS,
+    OUT_RULES,
+    Commands,
+    add_progress,
+    parse_positive_int,
+    parse_test_size,
+)
+from workbench.store import Store, default_db_path
+from workbench.store.versions import Split
+from workbench.terminal import printable
+
+
+def ingest_lines(result: ingest.IngestResult) -> list[str]:
+    """The ingest summary: a line per file, the totals of several, where to find quarantined
+    records."""
+    lines = [result.leftovers_note] if result.leftovers_note else []
+    for f in result.files:
+        status = f"error: {printable(f.error)}" if f.error else "ok"
+        lines.append(f"{printable(f.source_file)}: read {f.read}, ingested {f.ingested}, "
+                     f"duplicates {f.duplicates}, quarantined {f.quarantined} ({status})")
+    if len(result.files) > 1:
+        t = result.totals
+        lines.append(f"total: read {t['read']}, ingested {t['ingested']}, duplicates "
+                     f"{t['duplicates']}, quarantined {t['quarantined']}")
+    if any(f.quarantined for f in result.files):
+        lines.append("See the quarantined records and their reasons with `workbench quarantine`.")
+    return lines
+
+
+def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
+    with progress_bars(args) as progress:
+        result = ingest.run(ingest.IngestConfig(tuple(args.files)), store, progress)
+    emit(args, result, lambda: ingest_lines(result))
+    return 1 if result.failed else 0
+
+
+def cmd_curate(args: argparse.Namespace, store: Store) -> int:
+    result = curate.run(curate.CurateConfig(test_size=args.test_size, seed=args.seed,
+                                            note=args.note), store)
+    emit(args, result, lambda: [
+        (f"dataset version {result.version_id} (now current): {result.intents} intents, "
+        f"train {result.train}, test {result.test} (r_3 {result.test_r_3}, r_5 {result.test_r_5})"),
+        (f"from {result.requests} requests; dropped {result.requests_dropped} with zero exports "
+        f"({result.intents_dropped} intents had only those)")])
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, store: Store) -> int:
+    if args.if_missing and store.exists:
+        print(f"{store.path} already exists; leaving it as it is (use --replace to rebuild).")
+        return cmd_status(argparse.Namespace(json=False), store)
+    print(f"Building the SYNTHETIC demo corpus ({args.requests} requests) into {store.path}",
+          file=sys.stderr)
+    with progress_bars(args) as progress:
+        result = demo.run(demo.DemoRunConfig(requests=args.requests, seed=args.seed,
+                                             test_size=args.test_size, replace=args.replace),
+                          store, progress)
+    c = result.curate
+    print(f"Synthetic demo logs: {result.corpus_path}")
+    print(f"Database: {store.path}")
+    print(f"Ingested {result.ingest.ingested} requests; dataset version {c.version_id}: "
+          f"{c.intents} intents, train {c.train}, test {c.test} "
+          f"(r_3 {c.test_r_3}, r_5 {c.test_r_5}).")
+    db_flag = "" if store.path == default_db_path() else f" --db {store.path}"
+    steps = [(f"workbench app{db_flag}", "browse it in the browser"),
+             (f"workbench train{db_flag} --student heads", "train the real-time student"),
+             (f"workbench experiment rq1{db_flag}", "every student, the paper's RQ1 table")]
+    width = max(len(command) for command, _ in steps)
+    print("Next:")
+    for command, why in steps:  # padded, so the comments line up with or without --db
+        print(f"  {command.ljust(width)}  # {why}")
+    return 0
+
+
+def _status_lines(counts: dict[str, Any]) -> list[str]:
+    lines = [f"database      {printable(counts['database'])}"]
+    lines += [f"{key.replace('_', ' '):<13} {counts[key]}"
+              for key in ("requests", "intents", "quarantined", "ingests", "dataset_versions")]
+    version = counts["current_version"]
+    if version is None:
+        return [*lines, "current version: none yet (run `workbench curate`)"]
+    return [*lines,
+            (f"current version {version['version_id']} ({printable(version['created_by'])}, "
+            f"{version['created_at'][:19]}): train {version['n_train']}, test {version['n_test']} "
+            f"(r_3 {version['test_r_3']}, r_5 {version['test_r_5']})"),
+            f"  note: {printable(version['note'])}"]
+
+
+def cmd_status(args: argparse.Namespace, store: Store) -> int:
+    from workbench.store.status import status_counts
+
+    counts = status_counts(store)
+    emit(args, counts, lambda: _status_lines(counts))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, store: Store) -> int:
+    result = export.run(export.ExportConfig(out=args.out, version=args.version,
+                                            split=Split(args.split)), store)
+    print(f"wrote {result.rows} rows of dataset version {result.version_id} "
+          f"({result.split}) to {result.out}")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace, store: Store) -> int:
+    from workbench.store.versions import current_version_id, list_versions
+
+    with store.session(read_only=True) as session:
+        versions, current = list_versions(session), current_version_id(session)
+
+    def lines() -> list[str]:
+        if not versions:
+            return ["no dataset versions yet (run `workbench curate`)"]
+        found = []
+        for v in versions:
+            mark = "*" if v["version_id"] == current else " "
+            parent = v["parent_id"] if v["parent_id"] is not None else "-"
+            found.append(f"{mark} {v['version_id']:>3}  parent {parent:>3}  "
+                         f"{printable(v['created_by']):<12} {str(v['created_at'])[:19]}  "
+                         f"train {v['n_train']:>6}  test {v['n_test']:>5}  "
+                         f"{printable(v['note'])}")
+        return found
+
+    emit(args, versions, lines)
+    return 0
+
+
+def cmd_quarantine(args: argparse.Namespace, store: Store) -> int:
+    from workbench.store.requests import quarantine_page
+
+    with store.session(read_only=True) as session:
+        rows = quarantine_page(session, limit=args.limit, offset=args.offset)
+
+    def lines() -> list[str]:
+        if not rows:
+            return ["no quarantined records"]
+        found = []
+        for row in rows:
+            raw = row["raw"] if row["raw"] is None or len(row["raw"]) <= 120 \
+                else row["raw"][:117] + "..."
+            found += [(f"#{row['quarantine_id']} {printable(row['source_file'])} "
+                      f"{printable(row['location'])}: {printable(row['reason'])}"),
+                      f"    raw: {printable(raw)}"]
+        return found
+
+    emit(args, rows, lines)
+    return 0
+
+
+def add_demo(commands: Commands) -> None:
+    defaults = demo.DemoRunConfig()
+    p = commands.add("demo", cmd_demo, "Generate the SYNTHETIC demo corpus, ingest, curate and "
+                     "split it.", json_flag=False, creates=True)
+    p.add_argument("--requests", type=parse_positive_int, default=defaults.requests,
+                   help=f"number of requests (default: the paper's {defaults.requests:,}; "
+                        "intents scale with it)")
+    p.add_argument("--seed", type=int, default=defaults.seed,
+                   help="generator seed (default: %(default)s)")
+    p.add_argument("--test-size", type=parse_test_size, default=defaults.test_size,
+                   help=f"test intents: a count, or a fraction below 1 (default: "
+                        f"{curate.DEFAULT_TEST_SIZE} at the paper's scale and above; below it "
+                        f"the paper's share, {100 * demo.PAPER_TEST_SHARE:.1f}%%)")
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--replace", action="store_true",
+                          help="delete an existing database first")
+    existing.add_argument("--if-missing", action="store_true",
+                          help="do nothing if the database already exists")
+    add_progress(p)
+
+
+def add_ingest(commands: Commands) -> None:
+    p = commands.add("ingest", cmd_ingest, "Ingest log files (JSONL, CSV or Parquet) into the "
+                     "database.", creates=True)
+    p.add_argument("files", nargs="+", type=Path, help="log files, in the log contract (SPEC 3)")
+    add_progress(p)
+
+
+def add_curate(commands: Commands) -> None:
+    defaults = curate.CurateConfig()
+    p = commands.add("curate", cmd_curate, "Curate the logs into a new dataset version with a "
+                     "train/test split by intent.")
+    p.add_argument("--test-size", type=parse_test_size, default=defaults.test_size,
+                   help="test intents: a count, or a fraction below 1 (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=defaults.seed,
+                   help="split seed (default: %(default)s)")
+    p.add_argument("--note", default=defaults.note, help="a note stored with the version")
+
+
+def add_status(commands: Commands) -> None:
+    commands.add("status", cmd_status, "Show counts and the current dataset version.",
+                 reads=True)
+
+
+def add_versions(commands: Commands) -> None:
+    commands.add("versions", cmd_versions, "List dataset versions (* marks the current one).",
+                 reads=True)
+
+
+def add_export(commands: Commands) -> None:
+    p = commands.add("export", cmd_export, "Write a dataset version's rows as JSONL or Parquet.",
+                     json_flag=False, reads=True)
+    p.add_argument("--out", type=Path, required=True,
+                   help="output file (.jsonl or .parquet); " + OUT_RULES)
+    p.add_argument("--version", type=int, default=None, help="dataset version (default: current)")
+    p.add_argument("--split", choices=[split.value for split in Split],
+                   default=export.ExportConfig.split.value, help="which rows (default: %(default)s)")
+
+
+def add_quarantine(commands: Commands) -> None:
+    p = commands.add("quarantine", cmd_quarantine, "List quarantined records with their reasons.",
+                     reads=True)
+    p.add_argument("--limit", type=parse_positive_int, default=LIST_ROWS,
+                   help="rows to show (default: %(default)s)")
+    p.add_argument("--offset", type=int, default=0, help="rows to skip")
