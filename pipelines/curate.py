@@ -13,17 +13,19 @@ Steps 1-4 read the logs in a read-only session (other readers, such as the app, 
 meanwhile); the version is then written in one short transaction. If logs were ingested between
 the two (the newest ingest id or the request count moved), the work is done again on the new
 logs, a few times at most, and then curation stops with a message: a version never mixes two
-states of the logs.
+states of the logs. The same transaction records each intent's choice as a `curation` label
+(SPEC 11; an identical one from an earlier curation is reused) and links every row to it.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from workbench.errors import CurationError
-from workbench.store import Session, Store, requests
+from workbench.store import Session, Store, labels, requests
 from workbench.store.versions import (
     DatasetRow,
     Origin,
@@ -147,6 +149,9 @@ def _write(session: Session, config: CurateConfig, prepared: _Prepared, rows_: A
     version_id = create_version(session, rows_, Origin.CURATION, config.note or
                                 "curated from the logs", asdict(config))
     record_ground_truth_choices(session, version_id, choices)
+    # Each export-rate choice is a `curation` label (an identical earlier one is reused), and
+    # every row of the version names it.
+    labels.record_curation_labels(session, version_id, version_id, datetime.now(UTC))
     rows = prepared.rows
     test_counts = [row.request_count for row in rows if row.split == "test"]
     return CurateResult(

@@ -53,7 +53,8 @@ from workbench.tools import (
 
 SUBSETS: tuple[tuple[str, int], ...] = (("All", 1), ("r_3", 3), ("r_5", 5))
 MAX_LISTED = 10
-EXPORT_METADATA = frozenset({"split", "request_count", "origin", "source_intent"})
+EXPORT_METADATA = frozenset({"split", "request_count", "origin", "source_intent", "label_id",
+                             "label_source"})
 
 
 class PredictionsError(WorkbenchError):

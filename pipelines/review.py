@@ -13,18 +13,28 @@ approved and uncommitted.
 
 Dropped candidates stay visible with their reason but cannot be approved: a near-duplicate of a
 test intent would leak into evaluation, and one of a training intent adds nothing.
+
+A candidate carries its source's label. A curator can approve it with an edited one instead
+(`approve_with_label`: "slightly cooler morning" deserves a weaker temperature than its source):
+that is a `curator:<name>` label of the candidate's text, and a commit takes, for every
+candidate, the newest curator label of its text when there is one (the version row records that
+label), else the source's answer (the row keeps the source row's label).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from pipelines.labels import Label, new_label
 from workbench.errors import WorkbenchError
 from workbench.store import Store, candidates
+from workbench.store import labels as label_store
 from workbench.store.candidates import REVIEWABLE, ReviewFilter, Status
+from workbench.store.labels import LabelKind
 from workbench.store.versions import (
     DatasetRow,
     Origin,
@@ -33,13 +43,22 @@ from workbench.store.versions import (
     current_version_id,
     version_rows,
 )
+from workbench.tools import TOOLS, Answer, answer_from_json
 
 
 def list_candidates(store: Store, selection: ReviewFilter, limit: int = 100,
                     offset: int = 0) -> list[dict]:
-    """Candidates with their source intent's text, newest round first, in generation order."""
+    """Candidates with their source intent's text, newest round first, in generation order.
+    `edited_label` is the source of the newest curator label of the candidate's text (the
+    label a commit takes instead of the source's), else None."""
     with store.session(read_only=True) as session:
-        return candidates.list_candidates(session, selection, limit, offset)
+        rows = candidates.list_candidates(session, selection, limit, offset)
+        edited = label_store.latest_labels(session, kinds=[LabelKind.CURATOR.value],
+                                           keys=[row["intent_key"] for row in rows])
+    for row in rows:
+        found = edited.get(row["intent_key"])
+        row["edited_label"] = None if found is None else found["source"]
+    return rows
 
 
 def count_candidates(store: Store, selection: ReviewFilter) -> dict[str, int]:
@@ -73,6 +92,39 @@ def set_status(store: Store, selection: ReviewFilter, status: Status, by: str) -
         return candidates.set_status(session, selection, status, by.strip(), datetime.now(UTC))
 
 
+def approve_with_label(store: Store, candidate_id: int,
+                       answer: Answer | Mapping[str, Any] | str, by: str,
+                       note: str = "") -> Label:
+    """Approve one candidate with an edited answer: a `curator:<by>` label of the candidate's
+    text (edited from the label of its source's row when there is one) and the approval, in one
+    transaction. An answer that breaks the tool schema, or a candidate that is dropped, already
+    in a version or unknown, raises and saves nothing."""
+    if not by.strip():
+        raise WorkbenchError("say who reviews (a name)")
+    store.check_writable()
+    now = datetime.now(UTC)
+    with store.atomic() as session:
+        row = candidates.candidate_row(session, candidate_id)
+        if row is None:
+            raise WorkbenchError(f"no candidate {candidate_id}")
+        if row["status"] == Status.DROPPED.value or row["committed_version_id"] is not None:
+            where = (f", in version {row['committed_version_id']}"
+                     if row["committed_version_id"] is not None else "")
+            raise WorkbenchError(f"cannot review {candidate_id} ({row['status']}{where})")
+        source = label_store.version_row_labels(session, row["base_version_id"],
+                                                [row["source_intent_key"]]).get(
+            row["source_intent_key"])
+        label = new_label(row["intent_text"], answer, LabelKind.CURATOR, by, note,
+                          None if source is None else source["label_id"])
+        label_id = label_store.add_label(session, label, now)
+        candidates.set_status(session, ReviewFilter(candidate_ids=(candidate_id,)),
+                              Status.APPROVED, by.strip(), now)
+    return Label(label_id, label.intent_key, label.intent_text, label.kind, label.author,
+                 label.source, answer_from_json(label.adjust, label.selective_adjust,
+                                                label.filter),
+                 label.edited_from, label.note, now, None)
+
+
 @dataclass(frozen=True)
 class SkippedCandidate:
     """An approved candidate a commit left out, and why (it stays approved, uncommitted)."""
@@ -89,6 +141,7 @@ class CommitResult:
     source_version_id: int           # the version the round(s) were generated from
     committed: int                   # candidates in the new version
     skipped: tuple[SkippedCandidate, ...] = ()
+    edited: int = 0                  # of them, with a curator's label of their own
 
     @property
     def rebased(self) -> bool:
@@ -150,11 +203,15 @@ def commit(store: Store, augmentation_id: int | None, by: str, note: str = "",
                                           for s in skipped[:5])
                 + ("; ..." if len(skipped) > 5 else "")
                 + ". Reject them (`workbench review reject IDS`) to clear them from the queue.")
+        # A candidate approved with an edited label: the newest curator label of its text.
+        edited = label_store.latest_labels(session, kinds=[LabelKind.CURATOR.value],
+                                           keys=[row["intent_key"] for row in kept])
         rows += [DatasetRow(intent_key=row["intent_key"], intent_text=row["intent_text"],
-                            split=Split.TRAIN.value, request_count=0, adjust=row["adjust"],
-                            selective_adjust=row["selective_adjust"], filter=row["filter"],
+                            split=Split.TRAIN.value, request_count=0,
                             origin=Origin.AUGMENTATION.value,
-                            source_intent_key=row["source_intent_key"]) for row in kept]
+                            source_intent_key=row["source_intent_key"],
+                            **{tool: edited.get(row["intent_key"], row)[tool] for tool in TOOLS})
+                 for row in kept]
         rebased = f"rebased from version {base} onto version {parent}" if parent != base else ""
         text = note or (f"{len(kept)} approved augmentation(s) from round(s) "
                         f"{', '.join(map(str, rounds))}")
@@ -164,10 +221,11 @@ def commit(store: Store, augmentation_id: int | None, by: str, note: str = "",
             {"augmentations": rounds, "approved": len(kept), "committed_by": by,
              "source_version": base, "rebased_from": base if rebased else None,
              "skipped": [{"candidate_id": s.candidate_id, "reason": s.reason}
-                         for s in skipped]},
-            parent_id=parent)
+                         for s in skipped], "edited_labels": len(edited)},
+            parent_id=parent,
+            row_labels={key: int(label["label_id"]) for key, label in edited.items()})
         candidates.mark_committed(session, [row["candidate_id"] for row in kept], version_id)
-    return CommitResult(version_id, parent, base, len(kept), tuple(skipped))
+    return CommitResult(version_id, parent, base, len(kept), tuple(skipped), len(edited))
 
 
 def _misfit(candidate: dict, splits: dict[str, str], version_id: int) -> str | None:
@@ -189,6 +247,9 @@ def describe_commit(result: CommitResult) -> list[str]:
     approved candidate it left out."""
     lines = [(f"committed the approved candidates as dataset version {result.version_id} "
              "(now the current version)")]
+    if result.edited:
+        lines.append(f"{result.edited} of the {result.committed} candidate(s) with a curator's "
+                     "edited label, the rest with their source's")
     if result.rebased:
         lines.append(f"the round came from version {result.source_version_id}, but version "
                      f"{result.parent_id} was current: version {result.version_id} builds on "

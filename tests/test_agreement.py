@@ -76,3 +76,38 @@ def test_the_module_is_pure() -> None:
         alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
         for alias in node.names}
     assert imported <= {"__future__", "collections.abc", "dataclasses"}
+
+
+def test_krippendorff_alpha_reproduces_krippendorffs_worked_example() -> None:
+    # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", the nominal example:
+    # 4 observers, 12 units, values 1..5, some missing; alpha (nominal) = 0.743.
+    # Rows are units, columns the values 1..5 (how many observers chose each).
+    table = [[3, 0, 0, 0, 0], [0, 3, 1, 0, 0], [0, 0, 4, 0, 0], [0, 0, 4, 0, 0],
+             [0, 4, 0, 0, 0], [1, 1, 1, 1, 0], [0, 0, 0, 4, 0], [3, 1, 0, 0, 0],
+             [0, 4, 0, 0, 0], [0, 0, 0, 0, 3], [2, 0, 0, 0, 0], [0, 0, 1, 0, 0]]
+    assert ag.krippendorff_alpha(table) == pytest.approx(0.743, abs=5e-4)
+
+
+def test_krippendorff_alpha_and_fleiss_kappa_by_hand() -> None:
+    # Two curators, four intents, filter names [A, A], [A, B], [B, B], [C, C].
+    # n = 8 answers. Observed: sum over items of sum_c n_uc (n_uc - 1) / (n_u - 1) =
+    # 2 + 0 + 2 + 2 = 6, A_o = 6/8. Totals A 3, B 3, C 2: A_e = (6 + 6 + 2) / (8 * 7) = 1/4.
+    # alpha = (3/4 - 1/4) / (3/4) = 2/3.
+    # Fleiss: P-bar = (1 + 0 + 1 + 1) / 4 = 3/4; P_e = (3/8)^2 + (3/8)^2 + (2/8)^2 = 22/64;
+    # kappa = (48/64 - 22/64) / (42/64) = 26/42 = 13/21.
+    table = [[2, 0, 0], [1, 1, 0], [0, 2, 0], [0, 0, 2]]
+    assert ag.krippendorff_alpha(table) == pytest.approx(2 / 3)
+    assert ag.agreement(table).kappa == pytest.approx(13 / 21)
+
+
+def test_krippendorff_alpha_with_different_numbers_of_annotators() -> None:
+    # [A, A, B] and [none, none] (columns A, B, none), plus one item rated once (left out).
+    # n = 5. A_o = ((2*1 + 0) / 2 + 2*1 / 1) / 5 = 3/5. Totals A 2, B 1, none 2:
+    # A_e = (2 + 0 + 2) / (5 * 4) = 1/5. alpha = (3/5 - 1/5) / (4/5) = 1/2.
+    assert ag.krippendorff_alpha([[2, 1, 0], [0, 0, 2], [1, 0, 0]]) == pytest.approx(0.5)
+
+
+def test_krippendorff_alpha_undefined_cases() -> None:
+    assert ag.krippendorff_alpha([]) is None
+    assert ag.krippendorff_alpha([[1, 0], [0, 1]]) is None        # nobody rated an item twice
+    assert ag.krippendorff_alpha([[2, 0], [3, 0]]) is None        # one category only: A_e = 1

@@ -172,3 +172,74 @@ def test_the_cli_commit_says_it_rebased_and_no_rebase_stops(world, capsys) -> No
         "committed the approved candidates as dataset version 3 (now the current version)",
         ("the round came from version 1, but version 2 was current: version 3 builds on version "
         "2 (rebased)")]
+
+
+# ------------------------------------------------------------------ an augmentation's own label
+
+def test_a_candidate_approved_with_an_edited_label_goes_in_with_it(world) -> None:
+    """Issue 13: "slightly cooler morning" deserves a weaker temperature than its source. The
+    edited answer is a curator label of the candidate's text, and the commit takes it (and
+    records it); the other candidates keep their source's answer and label."""
+    from pipelines import labels
+    from workbench.store.labels import version_row_labels
+
+    store = world
+    ids = make_round(store, 1, per_source=1, sources=2)
+    [first, second] = review.list_candidates(store, review.ReviewFilter(candidate_ids=tuple(ids)))
+    edited = {"adjust": {"temperature": -15}}
+    label = review.approve_with_label(store, ids[0], edited, by="ana", note="weaker")
+    assert (label.source, label.intent_text, label.note) == ("curator:ana",
+                                                             first["intent_text"], "weaker")
+    with store.session(read_only=True) as session:
+        source_row = version_row_labels(session, 1, [first["source_intent_key"]])
+    assert label.edited_from == source_row[first["source_intent_key"]]["label_id"] is not None
+    approve(store, [ids[1]])                                       # with its source's label
+    listed = {row["candidate_id"]: row for row in review.list_candidates(
+        store, review.ReviewFilter(candidate_ids=tuple(ids)))}
+    assert listed[ids[0]]["status"] == "approved"
+    assert (listed[ids[0]]["edited_label"], listed[ids[1]]["edited_label"]) == ("curator:ana",
+                                                                                None)
+    result = review.commit(store, None, by="ana")
+    assert (result.committed, result.edited) == (2, 1)
+    assert any("1 of the 2 candidate(s) with a curator's edited label" in line
+               for line in review.describe_commit(result))
+    with store.session(read_only=True) as session:
+        rows = version_row_labels(session, result.version_id,
+                                  [first["intent_key"], second["intent_key"]])
+        source_label = version_row_labels(session, 1, [second["source_intent_key"]])
+    assert json.loads(rows[first["intent_key"]]["adjust"])["temperature"] == -15
+    assert rows[first["intent_key"]]["label_id"] == label.label_id
+    assert rows[first["intent_key"]]["source"] == "curator:ana"
+    assert rows[second["intent_key"]]["adjust"] == second["adjust"]          # the source's
+    assert rows[second["intent_key"]]["label_id"] == \
+        source_label[second["source_intent_key"]]["label_id"]
+    assert labels.current_answer(store, first["intent_text"]).source == "curator:ana"
+
+
+def test_an_edited_label_that_breaks_the_schema_saves_nothing(world) -> None:
+    store = world
+    ids = make_round(store, 1, per_source=1, sources=1)
+    with pytest.raises(WorkbenchError, match=r"adjust\.temperature.*-140"):
+        review.approve_with_label(store, ids[0], {"adjust": {"temperature": -140}}, by="ana")
+    with pytest.raises(WorkbenchError, match=r"filter\.name.*sepia_Dream"):
+        review.approve_with_label(store, ids[0], {"filter": {"name": "sepia_Dream",
+                                                             "intensity": 50}}, by="ana")
+    assert store.query("SELECT count(*) AS n FROM labels WHERE kind = 'curator'") == [{"n": 0}]
+    assert store.query("SELECT status FROM candidates") == [{"status": "pending"}]
+
+
+def test_a_dropped_or_committed_candidate_cannot_get_an_edited_label(world) -> None:
+    store = world
+    ids = make_round(store, 1, per_source=1, sources=2)
+    with store.atomic() as session:
+        session.execute("UPDATE candidates SET status = 'dropped' WHERE candidate_id = ?",
+                        [ids[0]])
+    with pytest.raises(WorkbenchError, match=f"cannot review {ids[0]} \\(dropped\\)"):
+        review.approve_with_label(store, ids[0], {"adjust": {"temperature": 5}}, by="ana")
+    approve(store, [ids[1]])
+    version_id = review.commit(store, None, by="ana").version_id
+    with pytest.raises(WorkbenchError, match=f"in version {version_id}"):
+        review.approve_with_label(store, ids[1], {"adjust": {"temperature": 5}}, by="ana")
+    with pytest.raises(WorkbenchError, match="no candidate 999"):
+        review.approve_with_label(store, 999, {"adjust": {"temperature": 5}}, by="ana")
+    assert store.query("SELECT count(*) AS n FROM labels WHERE kind = 'curator'") == [{"n": 0}]

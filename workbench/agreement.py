@@ -2,8 +2,8 @@
 
 A table has one row per item and one column per category: `table[i][j]` is how many annotators
 put item i in category j (for a yes/no question, `[yes, no]`). Items may have different numbers
-of annotators. The reality check's report uses these for its two questions; nothing here reads
-the store.
+of annotators. The reality check's report uses these for its two questions, and label statistics
+for curators' filter names (Fleiss' kappa, Krippendorff's alpha); nothing here reads the store.
 """
 
 from __future__ import annotations
@@ -65,6 +65,26 @@ def agreement(table: Table) -> Agreement:
                          "every answer was the same, so chance agreement is 1 and kappa is "
                          "undefined")
     return Agreement(len(rated), p_bar, (p_bar - chance) / (1.0 - chance))
+
+
+def krippendorff_alpha(table: Table) -> float | None:
+    """Krippendorff's alpha for nominal data, (A_o - A_e) / (1 - A_e), over the items rated at
+    least twice (any number of annotators each).
+
+    With n_u answers to item u, n_uc of them category c, and n answers in all: the observed
+    agreement A_o = sum_u sum_c n_uc (n_uc - 1) / (n_u - 1) / n (the coincidence matrix's
+    diagonal over n), the expected A_e = sum_c n_c (n_c - 1) / (n (n - 1)) with n_c the answers
+    in category c. None when no item was rated twice or every answer was the same (A_e = 1)."""
+    rated = _rated(table)
+    if not rated:
+        return None
+    n = sum(sum(row) for row in rated)
+    observed = sum(sum(c * (c - 1) for c in row) / (sum(row) - 1) for row in rated) / n
+    totals = [sum(row[j] for row in rated) for j in range(len(rated[0]))]
+    expected = sum(t * (t - 1) for t in totals) / (n * (n - 1))
+    if expected >= 1.0:
+        return None
+    return (observed - expected) / (1.0 - expected)
 
 
 def majority_count(table: Table, category: int = 0) -> int:

@@ -205,7 +205,8 @@ def test_export_downloads_the_versions_rows(page, tmp_path: Path, downloads: dic
     records = [json.loads(line) for line in lines]
     assert [r["split"] for r in records].count("test") == 3
     assert set(records[0]) == {"intent", "split", "request_count", "adjust", "selective_adjust",
-                               "filter", "origin", "source_intent"}
+                               "filter", "origin", "source_intent", "label_id",
+                               "label_source"}
 
     at.selectbox(key="datasets_export_split").set_value(
         at.selectbox(key="datasets_export_split").options[1])   # train

@@ -125,8 +125,9 @@ def list_candidates(session: Session, selection: ReviewFilter, limit: int = 100,
     """Candidates with their source intent's text, newest round first, in generation order."""
     where, params = selection.where()
     return session.query(
-        "SELECT c.candidate_id, c.augmentation_id, c.status, c.intent_text, "
-        "coalesce(r.intent_text, c.source_intent_key) AS source_text, c.drop_reason, "
+        "SELECT c.candidate_id, c.augmentation_id, c.status, c.intent_key, c.intent_text, "
+        "c.source_intent_key, coalesce(r.intent_text, c.source_intent_key) AS source_text, "
+        "c.drop_reason, "
         "c.nearest_text, c.nearest_kind, c.nearest_similarity, c.reviewed_by, c.reviewed_at, "
         "c.committed_version_id, c.adjust, c.selective_adjust, c.filter "
         "FROM (SELECT * FROM candidates WHERE " + where + ") c "
@@ -143,6 +144,14 @@ def count_candidates(session: Session, selection: ReviewFilter) -> dict[str, int
     return {row["status"]: row["n"] for row in session.query(
         "SELECT status, count(*) AS n FROM candidates WHERE " + where + " GROUP BY status",
         params)}
+
+
+def candidate_row(session: Session, candidate_id: int) -> dict | None:
+    """One candidate: its columns plus the dataset version its round came from
+    (`base_version_id`); None when there is no such candidate."""
+    return session.first(
+        "SELECT c.*, a.version_id AS base_version_id FROM candidates c "
+        "JOIN augmentations a USING (augmentation_id) WHERE c.candidate_id = ?", [candidate_id])
 
 
 def candidate_states(session: Session, candidate_ids: Sequence[int]) -> dict[int, dict]:

@@ -229,3 +229,21 @@ def evaluated_intent(session: Session, evaluation_id: int,
         answer_from_json(row["t_adjust"], row["t_selective_adjust"], row["t_filter"]),
         answer_from_json(row["s_adjust"], row["s_selective_adjust"], row["s_filter"]),
         scores)
+
+
+# ------------------------------------------------------------------------------ the label queue
+
+def intent_disagreement(session: Session, evaluation_id: int) -> list[dict[str, Any]]:
+    """Per intent of an evaluation, how far the student is from the ground truth in the paper's
+    terms, summed over the three tools (0 = the same answer, 3 = nothing alike): for adjust and
+    selective_adjust 1 - cosine (an unused tool as the zero vector), for the filter 1 when one
+    side used it and the other did not or the names differ, else 0. Rows: intent_key,
+    disagreement, n_flagged; most disagreeing first."""
+    return session.query(
+        "SELECT intent_key, sum(CASE WHEN tool = 'filter' THEN (CASE "
+        "WHEN teacher_used AND student_used THEN 1 - similarity "
+        "WHEN teacher_used = student_used THEN 0 ELSE 1 END) "
+        "ELSE 1 - coalesce(cosine, 0) END) AS disagreement, "
+        "count(*) FILTER (WHERE flagged) AS n_flagged FROM evaluation_scores "
+        "WHERE evaluation_id = ? GROUP BY intent_key "
+        "ORDER BY disagreement DESC, intent_key", [evaluation_id])

@@ -471,3 +471,30 @@ def tool_candidates(session: Session, intent_key: str,
     for row in rows:
         ranked[row.pop("tool")].append(row)
     return ranked
+
+
+# ------------------------------------------------------------------------------ the label queue
+
+def version_intent_stats(session: Session, version_id: int) -> list[dict]:
+    """Every intent of a dataset version with its numbers in the logs: intent_key, intent_text,
+    split, origin, request_count (the version's), export_rate and output_count (None for an
+    intent with no logs, such as an augmentation); by intent."""
+    return session.query(
+        "SELECT d.intent_key, d.intent_text, d.split, d.origin, d.request_count, "
+        "s.export_rate, s.output_count FROM dataset_rows d "
+        "LEFT JOIN intent_stats s ON s.intent_key = d.intent_key "
+        "WHERE d.version_id = ? ORDER BY d.intent_key", [version_id])
+
+
+def several_teacher_outputs(session: Session, version_id: int) -> list[dict]:
+    """The distinct teacher outputs (adjust, selective_adjust, filter; with how many requests
+    gave each) of every intent of the dataset version that the logs answered in at least two
+    different ways; by intent, most requested output first."""
+    return session.query(
+        "SELECT r.intent_key, r.adjust, r.selective_adjust, r.filter, count(*) AS requests "
+        "FROM requests r JOIN intent_stats s ON s.intent_key = r.intent_key "
+        "AND s.output_count >= 2 "
+        "WHERE r.intent_key IN (SELECT intent_key FROM dataset_rows WHERE version_id = ?) "
+        "GROUP BY r.intent_key, r.adjust, r.selective_adjust, r.filter "
+        "ORDER BY r.intent_key, requests DESC, r.adjust NULLS FIRST, "
+        "r.selective_adjust NULLS FIRST, r.filter NULLS FIRST", [version_id])

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from workbench.errors import VersionNotFoundError, WorkbenchError
-from workbench.store import candidates
+from workbench.store import candidates, labels
 from workbench.store.connection import Session
 from workbench.tools import TOOLS
 
@@ -37,6 +37,7 @@ class Origin(str, Enum):
     CURATION = "curation"
     AUGMENTATION = "augmentation"
     SUBSAMPLE = "subsample"      # a seeded share of another version's training split
+    LABELS = "labels"            # a commit of labels by precedence (pipelines.labels)
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,14 @@ def rows_table(rows: list[DatasetRow]) -> Any:
 
 
 def create_version(session: Session, rows: list[DatasetRow] | Any, created_by: Origin, note: str,
-                   config: dict[str, Any], parent_id: int | None = None) -> int:
+                   config: dict[str, Any], parent_id: int | None = None,
+                   row_labels: Mapping[str, int] | None = None) -> int:
     """Write a new immutable dataset version and make it current. Returns its id.
 
-    `rows` is a list of `DatasetRow` or a table from `rows_table`."""
+    `rows` is a list of `DatasetRow` or a table from `rows_table`. Which label each row came
+    from: `row_labels` ({intent key: label id}) for the rows it names; every other row copied
+    unchanged from the parent version (or, for an augmentation, with its source's answer) keeps
+    the parent row's label."""
     table = rows if not isinstance(rows, list) else rows_table(rows) if rows else None
     if table is None or table.num_rows == 0:
         raise WorkbenchError("a dataset version needs at least one row")
@@ -83,6 +88,9 @@ def create_version(session: Session, rows: list[DatasetRow] | Any, created_by: O
          json.dumps(config, sort_keys=True, default=str), table.num_rows - n_test, n_test])
     session.insert("dataset_rows", {name: table[name] for name in DatasetRow.__dataclass_fields__},
                    extra={"version_id": version_id})
+    labels.link_rows(session, version_id, row_labels or {})
+    if parent_id is not None:
+        labels.carry_row_labels(session, parent_id, version_id)
     _point_current_at(session, version_id)
     return version_id
 
