@@ -3,7 +3,12 @@
 `llm_config()` finds the endpoint in the environment or in `.streamlit/secrets.toml`;
 `LLMClient.complete()` sends one chat request with its own retry loop and logs every attempt to
 `llm_calls`; `test_connection()` checks an endpoint for the settings page. The paraphraser
-that writes through it lives in `workbench.paraphrase.llm`.
+that writes through it lives in `workbench.paraphrase.llm`, the teacher prompt in
+`workbench.teacher`.
+
+A request may offer `tools` (function definitions): the reply is then the whole assistant
+message (text, tool calls, refusal) written as one JSON text by `tool_reply_text`, which is what
+is parsed, cached and kept as the raw reply; `read_tool_reply` reads it back.
 
 Time is bounded by the wall clock, not only by socket timeouts (which a server that drips its
 reply one byte at a time never trips): each attempt runs in a worker thread that is abandoned,
@@ -76,6 +81,7 @@ class Purpose(StrEnum):
     """Why a request was made; stored with each row of `llm_calls`."""
 
     PARAPHRASE = "paraphrase"
+    LABEL = "label"              # teacher labelling (workbench label)
     TEST_CONNECTION = "test_connection"
 
 
@@ -283,13 +289,65 @@ def scrub_reply(text: str, secret: str) -> str:
     return text
 
 
-def cache_key(config: LLMConfig, messages: Sequence[Mapping[str, str]], n: int | None) -> str:
-    """sha256 of everything that shapes the reply: endpoint, model, messages, temperature, n."""
-    material = json.dumps({"base_url": config.base_url.rstrip("/"), "model": config.model,
-                           "messages": list(map(dict, messages)),
-                           "temperature": config.temperature, "n": n},
-                          sort_keys=True, ensure_ascii=False)
+Tools = Sequence[Mapping[str, Any]]
+
+
+def cache_key(config: LLMConfig, messages: Sequence[Mapping[str, str]], n: int | None,
+              tools: Tools | None = None) -> str:
+    """sha256 of everything that shapes the reply: endpoint, model, messages, temperature, n,
+    and the tools offered (left out when none are, so keys cached before tools existed hold)."""
+    shape: dict[str, Any] = {"base_url": config.base_url.rstrip("/"), "model": config.model,
+                             "messages": list(map(dict, messages)),
+                             "temperature": config.temperature, "n": n}
+    if tools is not None:
+        shape["tools"] = [dict(tool) for tool in tools]
+    material = json.dumps(shape, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+_TOOL_REPLY_KIND = "tool_reply"
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One tool call of a reply: the function's name and its arguments as the model wrote them
+    (JSON text, usually; None when the call had none)."""
+
+    name: str | None
+    arguments: str | None
+
+
+@dataclass(frozen=True)
+class ToolReply:
+    """An assistant message of a request that offered tools."""
+
+    content: str | None
+    tool_calls: tuple[ToolCall, ...] = ()
+    refusal: str | None = None
+
+
+def tool_reply_text(reply: ToolReply) -> str:
+    """The message as one JSON text: what is parsed, cached and kept as the raw reply."""
+    return json.dumps({"kind": _TOOL_REPLY_KIND, "content": reply.content,
+                       "tool_calls": [{"name": call.name, "arguments": call.arguments}
+                                      for call in reply.tool_calls],
+                       "refusal": reply.refusal}, ensure_ascii=False)
+
+
+def read_tool_reply(text: str) -> ToolReply:
+    """The message `tool_reply_text` wrote; any other text is a message with only that text."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return ToolReply(content=text)
+    if not isinstance(value, dict) or value.get("kind") != _TOOL_REPLY_KIND:
+        return ToolReply(content=text)
+    calls = value.get("tool_calls") or []
+    return ToolReply(
+        content=value.get("content"),
+        tool_calls=tuple(ToolCall(call.get("name"), call.get("arguments")) for call in calls
+                         if isinstance(call, dict)),
+        refusal=value.get("refusal"))
 
 
 T = TypeVar("T")
@@ -426,18 +484,31 @@ class LLMClient:
         self.close()
 
     def complete(self, messages: Sequence[Mapping[str, str]], parse: Callable[[str], T], *,
-                 purpose: Purpose = Purpose.PARAPHRASE, n: int | None = None) -> ChatReply[T]:
+                 purpose: Purpose = Purpose.PARAPHRASE, n: int | None = None,
+                 tools: Tools | None = None) -> ChatReply[T]:
         """Ask once (retrying transient failures) and parse the reply; never raises for the call.
 
         `parse` turns the reply text into a value or raises ValueError (pydantic's
         ValidationError is one); only replies that parse are cached. `n` joins the cache key.
+        With `tools` (function definitions, sent as they are and part of the cache key) the text
+        parsed is the whole message as `tool_reply_text` writes it (see `read_tool_reply`).
         """
-        return self.complete_many([messages], parse, purpose=purpose, n=n)[0]
+        return self.complete_many([messages], parse, purpose=purpose, n=n, tools=tools)[0]
+
+    def cached(self, prompts: Sequence[Sequence[Mapping[str, str]]], *, n: int | None = None,
+               tools: Tools | None = None) -> list[bool]:
+        """Whether each prompt's reply is in the cache already (it would cost nothing); one
+        read. A cached reply that no longer parses is asked again, so this can undercount."""
+        keys = [cache_key(self.config, messages, n, tools) for messages in prompts]
+        found = self._cached_texts(keys)
+        return [key in found for key in keys]
 
     def complete_many(self, prompts: Sequence[Sequence[Mapping[str, str]]],
                       parse: Callable[[str], T], *, purpose: Purpose = Purpose.PARAPHRASE,
-                      n: int | None = None,
-                      progress: Progress | None = None) -> list[ChatReply[T]]:
+                      n: int | None = None, tools: Tools | None = None,
+                      progress: Progress | None = None,
+                      stop_before: Callable[[int, Sequence[ChatReply[T]]], str | None]
+                      | None = None) -> list[ChatReply[T]]:
         """`complete` for each prompt in turn, reading the cache for all of them at once.
 
         A rerun of a large batch is then one read and one write, not two per prompt.
@@ -446,9 +517,11 @@ class LLMClient:
         The batch as a whole is bounded too: after `max_round_s`, or after
         `max_consecutive_failures` prompts in a row failed (the endpoint is down, or the model
         cannot answer in the shape asked for), the prompts left are not sent; each gets an error
-        saying why (cached replies are still used: they cost nothing).
+        saying why (cached replies are still used: they cost nothing). `stop_before(i, replies)`
+        is asked before prompt `i` is sent over HTTP, with the replies so far, and stops the
+        batch the same way when it returns a reason (a spending limit, say).
         """
-        keys = [cache_key(self.config, messages, n) for messages in prompts]
+        keys = [cache_key(self.config, messages, n, tools) for messages in prompts]
         cached = self._cached_texts(keys)
         hits: list[_Row] = []  # written together, before the next HTTP request or at the end
         replies: list[ChatReply[T]] = []
@@ -460,6 +533,8 @@ class LLMClient:
             reply = self._from_cache(cached.get(key), key, parse, purpose, hits)
             if reply is None and stopped is None:
                 stopped = self._stop_reason(failed_in_a_row, last_error, round_deadline)
+                if stopped is None and stop_before is not None:
+                    stopped = stop_before(done - 1, replies)
                 if stopped is not None:
                     left = sum(key not in cached for key in keys[done - 1:])
                     log.warning("LLM batch stopped, %d prompt(s) not sent: %s", left, stopped)
@@ -468,7 +543,7 @@ class LLMClient:
             elif reply is None:
                 _write_rows(self.store, self.config, hits)
                 hits = []
-                reply = self._ask(messages, key, parse, purpose, round_deadline)
+                reply = self._ask(messages, key, parse, purpose, round_deadline, tools)
                 if reply.value is not None and reply.text is not None:
                     cached[key] = reply.text  # the same prompt again in this batch: a hit
                     failed_in_a_row = 0
@@ -490,7 +565,7 @@ class LLMClient:
                     f"(max_consecutive_failures={limit}); the last failure: {last_error}")
         if self._clock() >= round_deadline:
             return (f"the round's LLM time budget max_round_s={self.config.max_round_s:g} s is "
-                    "spent; raise max_round_s or paraphrase fewer intents (--limit)")
+                    "spent; raise max_round_s or send fewer intents (--limit)")
         return None
 
     def test_connection(self) -> ConnectionCheck:
@@ -523,7 +598,8 @@ class LLMClient:
                          completion_tokens=0, cost_usd=0.0)
 
     def _ask(self, messages: Sequence[Mapping[str, str]], key: str, parse: Callable[[str], T],
-             purpose: Purpose, round_deadline: float = float("inf")) -> ChatReply[T]:
+             purpose: Purpose, round_deadline: float = float("inf"),
+             tools: Tools | None = None) -> ChatReply[T]:
         """The retry loop for one prompt: bounded by max_retries, by max_total_s and by what is
         left of the round's max_round_s; each attempt by timeout_s of wall-clock time."""
         import openai
@@ -539,11 +615,13 @@ class LLMClient:
             timeout = min(self.config.timeout_s, max(deadline - self._clock(), 0.001))
             attempt = _Attempt(key, number, purpose, datetime.now(UTC))
             start = self._clock()
+            offered: dict[str, Any] = {} if tools is None else {
+                "tools": [dict(tool) for tool in tools]}
             request = functools.partial(
                 self._client().chat.completions.create, model=self.config.model,
                 # Plain role/content dicts; the SDK's per-role TypedDicts accept them.
                 messages=[dict(message) for message in messages],
-                temperature=self.config.temperature, timeout=timeout)
+                temperature=self.config.temperature, timeout=timeout, **offered)
             try:
                 completion = _within(timeout, request, self.close)
             except _Overdue:
@@ -553,7 +631,8 @@ class LLMClient:
                 # ValueError: a 200 whose body is not JSON escapes the openai client unwrapped.
                 failure = _failure(error, self.config, timeout)
             else:
-                return self._answered(completion, parse, attempt, (self._clock() - start) * 1000)
+                return self._answered(completion, parse, attempt,
+                                      (self._clock() - start) * 1000, tools is not None)
             duration_ms = (self._clock() - start) * 1000
 
             wait, give_up = self._wait_before_retry(failure, number, deadline - self._clock(),
@@ -573,21 +652,23 @@ class LLMClient:
             self._sleep(wait)
 
     def _answered(self, completion: object, parse: Callable[[str], T], attempt: _Attempt,
-                  duration_ms: float) -> ChatReply[T]:
+                  duration_ms: float, with_tools: bool = False) -> ChatReply[T]:
         """Parse an HTTP 200 answer, log it, and cache it when it parses."""
-        text, prompt_tokens, completion_tokens = _read_completion(completion)
+        text, prompt_tokens, completion_tokens = _read_completion(completion, with_tools)
         if text is not None:
             # Nothing the endpoint says is stored or shown with the key in it.
             text = scrub_reply(text, self.config.api_key)
         spent = _Spent(prompt_tokens, completion_tokens,
                        self.config.cost_usd(prompt_tokens, completion_tokens))
         if text is None:
-            problem = "the endpoint's answer is not a chat completion with message text"
+            problem = ("the endpoint's answer is not a chat completion with message text"
+                       + (" or tool calls" if with_tools else ""))
         else:
             try:
                 value = parse(text)
             except ValueError as error:
-                problem = _parse_problem(error, text)
+                # A tool reply's JSON wrapping says nothing to a reader; its raw text is kept.
+                problem = _parse_problem(error, None if with_tools else text)
             else:
                 self._write(_Row(attempt, CallStatus.OK, duration_ms, http_status=200,
                                  spent=spent, reply_to_cache=text))
@@ -671,32 +752,65 @@ def _write_rows(store: Store, config: LLMConfig, rows: Sequence[_Row]) -> None:
         llm_calls.record_calls(session, calls, datetime.now(UTC))
 
 
-def _read_completion(completion: object) -> tuple[str | None, int | None, int | None]:
-    """(text, prompt tokens, completion tokens) from a chat completion of any shape.
+def _read_completion(completion: object, with_tools: bool = False
+                     ) -> tuple[str | None, int | None, int | None]:
+    """(text, prompt tokens, completion tokens) from a chat completion of any shape; with tools,
+    the text is the whole message as `tool_reply_text` writes it.
 
     The openai client builds its models without validation, so a server that answers with the
-    wrong JSON yields objects with missing attributes (or a plain string): read defensively.
+    wrong JSON yields objects with missing attributes, dicts or a plain string: read defensively.
     """
     choices = getattr(completion, "choices", None)
-    message = getattr(choices[0], "message", None) if isinstance(choices, list) and choices \
-        else None
-    content = getattr(message, "content", None)
+    message = _field(choices[0], "message") if isinstance(choices, list) and choices else None
+    content = _field(message, "content")
     usage = getattr(completion, "usage", None)
     prompt_tokens = getattr(usage, "prompt_tokens", None)
     completion_tokens = getattr(usage, "completion_tokens", None)
-    return (content if isinstance(content, str) else None,
+    text = content if isinstance(content, str) else None
+    if with_tools:
+        reply = _read_tool_message(message, text)
+        has_something = reply.content or reply.tool_calls or reply.refusal
+        text = tool_reply_text(reply) if has_something else None
+    return (text,
             prompt_tokens if isinstance(prompt_tokens, int) else None,
             completion_tokens if isinstance(completion_tokens, int) else None)
 
 
-def _parse_problem(error: ValueError, text: str) -> str:
-    """A one-line reason a reply did not parse, with the start of the reply to recognise it."""
+def _field(value: object, name: str) -> Any:
+    """An attribute of an openai model, or a key of the dict it left unconverted."""
+    if isinstance(value, Mapping):
+        return value.get(name)
+    return getattr(value, name, None)
+
+
+def _read_tool_message(message: object, content: str | None) -> ToolReply:
+    """The tool calls and refusal of an assistant message, read as defensively as its text."""
+    calls = _field(message, "tool_calls")
+    found: list[ToolCall] = []
+    for call in calls if isinstance(calls, list) else []:
+        function = _field(call, "function")
+        name = _field(function, "name")
+        arguments = _field(function, "arguments")
+        if arguments is not None and not isinstance(arguments, str):
+            # Some servers send the arguments as an object rather than JSON text.
+            arguments = json.dumps(arguments, ensure_ascii=False, default=str)
+        found.append(ToolCall(name if isinstance(name, str) else None, arguments))
+    refusal = _field(message, "refusal")
+    return ToolReply(content=content, tool_calls=tuple(found),
+                     refusal=refusal if isinstance(refusal, str) and refusal.strip() else None)
+
+
+def _parse_problem(error: ValueError, text: str | None) -> str:
+    """A one-line reason a reply did not parse, with the start of the reply (when given) to
+    recognise it."""
     if isinstance(error, ValidationError):
         first = error.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "reply"
         reason = f"{where}: {first['msg']}"
     else:
         reason = str(error)
+    if text is None:
+        return reason
     excerpt = " ".join(text.split())[:80]
     return f"{reason} (reply began {excerpt!r})"
 

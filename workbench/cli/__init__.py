@@ -4,8 +4,9 @@
 access checked before any work; `--out` checked) and runs the command's handler, turning every
 error into one line. The commands live by group: `data` (demo, ingest, curate, status,
 versions, export, quarantine), `models` (train, predict, runs, evaluate, baselines, experiment),
-`augmentation` (augment, review), `renders` (render, gallery), `reality_check`, `jobs` and
-`app_server`; `parsing` and `output` are what they share.
+`augmentation` (augment, review), `renders` (render, gallery), `reality_check`, `jobs`,
+`labels` (labels list, show, set, export, stats, commit), `label` (teacher labelling and
+student suggestions) and `app_server`; `parsing` and `output` are what they share.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from workbench.cli import (
     augmentation,
     data,
     jobs,
+    label,
+    labels,
     models,
     reality_check,
     renders,
@@ -50,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                 models.add_predict, models.add_runs, models.add_experiment,
                 augmentation.add_augment, augmentation.add_review, models.add_baselines,
                 renders.add_render, renders.add_gallery, reality_check.add_commands,
-                jobs.add_commands, app_server.add_app, data.add_quarantine):
+                jobs.add_commands, app_server.add_app, data.add_quarantine,
+                label.add_label, labels.add_commands):
         add(commands)
     return parser
 
