@@ -1,7 +1,9 @@
 """End to end in a real browser: `streamlit run` of the app on 127.0.0.1, driven by Playwright in
 Debian's Chromium (`.ci/run` installs it). Opens every page, searches an intent, approves an
-augmentation candidate, starts a small training job and waits for it to finish. Screenshots go
-to test-artifacts/e2e/ (git-ignored); look at them.
+augmentation candidate, starts a small training job and waits for it to finish; edits an
+intent's answer with the editor (the preview turns cooler), commits the label and exports it;
+works the label queue while a second curator does. Screenshots go to test-artifacts/e2e/
+(git-ignored); look at them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from workbench.store import Store
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PAGES = ["overview", "intents", "errors", "augmentation", "datasets", "runs", "settings"]
+PAGES = ["overview", "intents", "errors", "augmentation", "labels", "datasets", "runs", "settings"]
 
 pytestmark = pytest.mark.slow
 
@@ -192,3 +194,146 @@ def test_a_training_job_started_in_the_app_finishes(page, server, world) -> None
     page.get_by_role("tab", name="Jobs").click()
     page.get_by_text("succeeded", exact=False).first.wait_for()
     shot(page, "runs-job-finished")
+
+
+# ------------------------------------------------------------------ labels (issue 13)
+
+def pixels(png: bytes) -> Any:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        return np.asarray(image.convert("RGB")).astype(float)
+
+
+def set_curator(page: Any, name: str) -> None:
+    box = page.get_by_role("textbox", name="Curator").first
+    box.fill(name)
+    box.press("Enter")
+    settle(page)
+
+
+def set_slider(page: Any, container: str, value: int) -> None:
+    """Drive a slider with the keyboard, as a person can: Home (-100), then one step at a time."""
+    thumb = page.locator(f".{container}").get_by_role("slider").first
+    thumb.focus()
+    thumb.press("Home")
+    for _ in range(value + 100):
+        thumb.press("ArrowRight")
+    settle(page)
+    page.locator(f".{container} [data-testid=stSliderThumbValue]").filter(
+        has_text=re.compile(rf"^{value}$")).wait_for()
+
+
+def export_rows(db: Path, version: int, out: Path) -> dict[str, dict]:
+    import json
+
+    subprocess.run([sys.executable, "-m", "workbench.cli", "export", "--db", str(db), "--version",
+                    str(version), "--out", str(out)], check=True, cwd=ROOT,
+                   capture_output=True, text=True)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    return {row["intent"]: row for row in rows}
+
+
+def test_editing_an_intent_saves_a_label_that_a_commit_exports(page, server, world) -> None:
+    store = world["store"]
+    with store.session() as session:
+        version = session.value("SELECT max(version_id) FROM dataset_versions")
+        # A popular intent whose ground truth warms or is neutral: -40 is cooler for sure.
+        text = session.value(
+            "SELECT i.intent_text FROM dataset_rows d JOIN intents i USING (intent_key) "
+            "JOIN intent_stats s USING (intent_key) WHERE d.version_id = ? "
+            "AND d.adjust IS NOT NULL AND CAST(d.adjust ->> 'temperature' AS INTEGER) >= 0 "
+            "ORDER BY s.request_count DESC, d.intent_key LIMIT 1", [version])
+    open_page(page, server, "intents")
+    search = page.get_by_label("Search intents")
+    search.fill(text)
+    search.press("Enter")
+    settle(page)
+    page.get_by_test_id("stSelectbox").filter(has_text="Open an intent").click()
+    page.get_by_role("option", name=text, exact=True).click()
+    settle(page)
+    set_curator(page, "e2e-ana")                   # the curator's name shows with the editor
+    after = page.locator(".st-key-intent_editor-after img")
+    after.wait_for()
+    before = pixels(after.screenshot())
+    set_slider(page, "st-key-intent_editor-adjust-temperature", -40)
+    page.wait_for_function(  # the new preview has loaded
+        "() => { const i = document.querySelector('.st-key-intent_editor-after img');"
+        " return i && i.complete && i.naturalWidth > 0; }")
+    settle(page)
+    cooler = pixels(after.screenshot())
+    shift = ((cooler[..., 2] - cooler[..., 0]).mean() - (before[..., 2] - before[..., 0]).mean())
+    assert shift > 5, f"the preview did not turn cooler (blue - red moved by {shift:.1f})"
+    page.get_by_role("textbox", name="Note (optional)").fill("cooler, from the browser")
+    page.get_by_role("button", name="Save label").click()
+    settle(page)
+    page.get_by_text("as curator:e2e-ana", exact=False).first.wait_for()
+    shot(page, "editor-saved")
+    with store.session() as session:
+        saved = session.first("SELECT label_id, adjust, note FROM labels "
+                              "WHERE source = 'curator:e2e-ana'")
+    assert saved is not None and saved["note"] == "cooler, from the browser"
+    assert '"temperature":-40' in saved["adjust"]
+
+    open_page(page, server, "labels")
+    page.get_by_role("tab", name="Commit labels").click()
+    page.get_by_role("button", name="Commit labels into a new version").click()
+    settle(page)
+    page.get_by_text(f"dataset version {version + 1} (now current)", exact=False).first.wait_for()
+    shot(page, "labels-committed")
+    folder = store.path.parent
+    new = export_rows(store.path, version + 1, folder / "new.jsonl")[text]
+    old = export_rows(store.path, version, folder / "old.jsonl")[text]
+    assert new["adjust"]["temperature"] == -40 and new["label_source"] == "curator:e2e-ana"
+    assert new["label_id"] == saved["label_id"]
+    assert old["adjust"]["temperature"] >= 0 and old["label_source"] != "curator:e2e-ana"
+
+
+def test_the_label_queue_five_in_a_row_while_another_curator_works(page, browser, server,
+                                                                   world) -> None:
+    store = world["store"]
+
+    def showing(on: Any) -> str:
+        return str(on.locator(".st-key-labels_intent code").inner_text()).strip()
+
+    open_page(page, server, "labels")
+    set_curator(page, "e2e-one")
+    other_context = browser.new_context(viewport={"width": 1400, "height": 1800})
+    other = other_context.new_page()
+    other.set_default_timeout(60_000)
+    try:
+        open_page(other, server, "labels")
+        set_curator(other, "e2e-two")
+        held = showing(other)
+        progress = page.locator(".st-key-labels_progress")
+        first = re.search(r"(\d+) of (\d+)", progress.inner_text())
+        assert first is not None and first.group(1) == "1"
+        total = int(first.group(2))
+        seen = []
+        for n in range(5):
+            intent = showing(page)
+            assert intent != held, "two curators were given the same intent"
+            assert f"{n + 1} of {total}" in progress.inner_text()
+            seen.append(intent)
+            if n == 2:              # one of them edited, the rest accepted
+                page.get_by_role("button", name="Edit", exact=True).click()
+                settle(page)
+                set_slider(page, "st-key-queue_editor-adjust-contrast", 25)
+                page.get_by_role("button", name="Save and next").click()
+            else:
+                page.get_by_role("button", name="Accept", exact=True).click()
+            settle(page)
+            if n == 0:
+                shot(page, "labels-queue")
+        assert len(set(seen)) == 5
+        assert showing(other) == held            # the other curator still has theirs
+        shot(other, "labels-queue-second-curator")
+    finally:
+        other_context.close()
+    with store.session() as session:
+        labelled = [row["intent_text"] for row in session.query(
+            "SELECT intent_text FROM labels WHERE source = 'curator:e2e-one' ORDER BY label_id")]
+    assert len(labelled) == 5 and held not in labelled

@@ -427,3 +427,37 @@ def test_without_rebasing_a_stale_commit_is_refused_on_the_page(page, db: Path) 
     assert not at.exception
     assert "the current version is now 2" in at.error[0].body
     assert Store(db).query("SELECT max(version_id) AS v FROM dataset_versions") == [{"v": 2}]
+
+
+# ---------------------------------------------------------------------------- edited labels
+
+def test_a_candidate_is_approved_with_an_edited_label(page, db: Path, world) -> None:
+    """Issue 13: in the review queue a candidate can be approved with an edited label instead of
+    its source's; the commit takes it."""
+    source = world[1]["source"]
+    at = page("augmentation", db)
+    at.session_state["reviewer"] = "ben"
+    at.run()
+    ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
+    at.selectbox(key="aug_edit_candidate").set_value(ids[1]).run()
+    assert at.selectbox(key="aug_editor.start").options[0] == \
+        f"its source's label ({source['intent_text']})"
+    inherited = json.loads(source["adjust"])
+    assert at.slider(key="aug_editor.adjust.temperature").value == inherited["temperature"]
+    at.slider(key="aug_editor.adjust.temperature").set_value(inherited["temperature"] // 2)
+    at.text_input(key="aug_editor.note").input("weaker than its source").run()
+    at.button(key="aug_editor.save").click().run()
+    assert not at.exception
+    assert statuses(db)[NEW[1]] == ("approved", "ben")
+    at.selectbox(key="aug_status").set_value("all").run()
+    queue = at.dataframe(key="aug_queue_table_1").value.set_index("candidate")
+    assert queue.loc[NEW[1], "label"] == "curator:ben" and queue.loc[NEW[0], "label"] == "source's"
+    at.button(key="aug_approve_all").click().run()
+    at.button(key="aug_commit").click().run()
+    assert not at.exception
+    [row] = Store(db).query(
+        "SELECT d.adjust, l.source FROM dataset_rows d JOIN dataset_row_labels k "
+        "USING (version_id, intent_key) JOIN labels l USING (label_id) "
+        "WHERE d.version_id = 2 AND d.intent_text = ?", [NEW[1]])
+    assert json.loads(row["adjust"])["temperature"] == inherited["temperature"] // 2
+    assert row["source"] == "curator:ben"

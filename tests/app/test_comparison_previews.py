@@ -1,6 +1,6 @@
-"""The app's comparison previews (Intents: original and the teacher's ground truth; Errors:
-original, teacher, student) are `render.comparison` strips with the captions the pages used to
-draw by hand."""
+"""The Errors page's comparison preview (original, teacher, student) is a `render.comparison`
+strip with the captions the page used to draw by hand. (The Intents page's preview is the answer
+editor's: tests/app/test_editor.py.)"""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from workbench import render
-from workbench.app.views import errors, intents
+from workbench.app.views import errors
 from workbench.tools import Answer, parse_answer
 
 TEACHER = parse_answer({"adjust": {"temperature": 40},
@@ -26,14 +26,6 @@ def jsons(answer: Answer) -> tuple[str | None, str | None, str | None]:
 def pixels(png: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(png)) as image:
         return np.asarray(image.convert("RGB"))
-
-
-def test_the_intents_preview_is_original_and_ground_truth() -> None:
-    image = render.fit_image(render.load_image("chelsea"), intents.PREVIEW_SIDE)
-    expected = render.compare_strip([("original", image), ("teacher ground truth",
-                                                           render.render(image, TEACHER))],
-                                    intents.PREVIEW_HEIGHT)
-    assert np.array_equal(pixels(intents._preview("chelsea", *jsons(TEACHER))), expected)
 
 
 def test_the_errors_strip_is_original_teacher_and_student() -> None:

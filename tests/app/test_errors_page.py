@@ -136,7 +136,8 @@ def test_the_newest_evaluation_lists_intents_largest_gap_first(page, db: Path, w
     assert not at.exception
     evaluation = at.selectbox(key="errors_evaluation")
     assert evaluation.options[0].startswith("#2 · run ") and evaluation.options[1].startswith("#1")
-    assert [tab.label for tab in at.tabs] == ["Adjust", "Selective Adjust", "Filter"]
+    # the tool tabs, then the answer editor's
+    assert [tab.label for tab in at.tabs][:3] == ["Adjust", "Selective Adjust", "Filter"]
     adjust = at.dataframe(key="errors_table_adjust_2_1").value
     # The third intent has no adjust (gap = the mean), the second an extra slider.
     assert list(adjust["intent"]) == texts([test[2], test[1], test[0]])
@@ -177,7 +178,8 @@ def test_an_intent_is_compared_parameter_by_parameter_with_renders(page, db: Pat
     assert adjust.set_index("parameter").loc["exposure", "student"] == 40
     assert selective["teacher"].isna().all() and selective["student"].isna().all()
     assert list(filter_["difference"]) == ["same", "+0"]
-    assert len(at.image) == 1
+    strips = [image for image in at.image if "original · teacher · student" in image.captions]
+    assert len(strips) == 1
 
 
 def test_selected_intents_are_sent_to_augmentation(page, db: Path, world) -> None:
@@ -227,3 +229,31 @@ def test_intent_text_is_shown_as_text_not_markdown(page, tmp_path: Path, world) 
     assert not at.exception
     assert at.text[0].value.startswith("Intent: **bold** <img")
     assert all("<img" not in markdown.value for markdown in at.markdown)
+
+
+# ---------------------------------------------------------------------------- the editor
+
+def test_the_compared_intent_can_be_relabelled_from_the_students_answer(page, db: Path,
+                                                                         world) -> None:
+    """Issue 13: the editor on the Errors page starts from the ground truth, offers the
+    student's answer, and saves a curator's label."""
+    worst = world[1]["test"][2]          # the student: no adjust, filter mono_Sepia @ 50
+    at = page("errors", db)
+    at.session_state["curator"] = "ana"
+    at.run()
+    assert at.selectbox(key="errors_intent").value == worst["intent_key"]
+    start = at.selectbox(key="errors_editor.start")
+    assert start.options[0].startswith("ground truth of version 1 (curation)")
+    assert start.options[1].startswith("the student's answer (run ")
+    truth = json.loads(worst["filter"])
+    assert at.selectbox(key="errors_editor.filter.name").value == truth["name"]
+    start.set_value(1).run()
+    assert not at.toggle(key="errors_editor.use.adjust").value
+    assert at.selectbox(key="errors_editor.filter.name").value == "mono_Sepia"
+    at.button(key="errors_editor.save").click().run()
+    assert not at.exception
+    [label] = Store(db).query("SELECT source, adjust, filter, edited_from FROM labels "
+                              "WHERE kind = 'curator'")
+    assert (label["source"], label["adjust"], label["edited_from"]) == ("curator:ana", None,
+                                                                        None)
+    assert json.loads(label["filter"]) == {"name": "mono_Sepia", "intensity": 50}

@@ -120,8 +120,9 @@ def test_the_detail_shows_the_ground_truth_choice_and_why(page, tmp_path: Path) 
     assert list(adjust["ground truth"]) == ["✓", ""]
     outputs = at.dataframe[5].value
     assert list(outputs["requests"]) == [2, 2] and list(outputs["exported requests"]) == [1, 2]
-    assert at.selectbox(key="intents_image").value == "astronaut"
-    assert "ground truth applied" in at.image[0].captions[0]   # the rendered preview
+    assert at.selectbox(key="intent_editor.photo").value == "astronaut"
+    captions = [caption for image in at.image for caption in image.captions]
+    assert "current ground truth" in captions and "after: your edit" in captions   # the editor
 
 
 def test_an_intent_outside_the_version_has_no_ground_truth(page, tmp_path: Path) -> None:
@@ -130,7 +131,8 @@ def test_an_intent_outside_the_version_has_no_ground_truth(page, tmp_path: Path)
     at.selectbox(key="intents_open").set_value("golden gate fog").run()
     assert not at.exception
     assert any("Not in dataset version 1" in info.body for info in at.info)
-    assert not at.image
+    captions = [caption for image in at.image for caption in image.captions]
+    assert "current ground truth" not in captions and "no ground truth" in captions
 
 
 def test_clicking_a_row_opens_that_intent(page, tmp_path: Path) -> None:

@@ -10,7 +10,16 @@ from __future__ import annotations
 import streamlit as st
 
 from workbench.app import state
-from workbench.app.views import augmentation, datasets, errors, intents, overview, runs, settings
+from workbench.app.views import (
+    augmentation,
+    datasets,
+    errors,
+    intents,
+    labels,
+    overview,
+    runs,
+    settings,
+)
 
 
 def run() -> None:
@@ -24,6 +33,7 @@ def run() -> None:
                 url_path="errors"),
         st.Page(augmentation.render, title="Augmentation", icon=":material/auto_awesome:",
                 url_path="augmentation"),
+        st.Page(labels.render, title="Labels", icon=":material/label:", url_path="labels"),
         st.Page(datasets.render, title="Datasets", icon=":material/folder_copy:",
                 url_path="datasets"),
         st.Page(runs.render, title="Runs", icon=":material/model_training:", url_path="runs"),

@@ -34,6 +34,8 @@ AUGMENT_JOB_KEY = "augmentation_job"          # str: the augment job this sessio
 COMMITTED_KEY = "augmentation_committed_version"  # int: the version this session last committed
 RUNS_JOB_KEY = "runs_job"                     # str: the train or evaluate job this session
                                               # started last from the Runs page
+CURATOR_KEY = "curator"                       # str: the curator's name, saved with every label
+                                              # (default $USER; `editor.curator_input`)
 
 
 def _at(read_only: bool) -> Store:

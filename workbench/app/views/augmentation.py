@@ -2,6 +2,9 @@
 kept candidates (approve, reject), see the dropped ones with their reason, and commit approvals
 into a new dataset version.
 
+A candidate can be approved with its source's label or with an edited one (the answer editor,
+`workbench.app.editor`; `review.approve_with_label`), which the commit then takes.
+
 Sources are either the intents sent from the Errors page (training intents only: paraphrasing a
 test intent would leak it into evaluation, so those are refused) or every intent a run's mining
 flags. Generation runs as a `workbench.app.jobs` job of kind 'augment' in its own process; the page
@@ -14,14 +17,15 @@ the Errors page writes; REVIEWER_KEY, AUGMENT_JOB_KEY and COMMITTED_KEY.
 from __future__ import annotations
 
 import os
+from functools import partial
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from pipelines import review
+from pipelines import labels, review
 from pipelines.augment import AugmentConfig, ParaphraserChoice
-from workbench.app import job_panel, jobs, state
+from workbench.app import editor, job_panel, jobs, state
 from workbench.app.state import (
     AUGMENT_JOB_KEY,
     COMMITTED_KEY,
@@ -40,6 +44,7 @@ from workbench.store.versions import (
     intents_by_split,
     version_exists,
 )
+from workbench.tools import answer_from_json
 
 MODES = {"selection": "Intents sent from the Errors page",
          "mining": "Every flagged intent of a run (mining)"}
@@ -366,6 +371,50 @@ def _queue(current: Store, round_: dict[str, Any]) -> None:
         columns[2].form_submit_button(f"Approve all pending in round {round_id}",
                                       key="aug_approve_all", disabled=not round_["pending"],
                                       on_click=_review_action, args=("approve_all", round_id))
+    _edit_candidate(reviewable)
+
+
+def _edit_candidate(reviewable: dict[int, dict[str, Any]]) -> None:
+    """Approve one candidate with an edited label instead of its source's ("slightly cooler
+    morning" deserves a weaker temperature than "cool morning"): the answer editor, whose Save
+    stores a curator label of the candidate's text and approves the candidate."""
+    st.markdown("**Approve with an edited label**: a candidate inherits its source intent's "
+                "label; edit it here and the commit takes your label instead.")
+    if not reviewable:
+        st.caption("No candidate on this page can be reviewed.")
+        return
+    ids = list(reviewable)
+    if st.session_state.get("aug_edit_candidate") not in ids:
+        st.session_state.pop("aug_edit_candidate", None)
+    candidate_id = st.selectbox(
+        "Candidate to label", ids, key="aug_edit_candidate",
+        format_func=lambda i: f"#{i} · {reviewable[i]['intent_text']}  (from "
+                              f"{reviewable[i]['source_text']}; {reviewable[i]['status']})")
+    row = reviewable[candidate_id]
+    inherited = answer_from_json(row["adjust"], row["selective_adjust"], row["filter"])
+    try:
+        found = labels.labels_of(state.reader(), row["intent_text"])
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
+    except WorkbenchError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    source = editor.StartingPoint(f"its source's label ({row['source_text']})", inherited)
+    editor.answer_editor(
+        "aug_editor", subject=f"candidate {candidate_id}",
+        starts=editor.starting_points(found, None, [source]), reference=inherited,
+        reference_title="source's label", save_label="Approve with this label",
+        author=str(st.session_state.get(REVIEWER_KEY, "")), save=partial(_approve_with_label,
+                                                                         candidate_id))
+
+
+def _approve_with_label(candidate_id: int, request: editor.SaveRequest) -> str:
+    label = review.approve_with_label(state.store(), candidate_id, request.answer,
+                                      request.curator, request.note)
+    st.session_state["aug_selected"] = []
+    st.session_state[_TABLE_VERSION] = st.session_state.get(_TABLE_VERSION, 0) + 1
+    return (f"Approved candidate #{candidate_id} with label #{label.label_id} "
+            f"({escape_markdown(label.source)}): the commit takes it instead of its source's.")
 
 
 _CANDIDATE_COLUMNS = {
@@ -381,7 +430,8 @@ def _candidate_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
         "id": row["candidate_id"], "source intent": row["source_text"],
         "candidate": row["intent_text"], "nearest neighbour": row["nearest_text"],
         "similarity": row["nearest_similarity"], "kind": row["nearest_kind"],
-        "status": row["status"], "drop reason": row["drop_reason"],
+        "status": row["status"], "label": row.get("edited_label") or "source's",
+        "drop reason": row["drop_reason"],
         "reviewed by": row["reviewed_by"], "in version": row["committed_version_id"],
     } for row in rows])
     frame["in version"] = frame["in version"].astype("Int64")

@@ -2,8 +2,9 @@
 
 Pick an evaluation of a student run (test split, or the training split a mining round scored);
 per tool, its intents worst first (cosine gap, wrong filters), paged; one intent's teacher and
-student parameters side by side with renders of both; and a selection of intents sent to the
-Augmentation page.
+student parameters side by side with renders of both, and the answer editor to save a curator's
+label for it (from the ground truth or the student's answer); and a selection of intents sent to
+the Augmentation page.
 
 Session state it writes for the Augmentation page (see `workbench.app.state`): SOURCES_KEY, the
 intent keys sent to augmentation, and SOURCES_VERSION_KEY, the dataset version they come from.
@@ -17,7 +18,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from workbench.app import state
+from pipelines import labels
+from workbench.app import editor, state
 from workbench.app.state import SOURCES_KEY, SOURCES_VERSION_KEY, escape_markdown
 from workbench.describe import parameter_table
 from workbench.errors import StoreBusyError, WorkbenchError
@@ -249,6 +251,30 @@ def _compare(current: Any, evaluation: dict[str, Any], ranked: list[dict[str, An
         st.error(escape_markdown(str(error)))
         return
     st.image(strip, caption="original · teacher · student")
+    _edit(evaluation, detail)
+
+
+def _edit(evaluation: dict[str, Any], detail: Any) -> None:
+    """The answer editor for the compared intent: start from the ground truth or the student's
+    answer, save a curator's label."""
+    with st.expander("Edit this intent's answer (saved as a curator's label)", expanded=False):
+        store = state.reader()
+        try:
+            found = labels.labels_of(store, detail.intent_text, evaluation["version_id"])
+            current = labels.current_answer(store, detail.intent_text, evaluation["version_id"])
+        except StoreBusyError:
+            raise               # the page's busy notice (state.run_page) says who holds it
+        except WorkbenchError as error:
+            st.error(escape_markdown(str(error)))
+            return
+        student = editor.StartingPoint(f"the student's answer (run {evaluation['run_id']})",
+                                       detail.student)
+        editor.label_table(found, "errors_labels")
+        editor.curator_input()
+        editor.answer_editor(
+            "errors_editor", subject=f"{evaluation['evaluation_id']}:{detail.intent_key}",
+            starts=editor.starting_points(found, current, [student]), reference=detail.teacher,
+            reference_title="ground truth", save=editor.save_curator_label(detail.intent_text))
 
 
 def _score_line(score: dict[str, Any] | None) -> str:

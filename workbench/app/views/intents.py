@@ -1,6 +1,7 @@
 """Intents: search, filter, sort and page the logged intents; open one to see every teacher
-output, which one is the ground truth per tool and why, and the ground truth rendered on a
-sample photo. Each page of the table is one query (LIMIT/OFFSET) plus one count."""
+output, which one is the ground truth per tool and why, its labels, and the answer editor
+(`workbench.app.editor`: the ground truth on a sample photo, edited into a curator's label).
+Each page of the table is one query (LIMIT/OFFSET) plus one count."""
 
 from __future__ import annotations
 
@@ -8,12 +9,11 @@ import json
 import math
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
-from workbench import render as renderer
-from workbench.app import state
+from pipelines import labels
+from workbench.app import editor, state
 from workbench.describe import describe_output
 from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.report import TOOL_TITLES
@@ -25,7 +25,7 @@ from workbench.store.versions import (
     ground_truth_choices,
     list_versions,
 )
-from workbench.tools import TOOLS, answer_from_json
+from workbench.tools import TOOLS
 
 PAGE_SIZES = (10, 25, 50, 100)
 SORT_LABELS = {IntentSort.REQUESTS: "requests (most first)",
@@ -34,8 +34,6 @@ SORT_LABELS = {IntentSort.REQUESTS: "requests (most first)",
                IntentSort.INTENT: "intent (A to Z)"}
 SPLIT_LABELS = {Split.ALL: "any", Split.TRAIN: "train", Split.TEST: "test"}
 USE_LABELS = {ToolUse.ANY: "any", ToolUse.USED: "used", ToolUse.UNUSED: "not used"}
-PREVIEW_SIDE = 512   # px, the sample photo's longer side for previews
-PREVIEW_HEIGHT = 320  # px, each panel of the preview strip
 RATE = st.column_config.NumberColumn(format="%.2f")
 WHEN = st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")
 ROW_PX = 35  # st.dataframe's row height: the table shows the whole page without scrolling
@@ -232,8 +230,7 @@ def _detail(current: Store, key: str, version_id: int | None) -> None:
     st.caption("Export rate per tool = that tool's exports / requests with any export, as "
                "curation counts them; requests with no export at all do not count.")
 
-    if version_id is not None and detail["in_version"]:
-        _preview_section(detail)
+    _labels_section(detail, version_id)
 
 
 def _ground_truth(detail: dict, choices: dict) -> None:
@@ -272,27 +269,29 @@ def _output_row(row: dict) -> dict[str, Any]:
     return out
 
 
-def _preview_section(detail: dict) -> None:
-    st.markdown("**Preview: the teacher's ground truth on a sample photo**")
-    name = st.selectbox("Sample photo", renderer.SAMPLE_IMAGES, key="intents_image")
+def _labels_section(detail: dict, version_id: int | None) -> None:
+    """The intent's labels (every answer it was given, with its source), and the editor that
+    saves a curator's label, prefilled from the version's ground truth."""
+    st.divider()
+    st.subheader("Labels")
+    store = state.reader()          # reads; Save writes through its action (state.store())
+    text = detail["intent_text"]
     try:
-        png = _preview(name, detail["adjust"], detail["selective_adjust"], detail["filter"])
+        found = labels.labels_of(store, text, version_id)
+        current = (labels.current_answer(store, text, version_id)
+                   if version_id is not None and detail["in_version"] else None)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
     except WorkbenchError as error:
-        st.error(f"Could not render the preview: {error}")
+        st.error(state.escape_markdown(str(error)))
         return
-    st.image(png, caption=f"Sample photo '{name}': original and with the ground truth applied")
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _sample(name: str) -> np.ndarray:
-    return renderer.fit_image(renderer.load_image(name), PREVIEW_SIDE)
-
-
-@st.cache_data(max_entries=64, show_spinner="Rendering the preview…")
-def _preview(name: str, adjust: str | None, selective_adjust: str | None,
-             filter_: str | None) -> bytes:
-    image = _sample(name)
-    answer = answer_from_json(adjust, selective_adjust, filter_)
-    strip = renderer.comparison(image, answer, height=PREVIEW_HEIGHT,
-                                labels=renderer.ComparisonLabels(teacher="teacher ground truth"))
-    return renderer.to_png_bytes(strip)
+    editor.label_table(found, "intents_labels")
+    editor.curator_input()
+    st.markdown("**Edit the answer** (a new curator label; the ground truth changes when a "
+                "version is committed from the labels, on the Labels page)")
+    editor.answer_editor(
+        "intent_editor", subject=f"{detail['intent_key']}@{version_id}",
+        starts=editor.starting_points(found, current),
+        reference=None if current is None else current.answer,
+        reference_title="current ground truth" if current is not None else "no ground truth",
+        save=editor.save_curator_label(text))
