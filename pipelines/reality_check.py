@@ -286,6 +286,25 @@ def default_render_dir(store: Store, check_id: int) -> Path:
     return store.path.parent / "reality_checks" / str(check_id)
 
 
+def sample_panels(original: Any, sample: CheckSample) -> list[tuple[str, Any]]:
+    """The captioned original / teacher / student panels of one sample, as annotators see them
+    (in the CLI's PNGs and on the app's Reality check page)."""
+    from workbench.render import ComparisonLabels, comparison_panels
+
+    return comparison_panels(original, sample.teacher, sample.student, ComparisonLabels(
+        original=f"#{sample.sample_no} original: {sample.intent_text}"))
+
+
+def sample_strip(image: str | Path, sample: CheckSample, height: int = 256,
+                 max_side: int = 768) -> Any:
+    """One sample's strip (an RGB array) on `image` (a sample image name or a file, as a check
+    stores it), exactly as `render_check` writes it to its PNG."""
+    from workbench.render import compare_strip, fit_image, load_image
+
+    original = fit_image(load_image(_image_source(image)), max_side)
+    return compare_strip(sample_panels(original, sample), height)
+
+
 def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path | None = None,
                  height: int = 256, max_side: int = 768) -> list[Path]:
     """One PNG per sample (original / teacher / student, captioned) named NN-<slug>.png, then
@@ -293,15 +312,7 @@ def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path |
 
     `image` defaults to the check's own image; renders use it downscaled to `max_side`."""
     from workbench.outputs import check_output_file, check_output_folder, write_atomic
-    from workbench.render import (
-        ComparisonLabels,
-        compare_strip,
-        comparison_panels,
-        contact_sheet,
-        fit_image,
-        load_image,
-        save_png,
-    )
+    from workbench.render import compare_strip, contact_sheet, fit_image, load_image, save_png
 
     out_dir = check_output_folder(Path(out_dir), store.path)
     with store.session() as session:
@@ -315,8 +326,7 @@ def render_check(store: Store, check_id: int, out_dir: Path, image: str | Path |
     rows = []
     for sample in samples:
         # Each answer rendered once, for the sample's strip and for its row of the sheet.
-        panels = comparison_panels(original, sample.teacher, sample.student, ComparisonLabels(
-            original=f"#{sample.sample_no} original: {sample.intent_text}"))
+        panels = sample_panels(original, sample)
         path = out_dir / sample_file(sample)
         strip = compare_strip(panels, height)
         write_atomic(path, partial(save_png, strip))

@@ -1,5 +1,5 @@
-"""The review queue (SPEC 6, 7): list candidates, approve or reject them, and commit approvals
-into a new dataset version.
+"""The review queue (SPEC 6, 7): list candidates, approve or reject them (or take a decision
+back: `set_pending`), and commit approvals into a new dataset version.
 
 A commit builds on the current version. A round is generated from the version that was current
 then; when another version has become current since (an earlier commit from the same round, a
@@ -24,14 +24,14 @@ label), else the source's answer (the row keeps the source row's label).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from pipelines.labels import Label, new_label
 from workbench.errors import WorkbenchError
-from workbench.store import Store, candidates
+from workbench.store import Session, Store, candidates
 from workbench.store import labels as label_store
 from workbench.store.candidates import REVIEWABLE, ReviewFilter, Status
 from workbench.store.labels import LabelKind
@@ -50,7 +50,9 @@ def list_candidates(store: Store, selection: ReviewFilter, limit: int = 100,
                     offset: int = 0) -> list[dict]:
     """Candidates with their source intent's text, newest round first, in generation order.
     `edited_label` is the source of the newest curator label of the candidate's text (the
-    label a commit takes instead of the source's), else None."""
+    label a commit takes instead of the source's), else None; `label_adjust`,
+    `label_selective_adjust` and `label_filter` are the answer a commit takes (that label's,
+    else the source's, which the candidate's own `adjust`, ... columns hold)."""
     with store.session(read_only=True) as session:
         rows = candidates.list_candidates(session, selection, limit, offset)
         edited = label_store.latest_labels(session, kinds=[LabelKind.CURATOR.value],
@@ -58,7 +60,52 @@ def list_candidates(store: Store, selection: ReviewFilter, limit: int = 100,
     for row in rows:
         found = edited.get(row["intent_key"])
         row["edited_label"] = None if found is None else found["source"]
+        for tool in TOOLS:
+            row[f"label_{tool}"] = (row if found is None else found)[tool]
     return rows
+
+
+@dataclass(frozen=True)
+class CandidateDetail:
+    """One candidate as a reviewer judges it: where it came from, the answer it inherits from
+    its source, the answer a commit would give it (an edited label's, else the inherited one)
+    and its nearest neighbour at generation time."""
+
+    candidate_id: int
+    augmentation_id: int
+    status: str
+    intent_text: str
+    source_text: str
+    inherited: Answer                # the source intent's ground truth when the round ran
+    label: Answer                    # what a commit takes
+    label_source: str | None         # 'curator:<name>' when edited, None when inherited
+    nearest_text: str | None
+    nearest_kind: str | None         # 'train', 'test' or 'candidate'
+    nearest_similarity: float | None
+    drop_reason: str | None
+    reviewed_by: str | None
+    committed_version_id: int | None
+
+    @property
+    def edited(self) -> bool:
+        return self.label_source is not None
+
+
+def candidate_detail(store: Store, candidate_id: int) -> CandidateDetail | None:
+    """One candidate with its inherited and its commit-time label, or None when there is no
+    such candidate (committed and dropped ones included)."""
+    rows = list_candidates(store, ReviewFilter(candidate_ids=(candidate_id,), uncommitted=False),
+                           limit=1)
+    if not rows:
+        return None
+    row = rows[0]
+    return CandidateDetail(
+        row["candidate_id"], row["augmentation_id"], row["status"], row["intent_text"],
+        row["source_text"], answer_from_json(row["adjust"], row["selective_adjust"],
+                                             row["filter"]),
+        answer_from_json(*(row[f"label_{tool}"] for tool in TOOLS)), row["edited_label"],
+        row["nearest_text"], row["nearest_kind"], row["nearest_similarity"],
+        row["drop_reason"], row["reviewed_by"], row["committed_version_id"])
 
 
 def count_candidates(store: Store, selection: ReviewFilter) -> dict[str, int]:
@@ -67,7 +114,9 @@ def count_candidates(store: Store, selection: ReviewFilter) -> dict[str, int]:
 
 
 def set_status(store: Store, selection: ReviewFilter, status: Status, by: str) -> int:
-    """Approve, reject or reset to pending every reviewable candidate selected. Returns how many.
+    """Approve, reject or set back to pending every reviewable candidate selected. Returns how
+    many changed. Back to pending (`set_pending`) takes a decision back: only approved or
+    rejected candidates change, and they lose their reviewer (undecided again).
 
     Naming a dropped or already committed candidate by id is an error that names it."""
     if status not in REVIEWABLE:
@@ -77,19 +126,39 @@ def set_status(store: Store, selection: ReviewFilter, status: Status, by: str) -
         raise WorkbenchError("say who reviews (a name)")
     with store.atomic() as session:
         if selection.candidate_ids:
-            found = candidates.candidate_states(session, selection.candidate_ids)
-            missing = [i for i in selection.candidate_ids if i not in found]
-            blocked = [f"{i} ({found[i]['status']}"
-                       + (f", in version {found[i]['committed_version_id']}"
-                          if found[i]["committed_version_id"] is not None else "") + ")"
-                       for i in selection.candidate_ids if i in found
-                       and (found[i]["status"] == Status.DROPPED.value
-                            or found[i]["committed_version_id"] is not None)]
-            if missing or blocked:
-                problems = ([f"no candidate {', '.join(map(str, missing))}"] if missing else []) \
-                    + ([f"cannot review {', '.join(blocked)}"] if blocked else [])
-                raise WorkbenchError("; ".join(problems))
+            _check_reviewable(session, selection.candidate_ids)
         return candidates.set_status(session, selection, status, by.strip(), datetime.now(UTC))
+
+
+def set_pending(store: Store, candidate_ids: Sequence[int]) -> int:
+    """Take decisions back: the named approved or rejected candidates go back to pending, with
+    no reviewer. One already pending stays as it is and is not counted. Exact ids only (never
+    'every approved one'); an unknown, dropped or committed id is an error naming it, and then
+    nothing changes. A curator label a candidate was approved with stays (labels are never
+    deleted), so approving it again takes that label again. Returns how many went back."""
+    if not candidate_ids:
+        raise WorkbenchError("name the candidates to set back to pending (their ids)")
+    ids = tuple(dict.fromkeys(candidate_ids))
+    with store.atomic() as session:
+        _check_reviewable(session, ids)
+        return candidates.set_status(session, ReviewFilter(candidate_ids=ids), Status.PENDING,
+                                     "", datetime.now(UTC))
+
+
+def _check_reviewable(session: Session, candidate_ids: Sequence[int]) -> None:
+    """Raise naming every id that is not a candidate, or is dropped or already committed."""
+    found = candidates.candidate_states(session, candidate_ids)
+    missing = [i for i in candidate_ids if i not in found]
+    blocked = [f"{i} ({found[i]['status']}"
+               + (f", in version {found[i]['committed_version_id']}"
+                  if found[i]["committed_version_id"] is not None else "") + ")"
+               for i in candidate_ids if i in found
+               and (found[i]["status"] == Status.DROPPED.value
+                    or found[i]["committed_version_id"] is not None)]
+    if missing or blocked:
+        problems = ([f"no candidate {', '.join(map(str, missing))}"] if missing else []) \
+            + ([f"cannot review {', '.join(blocked)}"] if blocked else [])
+        raise WorkbenchError("; ".join(problems))
 
 
 def approve_with_label(store: Store, candidate_id: int,

@@ -105,7 +105,7 @@ def _subcommands(parser: argparse.ArgumentParser,
 
 
 SUBCOMMANDS = _subcommands(build_parser())
-GROUPS = {"review": {"list", "approve", "reject", "commit"}, "experiment": {"rq1", "rq2"},
+GROUPS = {"review": {"list", "approve", "reject", "pending", "commit"}, "experiment": {"rq1", "rq2"},
           "reality-check": {"create", "render", "annotate", "report", "list"},
           "jobs": {"list", "show", "cancel"},
           "labels": {"list", "show", "set", "export", "stats", "commit"}}

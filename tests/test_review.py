@@ -243,3 +243,85 @@ def test_a_dropped_or_committed_candidate_cannot_get_an_edited_label(world) -> N
     with pytest.raises(WorkbenchError, match="no candidate 999"):
         review.approve_with_label(store, 999, {"adjust": {"temperature": 5}}, by="ana")
     assert store.query("SELECT count(*) AS n FROM labels WHERE kind = 'curator'") == [{"n": 0}]
+
+
+# ------------------------------------------------------------------ taking a decision back
+
+def statuses(store: Store, ids: list[int]) -> list[tuple[str, str | None]]:
+    found = {row["candidate_id"]: (row["status"], row["reviewed_by"]) for row in store.query(
+        "SELECT candidate_id, status, reviewed_by FROM candidates")}
+    return [found[i] for i in ids]
+
+
+def test_an_approved_or_rejected_candidate_goes_back_to_pending(world) -> None:
+    """Issue 14: a decision made by mistake (ten rejected instead of one) can be taken back,
+    one candidate at a time, by exact id."""
+    store = world
+    ids = make_round(store, 1, per_source=1, sources=4)
+    approve(store, ids[:1])
+    review.set_status(store, review.ReviewFilter(candidate_ids=tuple(ids[1:3])),
+                      review.Status.REJECTED, by="ben")
+    assert review.set_pending(store, [ids[0], ids[1], ids[3]]) == 2   # ids[3] was pending
+    assert statuses(store, ids) == [("pending", None), ("pending", None), ("rejected", "ben"),
+                                    ("pending", None)]
+    assert review.set_pending(store, [ids[0]]) == 0                   # already pending
+    with pytest.raises(WorkbenchError, match="name the candidates"):
+        review.set_pending(store, [])
+
+
+def test_back_to_pending_refuses_dropped_committed_and_unknown_ids(world) -> None:
+    store = world
+    ids = make_round(store, 1, per_source=1, sources=3)
+    approve(store, ids[:1])
+    version_id = review.commit(store, None, by="ana").version_id
+    with store.atomic() as session:
+        session.execute("UPDATE candidates SET status = 'dropped' WHERE candidate_id = ?",
+                        [ids[1]])
+    review.set_status(store, review.ReviewFilter(candidate_ids=(ids[2],)),
+                      review.Status.REJECTED, by="ana")
+    with pytest.raises(WorkbenchError, match=f"cannot review {ids[0]} \\(approved, in version "
+                                             f"{version_id}\\), {ids[1]} \\(dropped\\)"):
+        review.set_pending(store, [ids[2], ids[0], ids[1]])
+    with pytest.raises(WorkbenchError, match="no candidate 999"):
+        review.set_pending(store, [ids[2], 999])
+    assert statuses(store, ids) == [("approved", "ana"), ("dropped", None), ("rejected", "ana")]
+
+
+def test_an_edited_label_survives_going_back_to_pending(world) -> None:
+    """The curator label a candidate was approved with stays (labels are never deleted): the
+    detail says the candidate goes in with it, and approving it again commits it."""
+    store = world
+    ids = make_round(store, 1, per_source=1, sources=2)
+    review.approve_with_label(store, ids[0], {"adjust": {"temperature": -15}}, by="ana")
+    assert review.set_pending(store, [ids[0]]) == 1
+    detail = review.candidate_detail(store, ids[0])
+    assert detail is not None and (detail.status, detail.label_source) == ("pending",
+                                                                          "curator:ana")
+    assert detail.edited and detail.label.adjust is not None
+    assert detail.label.adjust["temperature"] == -15 and detail.label != detail.inherited
+    plain = review.candidate_detail(store, ids[1])
+    assert plain is not None and not plain.edited and plain.label == plain.inherited
+    assert review.candidate_detail(store, 999) is None
+    approve(store, ids)
+    result = review.commit(store, None, by="ana")
+    assert (result.committed, result.edited) == (2, 1)
+
+
+def test_the_cli_sets_candidates_back_to_pending(world, capsys) -> None:
+    from workbench.cli import main
+
+    store = world
+    ids = make_round(store, 1, per_source=1, sources=3)
+    db = ["--db", str(store.path)]
+    assert main(["review", "reject", str(ids[0]), str(ids[1]), "--by", "ben", *db]) == 0
+    capsys.readouterr()
+    assert main(["review", "pending", str(ids[0]), str(ids[2]), *db]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "set 1 candidate(s) back to pending (1 already pending)"]
+    assert statuses(store, ids) == [("pending", None), ("rejected", "ben"), ("pending", None)]
+    assert main(["review", "pending", "999", *db]) == 2
+    assert "no candidate 999" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:        # ids are required: no "all" form
+        main(["review", "pending", *db])
+    assert exit_info.value.code == 2
+    assert statuses(store, ids)[1] == ("rejected", "ben")

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from streamlit.proto.SelectWidgetFilterMode_pb2 import FILTER_MODE_PREFIX
 
 from tests.app.test_errors_page import shared_world
 from tests.conftest import curated_store
 from workbench.app import jobs
+from workbench.describe import describe_output
 from workbench.store import Store
 
 NEW = ["a sunny honey glow", "icy polar chill", "dusty old photograph"]
@@ -218,7 +220,7 @@ def test_the_queue_lists_pending_candidates_and_the_reviewer_defaults_to_user(
     assert (metrics["Pending"], metrics["Dropped"], metrics["Approved"]) == ("3", "1", "0")
     queue = at.dataframe(key="aug_queue_table_0").value
     assert list(queue["candidate"]) == NEW
-    assert set(queue["status"]) == {"pending"}
+    assert "status" not in queue                # one status shown: the filter above says it
     assert list(at.multiselect(key="aug_selected").options) == [
         f"#{i} · {text}" for i, text in zip(queue["id"], NEW, strict=True)]
 
@@ -227,13 +229,17 @@ def test_approving_and_rejecting_selected_candidates(page, db: Path) -> None:
     at = page("augmentation", db).run()
     ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
     at.text_input(key="reviewer").set_value("ben")
-    at.multiselect(key="aug_selected").set_value(ids[:2])
+    at.multiselect(key="aug_selected").set_value(ids[:2]).run()
     at.button(key="aug_approve").click().run()
     assert not at.exception
+    assert "Approve 2 candidates?" in at.warning[0].body
+    at.button(key="aug_confirm").click().run()
     assert "Approved 2 candidate(s) as ben" in at.success[0].body
     assert at.multiselect(key="aug_selected").value == []
-    at.multiselect(key="aug_selected").set_value([ids[2]])
+    at.multiselect(key="aug_selected").set_value([ids[2]]).run()
     at.button(key="aug_reject").click().run()
+    assert "Reject 1 candidate?" in at.warning[0].body
+    at.button(key="aug_confirm").click().run()
     assert "Rejected 1 candidate(s)" in at.success[0].body
     assert statuses(db) == {NEW[0]: ("approved", "ben"), NEW[1]: ("approved", "ben"),
                             NEW[2]: ("rejected", "ben"),
@@ -245,8 +251,9 @@ def test_approving_and_rejecting_selected_candidates(page, db: Path) -> None:
 
 def test_approving_without_a_selection_changes_nothing(page, db: Path) -> None:
     at = page("augmentation", db).run()
-    at.button(key="aug_approve").click().run()
-    assert "Select candidates first" in at.warning[0].body
+    for key in ("aug_approve", "aug_reject", "aug_pending_selected"):
+        assert at.button(key=key).disabled
+    assert at.button(key="aug_approve").proto.label == "Approve selected (0)"
     assert {status for status, _ in statuses(db).values()} == {"pending", "dropped"}
 
 
@@ -256,6 +263,8 @@ def test_approve_all_pending_then_commit_a_new_version(page, db: Path,
     at = page("augmentation", db).run()
     assert at.button(key="aug_commit").disabled      # nothing approved yet
     at.button(key="aug_approve_all").click().run()
+    assert "Approve 3 pending candidates?" in at.warning[0].body
+    at.button(key="aug_confirm").click().run()
     assert "Approved 3 candidate(s) as ana" in at.success[0].body
     assert not at.button(key="aug_commit").disabled
     at.text_input(key="aug_commit_note").set_value("three good ones")
@@ -396,11 +405,13 @@ def test_enter_in_a_field_does_not_start_a_job(page, db: Path) -> None:
 def test_a_second_commit_from_a_round_builds_on_the_current_version(page, db: Path) -> None:
     at = page("augmentation", db).run()
     ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
-    at.multiselect(key="aug_selected").set_value(ids[:1])
+    at.multiselect(key="aug_selected").set_value(ids[:1]).run()
     at.button(key="aug_approve").click().run()
+    at.button(key="aug_confirm").click().run()
     at.button(key="aug_commit").click().run()
     assert "Created dataset version 2 from round 1" in at.success[0].body
     at.button(key="aug_approve_all").click().run()
+    at.button(key="aug_confirm").click().run()
     assert any("The round came from version 1, but version 2 is current now" in m.value
                for m in at.markdown)
     assert at.checkbox(key="aug_commit_rebase").value is True
@@ -418,10 +429,12 @@ def test_a_second_commit_from_a_round_builds_on_the_current_version(page, db: Pa
 def test_without_rebasing_a_stale_commit_is_refused_on_the_page(page, db: Path) -> None:
     at = page("augmentation", db).run()
     ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
-    at.multiselect(key="aug_selected").set_value(ids[:1])
+    at.multiselect(key="aug_selected").set_value(ids[:1]).run()
     at.button(key="aug_approve").click().run()
+    at.button(key="aug_confirm").click().run()
     at.button(key="aug_commit").click().run()
     at.button(key="aug_approve_all").click().run()
+    at.button(key="aug_confirm").click().run()
     at.checkbox(key="aug_commit_rebase").uncheck()
     at.button(key="aug_commit").click().run()
     assert not at.exception
@@ -439,25 +452,151 @@ def test_a_candidate_is_approved_with_an_edited_label(page, db: Path, world) -> 
     at.session_state["reviewer"] = "ben"
     at.run()
     ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
-    at.selectbox(key="aug_edit_candidate").set_value(ids[1]).run()
+    at.number_input(key="aug_candidate").set_value(ids[1]).run()
     assert at.selectbox(key="aug_editor.start").options[0] == \
         f"its source's label ({source['intent_text']})"
     inherited = json.loads(source["adjust"])
     assert at.slider(key="aug_editor.adjust.temperature").value == inherited["temperature"]
-    at.slider(key="aug_editor.adjust.temperature").set_value(inherited["temperature"] // 2)
+    edited = inherited["temperature"] // 2 - 10              # cooler, whatever the source says
+    at.slider(key="aug_editor.adjust.temperature").set_value(edited)
     at.text_input(key="aug_editor.note").input("weaker than its source").run()
     at.button(key="aug_editor.save").click().run()
     assert not at.exception
     assert statuses(db)[NEW[1]] == ("approved", "ben")
     at.selectbox(key="aug_status").set_value("all").run()
     queue = at.dataframe(key="aug_queue_table_1").value.set_index("candidate")
-    assert queue.loc[NEW[1], "label"] == "curator:ben" and queue.loc[NEW[0], "label"] == "source's"
+    assert queue.loc[NEW[1], "label"] == "edited: curator:ben"
+    assert queue.loc[NEW[0], "label"] == "inherited"
+    at.number_input(key="aug_candidate").set_value(ids[1]).run()
+    facts = "\n".join(m.value for m in at.markdown)
+    assert "an edited label (curator:ben), not its source's" in facts.replace("\\", "")
+    labels = table(at, "source's label").set_index("tool")
+    assert labels.loc["Adjust", "goes in with"] == describe_output("adjust", json.dumps(
+        {**inherited, "temperature": edited}, separators=(",", ":")))
+    assert labels.loc["Filter", "goes in with"] == describe_output("filter", source["filter"])
+    captions = [c for image in at.image for c in image.captions]
+    assert "goes in with: curator:ben" in captions
     at.button(key="aug_approve_all").click().run()
+    at.button(key="aug_confirm").click().run()
     at.button(key="aug_commit").click().run()
     assert not at.exception
     [row] = Store(db).query(
         "SELECT d.adjust, l.source FROM dataset_rows d JOIN dataset_row_labels k "
         "USING (version_id, intent_key) JOIN labels l USING (label_id) "
         "WHERE d.version_id = 2 AND d.intent_text = ?", [NEW[1]])
-    assert json.loads(row["adjust"])["temperature"] == inherited["temperature"] // 2
+    assert json.loads(row["adjust"])["temperature"] == edited
     assert row["source"] == "curator:ben"
+
+
+# ---------------------------------------------------------------------------- issue 14
+
+def add_candidates(db: Path, texts: list[str]) -> list[int]:
+    """More pending candidates in round 1, from the round's source (as a round stores them)."""
+    with Store(db).atomic() as session:
+        source = session.first("SELECT source_intent_key, adjust, selective_adjust, filter "
+                               "FROM candidates WHERE status = 'pending' LIMIT 1")
+        for text in texts:
+            session.execute(
+                "INSERT INTO candidates (augmentation_id, source_intent_key, intent_key, "
+                "intent_text, adjust, selective_adjust, filter, status, nearest_text, "
+                "nearest_kind, nearest_similarity) VALUES (1, ?, ?, ?, ?, ?, ?, 'pending', "
+                "'a sunny honey glow', 'candidate', 0.5)",
+                [source["source_intent_key"], text, text, source["adjust"],
+                 source["selective_adjust"], source["filter"]])
+        rows = session.query("SELECT candidate_id FROM candidates WHERE list_contains(?, "
+                             "intent_text) ORDER BY candidate_id", [texts])
+    return [row["candidate_id"] for row in rows]
+
+
+def test_picking_by_typing_never_selects_all_matches(page, db: Path) -> None:
+    """The bulk-select trap: typing "#6" and Enter in the selection box chose "Select 9
+    matches". The box now offers no select-all, matches by prefix, and the one candidate
+    typed by id is exact."""
+    add_candidates(db, [f"warm variant {n}" for n in range(10)])
+    at = page("augmentation", db).run()
+    box = at.multiselect(key="aug_selected")
+    assert box.proto.select_all == 0                          # no "Select N matches"
+    assert box.proto.filter_mode == FILTER_MODE_PREFIX
+    ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
+    at.number_input(key="aug_candidate").set_value(ids[5]).run()
+    assert not at.exception
+    assert any(f"Candidate #{ids[5]} · pending" in m.value for m in at.markdown)
+    at.button(key="aug_one_reject").click().run()
+    assert f"Candidate #{ids[5]} rejected as" in at.success[0].body
+    rejected = Store(db).query("SELECT candidate_id FROM candidates WHERE status = 'rejected'")
+    assert rejected == [{"candidate_id": ids[5]}]              # exactly one
+
+
+def test_a_bulk_action_says_how_many_and_asks_once(page, db: Path) -> None:
+    add_candidates(db, [f"cold variant {n}" for n in range(7)])
+    at = page("augmentation", db).run()
+    ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
+    assert len(ids) == 10
+    at.multiselect(key="aug_selected").set_value(ids).run()
+    assert at.button(key="aug_reject").proto.label == "Reject selected (10)"
+    at.button(key="aug_reject").click().run()
+    assert not at.exception
+    question = at.warning[0].body
+    assert "Reject 10 candidates?" in question and f"#{ids[0]}" in question
+    assert "and 0 more" not in question
+    assert at.button(key="aug_confirm").proto.label == "Yes: reject 10 candidates"
+    assert {status for status, _ in statuses(db).values()} == {"pending", "dropped"}  # asked
+    at.button(key="aug_cancel").click().run()
+    assert not [w for w in at.warning if "Reject 10" in w.body]
+    assert {status for status, _ in statuses(db).values()} == {"pending", "dropped"}
+    at.multiselect(key="aug_selected").set_value(ids[:3]).run()
+    at.button(key="aug_reject").click().run()
+    # The selection changing after the question does not widen what the confirmation does.
+    at.multiselect(key="aug_selected").set_value(ids).run()
+    at.button(key="aug_confirm").click().run()
+    assert "Rejected 3 candidate(s)" in at.success[0].body
+    assert sorted(r["candidate_id"] for r in Store(db).query(
+        "SELECT candidate_id FROM candidates WHERE status = 'rejected'")) == sorted(ids[:3])
+
+
+def test_rejected_candidates_go_back_to_pending(page, db: Path) -> None:
+    at = page("augmentation", db)
+    at.session_state["reviewer"] = "ben"
+    at.run()
+    ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
+    at.multiselect(key="aug_selected").set_value(ids).run()
+    at.button(key="aug_reject").click().run()
+    at.button(key="aug_confirm").click().run()
+    assert {statuses(db)[text] for text in NEW} == {("rejected", "ben")}
+    at.selectbox(key="aug_status").set_value("rejected").run()
+    at.number_input(key="aug_candidate").set_value(ids[0]).run()
+    assert at.button(key="aug_one_reject").disabled
+    at.button(key="aug_one_pending").click().run()
+    assert not at.exception
+    assert f"Candidate #{ids[0]} set back to pending" in at.success[0].body
+    assert statuses(db)[NEW[0]] == ("pending", None)
+    table = next(d for d in at.dataframe if d.key and d.key.startswith("aug_queue_table"))
+    at.multiselect(key="aug_selected").set_value(list(table.value["id"])).run()
+    at.button(key="aug_pending_selected").click().run()
+    assert "Set 2 candidates back to pending?" in at.warning[0].body
+    at.button(key="aug_confirm").click().run()
+    assert "Set 2 candidate(s) back to pending." in at.success[0].body
+    assert {statuses(db)[text] for text in NEW} == {("pending", None)}
+
+
+def test_the_detail_shows_source_label_render_and_nearest_neighbour(page, db: Path,
+                                                                    world) -> None:
+    source = world[1]["source"]
+    at = page("augmentation", db).run()
+    ids = list(at.dataframe(key="aug_queue_table_0").value["id"])
+    queue = at.dataframe(key="aug_queue_table_0").value.set_index("candidate")
+    assert set(queue["source intent"]) == {source["intent_text"]}
+    assert set(queue["label"]) == {"inherited"}
+    assert queue["nearest neighbour"].notna().all() and queue["similarity"].notna().all()
+    assert at.number_input(key="aug_candidate").value == ids[0]    # the first row by default
+    facts = "\n".join(m.value for m in at.markdown)
+    assert f"**Candidate:** {NEW[0]}" in facts.replace("\\", "")
+    assert f"**Source intent:** {source['intent_text']}" in facts.replace("\\", "")
+    nearest = queue.loc[NEW[0]]
+    assert f"{nearest['nearest neighbour']} ({nearest['kind']}, cosine " \
+           f"{nearest['similarity']:.3f})" in facts.replace("\\", "")
+    assert "its source intent's label (inherited)" in facts
+    labels = table(at, "source's label")
+    assert list(labels["source's label"]) == list(labels["goes in with"])
+    captions = [c for image in at.image for c in image.captions]
+    assert captions[:3] == ["as it is", "source's label", "goes in with: inherited (the same)"]

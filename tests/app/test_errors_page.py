@@ -173,11 +173,14 @@ def test_an_intent_is_compared_parameter_by_parameter_with_renders(page, db: Pat
     assert not at.exception
     assert second["intent_text"] in at.text[0].value
     tables = {len(d.value): d.value for d in at.dataframe if "parameter" in d.value}
-    adjust, selective, filter_ = tables[14], tables[12], tables[2]
+    adjust, selective = tables[14], tables[12]
+    filter_ = next(d.value for d in at.dataframe if "side" in d.value).set_index("side")
     assert list(adjust.loc[adjust["difference"] != 0, "parameter"]) == ["exposure"]
     assert adjust.set_index("parameter").loc["exposure", "student"] == 40
     assert selective["teacher"].isna().all() and selective["student"].isna().all()
-    assert list(filter_["difference"]) == ["same", "+0"]
+    assert list(filter_.index) == ["teacher", "student", "difference"]
+    assert list(filter_.loc["difference"]) == ["same", "+0"]
+    assert filter_.loc["teacher", "name"] == json.loads(second["filter"])["name"]
     strips = [image for image in at.image if "original · teacher · student" in image.captions]
     assert len(strips) == 1
 
@@ -257,3 +260,77 @@ def test_the_compared_intent_can_be_relabelled_from_the_students_answer(page, db
     assert (label["source"], label["adjust"], label["edited_from"]) == ("curator:ana", None,
                                                                         None)
     assert json.loads(label["filter"]) == {"name": "mono_Sepia", "intensity": 50}
+
+
+# ---------------------------------------------------------------------------- issue 14
+
+def tied_evaluation(db: Path, world) -> list[str]:
+    """A mining evaluation of the training split, every answer exact but for the first four
+    intents by key (a, b, c, d): a uses another slider than the teacher (adjust cosine 0, both
+    used), b leaves adjust out (cosine 0, a tool-selection mismatch), c leaves adjust out and
+    picks a wrong filter (flagged on two tools: worse than b), d leaves the filter out. Returns
+    the four intents' texts."""
+    from pipelines import evaluate
+
+    rows = sorted(world[1]["train"], key=lambda row: row["intent_key"])
+
+    def truth(row: dict) -> Any:
+        return answer_from_json(row["adjust"], row["selective_adjust"], row["filter"])
+
+    def predicted(i: int, row: dict) -> Any:
+        answer = truth(row).to_dict()
+        if i == 0:
+            answer["adjust"] = {"exposure": 30}
+        elif i in (1, 2):
+            answer["adjust"] = None
+        if i == 2:
+            answer["filter"] = {"name": "mono_Sepia", "intensity": 50}
+        if i == 3:
+            answer["filter"] = None
+        return parse_answer(answer)
+
+    samples = [evaluate.Sample(row["intent_key"], row["intent_key"], row["request_count"],
+                               truth(row), predicted(i, row)) for i, row in enumerate(rows)]
+    with Store(db).atomic() as session:
+        evaluate.evaluate_samples(session, samples, evaluate.EvaluationKind.MINING,
+                                  world[1]["run_id"], 1, Split.TRAIN)
+    return texts(rows[:4])
+
+
+def test_ties_at_the_same_cosine_put_a_tool_selection_mismatch_first(page, db: Path,
+                                                                     world) -> None:
+    """Issue 14: at the same cosine the rows were in key order; now a tool-selection mismatch
+    comes first, then the intents wrong on more tools, then the intent."""
+    a, b, c, d = tied_evaluation(db, world)
+    at = page("errors", db)
+    at.session_state["errors_kind"] = "mining"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="errors_evaluation").value == 4
+    adjust = at.dataframe(key="errors_table_adjust_4_1").value
+    assert list(adjust["cosine"])[:3] == [0.0, 0.0, 0.0]
+    assert list(adjust["intent"])[:3] == [c, b, a]              # key order would be a, b, c
+    rest = list(adjust["intent"])[3:]
+    assert rest == sorted(rest) and not adjust["flagged"].iloc[3:].any()
+    wrong = at.dataframe(key="errors_table_filter_4_1").value
+    assert list(wrong["intent"])[:2] == [d, c]                  # no filter before a wrong one
+    assert list(wrong["flagged"])[:3] == [True, True, False]
+    assert any("at the same cosine, a tool-selection mismatch" in caption.value
+               for caption in at.caption)
+
+
+def test_the_renders_can_be_enlarged_with_the_filter_names_whole(page, db: Path,
+                                                                 world) -> None:
+    worst = world[1]["test"][2]               # the student: no adjust, filter mono_Sepia @ 50
+    at = page("errors", db).run()
+    assert at.selectbox(key="errors_intent").value == worst["intent_key"]
+    assert not [image for image in at.image if any(
+        caption.startswith("student · filter") for caption in image.captions)]   # closed
+    at.session_state["errors_enlarge"] = True
+    at.run()
+    assert not at.exception
+    enlarged = {caption: image for image in at.image for caption in image.captions
+                if caption.startswith(("teacher (ground truth)", "student"))}
+    truth = json.loads(worst["filter"])
+    teacher = f"teacher (ground truth) · filter: {truth['name']} @ {truth['intensity']}"
+    assert set(enlarged) == {teacher, "student · filter: mono_Sepia @ 50"}

@@ -1,5 +1,5 @@
 """The augmentation commands: augment (mine, paraphrase, deduplicate, queue) and the review queue
-(`review list | approve | reject | commit`)."""
+(`review list | approve | reject | pending | commit`)."""
 
 from __future__ import annotations
 
@@ -98,6 +98,14 @@ def cmd_review_reject(args: argparse.Namespace, store: Store) -> int:
     return _decide(args, store, review.Status.REJECTED)
 
 
+def cmd_review_pending(args: argparse.Namespace, store: Store) -> int:
+    changed = review.set_pending(store, tuple(args.ids))
+    left = len(set(args.ids)) - changed
+    print(f"set {changed} candidate(s) back to pending"
+          + (f" ({left} already pending)" if left else ""))
+    return 0
+
+
 def cmd_review_commit(args: argparse.Namespace, store: Store) -> int:
     result = review.commit(store, args.augmentation, by=args.by, note=args.note,
                            rebase=args.rebase)
@@ -128,7 +136,7 @@ def add_augment(commands: Commands) -> None:
 
 def add_review(commands: Commands) -> None:
     group = commands.group("review", "The augmentation review queue: list, approve, reject, "
-                           "commit approvals into a new dataset version.")
+                           "set back to pending, commit approvals into a new dataset version.")
     reviewer = os.environ.get("USER") or "curator"
 
     def round_option(command: argparse.ArgumentParser, text: str) -> None:
@@ -157,6 +165,10 @@ def add_review(commands: Commands) -> None:
                        help=f"{name} every pending candidate (of --augmentation)")
         round_option(p, "only candidates of this augmentation round")
         by_option(p)
+
+    p = group.add("pending", cmd_review_pending, "Set approved or rejected candidates back to "
+                  "pending (undecided, no reviewer): only the ids named.", json_flag=False)
+    p.add_argument("ids", nargs="+", type=int, help="candidate ids")
 
     p = group.add("commit", cmd_review_commit, "Commit a round's approved candidates into a new "
                   "dataset version on the current one.", json_flag=False)

@@ -164,8 +164,15 @@ def candidate_states(session: Session, candidate_ids: Sequence[int]) -> dict[int
 def set_status(session: Session, selection: ReviewFilter, status: Status, by: str,
                at: datetime) -> int:
     """Set the status of every selected candidate that is neither dropped nor committed.
-    Returns how many changed."""
+    Back to pending means undecided again: the reviewer and the time are cleared, and only
+    approved or rejected candidates change. Returns how many changed."""
     where, params = selection.where()
+    if status is Status.PENDING:
+        return int(session.value(
+            "WITH changed AS (UPDATE candidates SET status = 'pending', reviewed_by = NULL, "
+            "reviewed_at = NULL WHERE " + where + " AND status IN ('approved', 'rejected') "
+            "AND committed_version_id IS NULL RETURNING 1) SELECT count(*) FROM changed",
+            params))
     return int(session.value(
         "WITH changed AS (UPDATE candidates SET status = ?, reviewed_by = ?, reviewed_at = ? "
         "WHERE " + where + " AND status != 'dropped' AND committed_version_id IS NULL "

@@ -2,6 +2,14 @@
 kept candidates (approve, reject), see the dropped ones with their reason, and commit approvals
 into a new dataset version.
 
+The review queue lists each candidate with its source intent, the label it goes in with
+(inherited from its source, or a curator's edited label) and its nearest neighbour. One candidate
+is named by its exact id (typed, or one table row selected): its detail shows whole texts, a
+before/after render of the source's label and the candidate's, and buttons (approve, reject,
+back to pending) that change that candidate only. Bulk actions (the selected candidates, every
+pending one of a round) first say how many candidates, and which, they will change, and act on a
+second click; picking candidates by typing adds one per Enter, never "all matches".
+
 A candidate can be approved with its source's label or with an edited one (the answer editor,
 `workbench.app.editor`; `review.approve_with_label`), which the commit then takes.
 
@@ -17,6 +25,8 @@ the Errors page writes; REVIEWER_KEY, AUGMENT_JOB_KEY and COMMITTED_KEY.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from enum import Enum
 from functools import partial
 from typing import Any
 
@@ -34,7 +44,9 @@ from workbench.app.state import (
     SOURCES_VERSION_KEY,
     escape_markdown,
 )
+from workbench.describe import describe_output
 from workbench.errors import StoreBusyError, WorkbenchError
+from workbench.report import TOOL_TITLES
 from workbench.store import Store
 from workbench.store.candidates import augmentation_rounds
 from workbench.store.runs import recent_runs
@@ -44,7 +56,7 @@ from workbench.store.versions import (
     intents_by_split,
     version_exists,
 )
-from workbench.tools import answer_from_json
+from workbench.tools import TOOLS
 
 MODES = {"selection": "Intents sent from the Errors page",
          "mining": "Every flagged intent of a run (mining)"}
@@ -53,12 +65,18 @@ STATUSES = ("pending", "approved", "rejected", "dropped", "all")
 DEFAULTS = AugmentConfig()
 PAGE_SIZE = 50
 RECENT_JOBS = 5
+QUEUE_ROW_HEIGHT = 68             # px: above 4rem the table wraps long texts instead of cutting
+QUEUE_ROWS_SHOWN = 10             # rows in view before the table scrolls
+MAX_BULK = 100_000                # "approve all pending" asks about at most this many at once
+LISTED = 10                       # candidates a bulk question names before "… and N more"
+CANDIDATE_KEY = "aug_candidate"   # the exact id of the candidate shown in detail
 
 _FLASH = "aug_flash"              # (kind, message) left by a callback for the next run
 _TABLE_VERSION = "aug_table_version"  # bumped after each review action: clears row selections
 _ROUND_NEXT = "aug_round_next"    # a round to show once a job has made it
 _JOB_SHOWN = "aug_job_shown"      # the job whose round was last brought up for review
 _START_FLASH = "aug_start_flash"  # (kind, message) about the last start, for the next run
+_CONFIRM = "aug_confirm_request"  # the BulkRequest waiting for its confirmation
 
 
 def render() -> None:
@@ -343,106 +361,196 @@ def _queue(current: Store, round_: dict[str, Any]) -> None:
                 f"{round_id}{hint}.")
     else:
         table_key = f"aug_queue_table_{st.session_state.get(_TABLE_VERSION, 0)}"
+        reviewable_ids = {row["candidate_id"] for row in rows if _reviewable(row)}
         ids = [row["candidate_id"] for row in rows]
         frame = _candidate_frame(rows)
-        hidden = [name for name, shown in (("drop reason", status in ("dropped", "all")),
+        hidden = [name for name, shown in (("status", status == "all"),
+                                           ("drop reason", status in ("dropped", "all")),
                                            ("reviewed by", status != "pending"),
                                            ("in version", include_committed)) if not shown]
         st.dataframe(frame.drop(columns=hidden), hide_index=True, key=table_key,
-                     on_select=lambda: _rows_to_selection(table_key, ids),
-                     selection_mode="multi-row", column_config=_CANDIDATE_COLUMNS)
+                     on_select=partial(_rows_to_selection, table_key, ids, reviewable_ids),
+                     selection_mode="multi-row", column_config=_CANDIDATE_COLUMNS,
+                     row_height=QUEUE_ROW_HEIGHT,
+                     height=QUEUE_ROW_HEIGHT * min(len(rows), QUEUE_ROWS_SHOWN) + 40)
         first = (page - 1) * PAGE_SIZE + 1
-        st.caption(f"Candidates {first}–{first + len(rows) - 1} of {total:,}. Select rows (or "
-                   "pick them below), then approve or reject them.")
+        st.caption(f"Candidates {first}–{first + len(rows) - 1} of {total:,}. Select one row "
+                   "to see that candidate below; select several (or pick them in the box "
+                   "under the table) to act on them together.")
+    reviewable = {row["candidate_id"]: row for row in rows if _reviewable(row)}
+    _bulk(round_, reviewable)
+    st.divider()
+    _one_candidate(current, round_id, rows)
 
-    reviewable = {row["candidate_id"]: row for row in rows
-                  if row["status"] != "dropped" and row["committed_version_id"] is None}
+
+def _reviewable(row: dict[str, Any]) -> bool:
+    """A candidate a decision can still change: neither dropped nor in a version."""
+    return row["status"] != "dropped" and row["committed_version_id"] is None
+
+
+# ---------------------------------------------------------------------------- bulk actions
+
+def _bulk(round_: dict[str, Any], reviewable: dict[int, dict[str, Any]]) -> None:
+    """Decisions on several candidates at once. Each bulk button only asks: the page then says
+    how many candidates (and which) it will change, and a second click does it. Picking by
+    typing adds one candidate per Enter (no "select all matches")."""
+    round_id = round_["augmentation_id"]
     kept = [i for i in st.session_state.get("aug_selected", []) if i in reviewable]
     st.session_state["aug_selected"] = kept
-    with st.form("aug_review_form", border=True):
-        st.multiselect("Selected candidates", list(reviewable), key="aug_selected",
-                       format_func=lambda i: f"#{i} · {reviewable[i]['intent_text']}",
-                       placeholder="Select table rows, or type to pick candidates")
-        columns = st.columns([1, 1, 1.6, 1.4])
-        columns[0].form_submit_button("Approve selected", type="primary", key="aug_approve",
-                                      on_click=_review_action, args=("approve", round_id))
-        columns[1].form_submit_button("Reject selected", key="aug_reject",
-                                      on_click=_review_action, args=("reject", round_id))
-        columns[2].form_submit_button(f"Approve all pending in round {round_id}",
-                                      key="aug_approve_all", disabled=not round_["pending"],
-                                      on_click=_review_action, args=("approve_all", round_id))
-    _edit_candidate(reviewable)
+    st.multiselect("Selected candidates", list(reviewable), key="aug_selected",
+                   format_func=lambda i: f"#{i} · {reviewable[i]['intent_text']}",
+                   placeholder="Select table rows, or type an id (#12) and press Enter",
+                   select_all=False, filter_mode="prefix")
+    selected = len(kept)
+    texts = {i: row["intent_text"] for i, row in reviewable.items()}
+    decided = {i: text for i, text in texts.items()       # what "back to pending" can change
+               if reviewable[i]["status"] != review.Status.PENDING.value}
+    n_decided = sum(i in decided for i in kept)
+    columns = st.columns(4)
+    columns[0].button(f"Approve selected ({selected})", type="primary", key="aug_approve",
+                      disabled=not selected, on_click=_ask,
+                      args=(BulkAction.APPROVE, round_id, texts))
+    columns[1].button(f"Reject selected ({selected})", key="aug_reject", disabled=not selected,
+                      on_click=_ask, args=(BulkAction.REJECT, round_id, texts))
+    columns[2].button(f"Back to pending ({n_decided})", key="aug_pending_selected",
+                      disabled=not n_decided, on_click=_ask,
+                      args=(BulkAction.PENDING, round_id, decided),
+                      help="take the decision back: approved or rejected candidates become "
+                           "pending again")
+    columns[3].button(f"Approve all {round_['pending']:,} pending in round {round_id}",
+                      key="aug_approve_all", disabled=not round_["pending"], on_click=_ask,
+                      args=(BulkAction.APPROVE_ALL, round_id, texts))
+    _confirmation(round_id)
 
 
-def _edit_candidate(reviewable: dict[int, dict[str, Any]]) -> None:
-    """Approve one candidate with an edited label instead of its source's ("slightly cooler
-    morning" deserves a weaker temperature than "cool morning"): the answer editor, whose Save
-    stores a curator label of the candidate's text and approves the candidate."""
-    st.markdown("**Approve with an edited label**: a candidate inherits its source intent's "
-                "label; edit it here and the commit takes your label instead.")
-    if not reviewable:
-        st.caption("No candidate on this page can be reviewed.")
+class BulkAction(str, Enum):
+    APPROVE = "approve"
+    REJECT = "reject"
+    PENDING = "pending"
+    APPROVE_ALL = "approve_all"
+
+    @property
+    def verb(self) -> str:
+        return {"approve": "Approve", "reject": "Reject", "pending": "Set back to pending",
+                "approve_all": "Approve"}[self.value]
+
+
+@dataclass(frozen=True)
+class BulkRequest:
+    """A bulk action waiting for its confirmation: exactly these candidates, as they were
+    when it was asked (a confirmation never reaches further than what it showed)."""
+
+    action: BulkAction
+    round_id: int
+    candidates: tuple[tuple[int, str], ...]       # (candidate id, text)
+
+    @property
+    def question(self) -> str:
+        n = len(self.candidates)
+        what = f"{n} candidate{'s' if n != 1 else ''}"
+        if self.action is BulkAction.PENDING:
+            return f"Set {what} back to pending?"
+        pending = " pending" if self.action is BulkAction.APPROVE_ALL else ""
+        return f"{self.action.verb} {n}{pending} candidate{'s' if n != 1 else ''}?"
+
+
+def _ask(action: BulkAction, round_id: int, texts: dict[int, str]) -> None:
+    """Callback of a bulk button: note what it would change (the selected candidates, whose
+    texts `texts` gives, or every pending one of the round), for the confirmation."""
+    st.session_state.pop(_CONFIRM, None)
+    if not str(st.session_state.get(REVIEWER_KEY, "")).strip():
+        _flash("error", "Enter the reviewer's name first.")
         return
-    ids = list(reviewable)
-    if st.session_state.get("aug_edit_candidate") not in ids:
-        st.session_state.pop("aug_edit_candidate", None)
-    candidate_id = st.selectbox(
-        "Candidate to label", ids, key="aug_edit_candidate",
-        format_func=lambda i: f"#{i} · {reviewable[i]['intent_text']}  (from "
-                              f"{reviewable[i]['source_text']}; {reviewable[i]['status']})")
-    row = reviewable[candidate_id]
-    inherited = answer_from_json(row["adjust"], row["selective_adjust"], row["filter"])
+    if action is BulkAction.APPROVE_ALL:
+        try:
+            rows = review.list_candidates(state.reader(), review.ReviewFilter(
+                augmentation_id=round_id, status=review.Status.PENDING), limit=MAX_BULK)
+        except StoreBusyError as error:
+            _flash("warning", state.busy_message(error) + " Try again in a moment.")
+            return
+        except WorkbenchError as error:
+            _flash("error", escape_markdown(str(error)))
+            return
+        chosen = tuple((row["candidate_id"], row["intent_text"]) for row in rows)
+    else:
+        chosen = tuple((i, texts[i]) for i in st.session_state.get("aug_selected", [])
+                       if i in texts)
+    if not chosen:
+        _flash("warning", "Select candidates first (table rows or the box under it).")
+        return
+    st.session_state[_CONFIRM] = BulkRequest(action, round_id, chosen)
+
+
+def _confirmation(round_id: int) -> None:
+    """The question of a bulk action waiting to be confirmed, with its two buttons."""
+    request = st.session_state.get(_CONFIRM)
+    if not isinstance(request, BulkRequest) or request.round_id != round_id:
+        st.session_state.pop(_CONFIRM, None)
+        return
+    listed = ", ".join(f"#{i} {text}" for i, text in request.candidates[:LISTED])
+    more = len(request.candidates) - LISTED
+    with st.container(border=True, key="aug_confirm_box"):
+        st.warning(f"**{escape_markdown(request.question)}** "
+                   + escape_markdown(listed + (f" … and {more} more" if more > 0 else "")),
+                   icon=":material/help:")
+        left, right, _ = st.columns([2, 1, 3])
+        left.button(f"Yes: {request.question.rstrip('?').lower()}", type="primary",
+                    key="aug_confirm", on_click=_confirm)
+        right.button("Cancel", key="aug_cancel", on_click=st.session_state.pop,
+                     args=(_CONFIRM, None))
+
+
+def _confirm() -> None:
+    """Callback of the confirmation: change exactly the candidates the question listed."""
+    request = st.session_state.pop(_CONFIRM, None)
+    if not isinstance(request, BulkRequest):
+        return
+    ids = tuple(i for i, _ in request.candidates)
+    reviewer = str(st.session_state.get(REVIEWER_KEY, "")).strip()
+    if not reviewer:
+        _flash("error", "Enter the reviewer's name first.")
+        return
+    store = state.store()
     try:
-        found = labels.labels_of(state.reader(), row["intent_text"])
-    except StoreBusyError:
-        raise                   # the page's busy notice (state.run_page) says who holds it
-    except WorkbenchError as error:
-        st.error(escape_markdown(str(error)))
+        if request.action is BulkAction.PENDING:
+            changed = review.set_pending(store, ids)
+            message = f"Set {changed} candidate(s) back to pending."
+        else:
+            status = (review.Status.REJECTED if request.action is BulkAction.REJECT
+                      else review.Status.APPROVED)
+            only = review.Status.PENDING if request.action is BulkAction.APPROVE_ALL else None
+            changed = review.set_status(store, review.ReviewFilter(candidate_ids=ids,
+                                                                   status=only),
+                                        status, by=reviewer)
+            message = (f"{status.value.capitalize()} {changed} candidate(s) as "
+                       f"{escape_markdown(reviewer)}.")
+    except StoreBusyError as error:
+        _flash("warning", state.busy_message(error) + " Nothing was changed: try again in a "
+                                                      "moment.")
         return
-    source = editor.StartingPoint(f"its source's label ({row['source_text']})", inherited)
-    editor.answer_editor(
-        "aug_editor", subject=f"candidate {candidate_id}",
-        starts=editor.starting_points(found, None, [source]), reference=inherited,
-        reference_title="source's label", save_label="Approve with this label",
-        author=str(st.session_state.get(REVIEWER_KEY, "")), save=partial(_approve_with_label,
-                                                                         candidate_id))
+    except WorkbenchError as error:
+        _flash("error", "Nothing was changed: " + escape_markdown(str(error)))
+        return
+    if changed < len(ids):
+        message += f" ({len(ids) - changed} of the {len(ids)} had no decision to change.)"
+    _flash("success", message)
+    _reset_selection()
 
 
-def _approve_with_label(candidate_id: int, request: editor.SaveRequest) -> str:
-    label = review.approve_with_label(state.store(), candidate_id, request.answer,
-                                      request.curator, request.note)
+def _reset_selection() -> None:
     st.session_state["aug_selected"] = []
     st.session_state[_TABLE_VERSION] = st.session_state.get(_TABLE_VERSION, 0) + 1
-    return (f"Approved candidate #{candidate_id} with label #{label.label_id} "
-            f"({escape_markdown(label.source)}): the commit takes it instead of its source's.")
 
 
-_CANDIDATE_COLUMNS = {
-    "source intent": st.column_config.TextColumn(width="medium"),
-    "candidate": st.column_config.TextColumn(width="medium"),
-    "nearest neighbour": st.column_config.TextColumn(width="medium"),
-    "similarity": st.column_config.NumberColumn(format="%.3f"),
-}
-
-
-def _candidate_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame([{
-        "id": row["candidate_id"], "source intent": row["source_text"],
-        "candidate": row["intent_text"], "nearest neighbour": row["nearest_text"],
-        "similarity": row["nearest_similarity"], "kind": row["nearest_kind"],
-        "status": row["status"], "label": row.get("edited_label") or "source's",
-        "drop reason": row["drop_reason"],
-        "reviewed by": row["reviewed_by"], "in version": row["committed_version_id"],
-    } for row in rows])
-    frame["in version"] = frame["in version"].astype("Int64")
-    return frame
-
-
-def _rows_to_selection(table_key: str, ids: list[int]) -> None:
-    """Rows selected in the queue table become the form's selected candidates."""
+def _rows_to_selection(table_key: str, ids: list[int], reviewable: set[int]) -> None:
+    """Rows selected in the queue table become the selected candidates; one row selected is
+    also the candidate shown below."""
     selection = st.session_state.get(table_key)
     rows = list(getattr(getattr(selection, "selection", None), "rows", None) or [])
-    st.session_state["aug_selected"] = [ids[i] for i in rows if i < len(ids)]
+    chosen = [ids[i] for i in rows if i < len(ids)]
+    st.session_state["aug_selected"] = [i for i in chosen if i in reviewable]
+    if len(chosen) == 1:
+        st.session_state[CANDIDATE_KEY] = chosen[0]
 
 
 def _flash(kind: str, message: str) -> None:
@@ -450,36 +558,188 @@ def _flash(kind: str, message: str) -> None:
     st.session_state[_FLASH] = (kind, message)
 
 
-def _review_action(action: str, round_id: int) -> None:
-    """Approve or reject the selected candidates, or approve every pending one of the round."""
+# ---------------------------------------------------------------------------- one candidate
+
+def _one_candidate(current: Store, round_id: int, rows: list[dict[str, Any]]) -> None:
+    """One candidate, named by its exact id: where it came from, the label it goes in with, a
+    before/after render, its nearest neighbour, and buttons that change that candidate only."""
+    st.markdown("**One candidate**: type its id, or select its row in the table. The buttons "
+                "here change this candidate and no other.")
+    if st.session_state.get(CANDIDATE_KEY) is None:       # none yet, or a round had none
+        st.session_state[CANDIDATE_KEY] = rows[0]["candidate_id"] if rows else None
+    candidate_id = st.number_input("Candidate id", min_value=1, step=1, key=CANDIDATE_KEY,
+                                   placeholder="e.g. 12", width=200)
+    if candidate_id is None:
+        st.caption("No candidate chosen.")
+        return
+    try:
+        detail = review.candidate_detail(current, int(candidate_id))
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
+    except WorkbenchError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    if detail is None:
+        st.warning(f"There is no candidate #{int(candidate_id)}.")
+        return
+    _candidate_facts(detail, round_id)
+    _candidate_previews(detail)
+    _single_actions(detail)
+    if detail.status != review.Status.DROPPED.value and detail.committed_version_id is None:
+        with st.expander(f"Approve #{detail.candidate_id} with an edited label", expanded=False):
+            _edit_candidate(detail)
+
+
+def _candidate_facts(detail: review.CandidateDetail, round_id: int) -> None:
+    where = (f" · in dataset version {detail.committed_version_id}"
+             if detail.committed_version_id is not None else "")
+    by = f" by {escape_markdown(detail.reviewed_by)}" if detail.reviewed_by else ""
+    other = (f" (round {detail.augmentation_id}, not the round shown above)"
+             if detail.augmentation_id != round_id else f" · round {detail.augmentation_id}")
+    st.markdown(f"#### Candidate #{detail.candidate_id} · {detail.status}{by}{other}{where}")
+    if detail.nearest_text is None:
+        nearest = "none recorded"
+    else:
+        similarity = ("" if detail.nearest_similarity is None
+                      else f", cosine {detail.nearest_similarity:.3f}")
+        nearest = (f"{escape_markdown(detail.nearest_text)} "
+                   f"({escape_markdown(detail.nearest_kind or 'unknown')}{similarity})")
+    lines = [f"**Candidate:** {escape_markdown(detail.intent_text)}",
+             f"**Source intent:** {escape_markdown(detail.source_text)}",
+             f"**Nearest neighbour:** {nearest}"]
+    if detail.drop_reason:
+        lines.append(f"**Dropped:** {escape_markdown(detail.drop_reason)}")
+    lines.append("**Goes in with:** " + (
+        f"an edited label ({escape_markdown(detail.label_source or '')}), not its source's"
+        if detail.edited else "its source intent's label (inherited)"))
+    st.markdown("  \n".join(lines))
+    st.dataframe(pd.DataFrame([{
+        "tool": TOOL_TITLES[tool],
+        "source's label": describe_output(tool, detail.inherited.tool_json(tool)),
+        "goes in with": describe_output(tool, detail.label.tool_json(tool))} for tool in TOOLS]),
+        hide_index=True, key="aug_detail_labels", row_height=QUEUE_ROW_HEIGHT,
+        column_config={"tool": st.column_config.TextColumn(width="small"),
+                       "source's label": st.column_config.TextColumn(width="large"),
+                       "goes in with": st.column_config.TextColumn(width="large")})
+
+
+def _candidate_previews(detail: review.CandidateDetail) -> None:
+    """Before (the photo as it is), the source's label and the label it goes in with, on one
+    sample photo (renders cached by the editor)."""
+    label = (f"goes in with: {detail.label_source}" if detail.edited
+             else "goes in with: inherited (the same)")
+    editor.answer_previews("aug_detail", [("source's label", detail.inherited),
+                                          (label, detail.label)], per_row=3)
+
+
+def _single_actions(detail: review.CandidateDetail) -> None:
+    locked = detail.status == review.Status.DROPPED.value or detail.committed_version_id is not None
+    number = detail.candidate_id
+    columns = st.columns([1, 1, 1.4, 2])
+    columns[0].button(f"Approve #{number}", type="primary", key="aug_one_approve",
+                      disabled=locked or detail.status == "approved", on_click=_decide_one,
+                      args=(review.Status.APPROVED, number))
+    columns[1].button(f"Reject #{number}", key="aug_one_reject",
+                      disabled=locked or detail.status == "rejected", on_click=_decide_one,
+                      args=(review.Status.REJECTED, number))
+    columns[2].button(f"Back to pending #{number}", key="aug_one_pending",
+                      disabled=locked or detail.status == "pending", on_click=_decide_one,
+                      args=(review.Status.PENDING, number))
+    if locked:
+        columns[3].caption("Dropped by deduplication: it cannot be approved."
+                           if detail.committed_version_id is None
+                           else "Already in a dataset version: its decision is final.")
+
+
+def _decide_one(status: review.Status, candidate_id: int) -> None:
+    """Callback of a single action: this one candidate, no confirmation needed."""
     reviewer = str(st.session_state.get(REVIEWER_KEY, "")).strip()
-    selected = tuple(st.session_state.get("aug_selected", []))
-    if not reviewer:
+    if not reviewer and status is not review.Status.PENDING:
         _flash("error", "Enter the reviewer's name first.")
         return
-    if action != "approve_all" and not selected:
-        _flash("warning", "Select candidates first (table rows or the list under it).")
-        return
-    store = state.store()
-    if action == "approve_all":
-        selection = review.ReviewFilter(augmentation_id=round_id, status=review.Status.PENDING)
-        status = review.Status.APPROVED
-    else:
-        selection = review.ReviewFilter(candidate_ids=selected)
-        status = review.Status.APPROVED if action == "approve" else review.Status.REJECTED
     try:
-        changed = review.set_status(store, selection, status, by=reviewer)
+        if status is review.Status.PENDING:
+            changed = review.set_pending(state.store(), (candidate_id,))
+        else:
+            changed = review.set_status(state.store(),
+                                        review.ReviewFilter(candidate_ids=(candidate_id,)),
+                                        status, by=reviewer)
     except StoreBusyError as error:
         _flash("warning", state.busy_message(error) + " Nothing was changed: try again in a "
                                                       "moment.")
         return
     except WorkbenchError as error:
-        _flash("error", escape_markdown(str(error)))
+        _flash("error", "Nothing was changed: " + escape_markdown(str(error)))
         return
-    _flash("success", f"{status.value.capitalize()} {changed} candidate(s) as "
-                      f"{escape_markdown(reviewer)}.")
-    st.session_state["aug_selected"] = []
-    st.session_state[_TABLE_VERSION] = st.session_state.get(_TABLE_VERSION, 0) + 1
+    done = ("set back to pending" if status is review.Status.PENDING
+            else f"{status.value} as {escape_markdown(reviewer)}")
+    _flash("success" if changed else "info",
+           f"Candidate #{candidate_id} {done}." if changed
+           else f"Candidate #{candidate_id} was already {status.value}.")
+    _reset_selection()
+
+
+def _edit_candidate(detail: review.CandidateDetail) -> None:
+    """Approve the candidate with an edited label instead of its source's ("slightly cooler
+    morning" deserves a weaker temperature than "cool morning"): the answer editor, whose Save
+    stores a curator label of the candidate's text and approves the candidate."""
+    st.caption("A candidate inherits its source intent's label; edit it here and the commit "
+               "takes your label instead.")
+    try:
+        found = labels.labels_of(state.reader(), detail.intent_text)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
+    except WorkbenchError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    source = editor.StartingPoint(f"its source's label ({detail.source_text})",
+                                  detail.inherited)
+    editor.answer_editor(
+        "aug_editor", subject=f"candidate {detail.candidate_id}",
+        starts=editor.starting_points(found, None, [source]), reference=detail.inherited,
+        reference_title="source's label", save_label="Approve with this label",
+        author=str(st.session_state.get(REVIEWER_KEY, "")),
+        save=partial(_approve_with_label, detail.candidate_id))
+
+
+def _approve_with_label(candidate_id: int, request: editor.SaveRequest) -> str:
+    label = review.approve_with_label(state.store(), candidate_id, request.answer,
+                                      request.curator, request.note)
+    _reset_selection()
+    return (f"Approved candidate #{candidate_id} with label #{label.label_id} "
+            f"({escape_markdown(label.source)}): the commit takes it instead of its source's.")
+
+
+# Widths that fit the page beside the selection column (the texts wrap; the answer a candidate
+# goes in with is in its detail, under the table).
+_CANDIDATE_COLUMNS = {
+    "id": st.column_config.NumberColumn(width=50, format="%d"),
+    "candidate": st.column_config.TextColumn(width=210),
+    "source intent": st.column_config.TextColumn(width=180),
+    "label": st.column_config.TextColumn(
+        width=100, help="the label the candidate goes in with: inherited (its source intent's) "
+                        "or edited (a curator's, which the commit takes instead)"),
+    "nearest neighbour": st.column_config.TextColumn(width=190),
+    "similarity": st.column_config.NumberColumn(format="%.3f", width=75,
+                                                help="cosine to the nearest neighbour"),
+    "kind": st.column_config.TextColumn(width=70, help="the nearest neighbour is a training "
+                                                       "intent, a test intent or a candidate"),
+    "status": st.column_config.TextColumn(width=75),
+}
+
+
+def _candidate_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame([{
+        "id": row["candidate_id"], "candidate": row["intent_text"],
+        "source intent": row["source_text"],
+        "label": f"edited: {row['edited_label']}" if row.get("edited_label") else "inherited",
+        "nearest neighbour": row["nearest_text"],
+        "similarity": row["nearest_similarity"], "kind": row["nearest_kind"],
+        "status": row["status"], "drop reason": row["drop_reason"],
+        "reviewed by": row["reviewed_by"], "in version": row["committed_version_id"],
+    } for row in rows])
+    frame["in version"] = frame["in version"].astype("Int64")
+    return frame
 
 
 def _dropped(current: Store, round_: dict[str, Any]) -> None:

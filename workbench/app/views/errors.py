@@ -21,7 +21,7 @@ import streamlit as st
 from pipelines import labels
 from workbench.app import editor, state
 from workbench.app.state import SOURCES_KEY, SOURCES_VERSION_KEY, escape_markdown
-from workbench.describe import parameter_table
+from workbench.describe import describe_output, parameter_table
 from workbench.errors import StoreBusyError, WorkbenchError
 from workbench.render import SAMPLE_IMAGES
 from workbench.report import TOOL_TITLES
@@ -40,6 +40,9 @@ KINDS = {"run": "Test split (student evaluations)", "mining": "Training split (m
 INTENT_KEY = "errors_intent"                 # the intent compared in detail
 SEND_KEY = "errors_send_selection"           # the intents picked to send
 STRIP_HEIGHT = 300
+FILTER_WIDTH = 150                           # px: the longest filter name, whole
+LARGE_SIDE = 1024                            # px, the enlarged renders' longer side
+ENLARGE_KEY = "errors_enlarge"               # the expander with the enlarged renders
 
 
 def render() -> None:
@@ -77,11 +80,6 @@ def render() -> None:
     evaluation = by_id[evaluation_id]
     _summary(evaluation)
 
-    tabs = st.tabs([TOOL_TITLES[tool] for tool in TOOLS])
-    for tool, tab in zip(TOOLS, tabs, strict=True):
-        with tab:
-            _tool_tab(current, evaluation_id, tool)
-
     try:
         with current.session() as session:
             ranked = ranked_intents(session, evaluation_id)
@@ -90,6 +88,11 @@ def render() -> None:
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         st.stop()
+    intent_rank = {row["intent_key"]: rank for rank, row in enumerate(ranked)}
+    tabs = st.tabs([TOOL_TITLES[tool] for tool in TOOLS])
+    for tool, tab in zip(TOOLS, tabs, strict=True):
+        with tab:
+            _tool_tab(current, evaluation, tool, intent_rank)
     if not ranked:
         st.info("This evaluation scored no intent.")
         st.stop()
@@ -117,21 +120,16 @@ def _summary(evaluation: dict[str, Any]) -> None:
                    "them to the Augmentation page.")
 
 
-def _tool_tab(current: Any, evaluation_id: int, tool: str) -> None:
+def _tool_tab(current: Any, evaluation: dict[str, Any], tool: str,
+              intent_rank: dict[str, int]) -> None:
+    evaluation_id = evaluation["evaluation_id"]
     flagged_key, page_key = f"errors_flagged_{tool}", f"errors_page_{tool}"
     left, right = st.columns([3, 1])
     only_flagged = left.checkbox("Only flagged intents", key=flagged_key)
     try:
+        ordered = _worst_first_rows(str(current.path), evaluation_id,
+                                    str(evaluation["created_at"]), tool, only_flagged)
         with current.session() as session:
-            total = count_tool_errors(session, evaluation_id, tool, only_flagged)
-            pages = max(1, -(-total // PAGE_SIZE))
-            if st.session_state.get(page_key, 1) > pages:   # fewer rows than before
-                st.session_state[page_key] = pages
-            page = int(right.number_input(f"Page (of {pages})", min_value=1, max_value=pages,
-                                          step=1, key=page_key))
-            rows = tool_errors(session, evaluation_id, tool,
-                                           only_flagged=only_flagged, limit=PAGE_SIZE,
-                                           offset=(page - 1) * PAGE_SIZE)
             confusions = filter_confusions(session, evaluation_id) \
                 if tool == "filter" else []
     except StoreBusyError:
@@ -139,6 +137,14 @@ def _tool_tab(current: Any, evaluation_id: int, tool: str) -> None:
     except WorkbenchError as error:
         st.error(escape_markdown(str(error)))
         return
+    ordered = worst_first(ordered, tool, intent_rank)
+    total = len(ordered)
+    pages = max(1, -(-total // PAGE_SIZE))
+    if st.session_state.get(page_key, 1) > pages:   # fewer rows than before
+        st.session_state[page_key] = pages
+    page = int(right.number_input(f"Page (of {pages})", min_value=1, max_value=pages, step=1,
+                                  key=page_key))
+    rows = ordered[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     if not rows:
         st.info("No intent here." if only_flagged else "This evaluation has no scores.")
         return
@@ -147,11 +153,14 @@ def _tool_tab(current: Any, evaluation_id: int, tool: str) -> None:
     st.dataframe(frame, hide_index=True, key=f"errors_table_{tool}_{evaluation_id}_{page}",
                  on_select=partial(_inspect, f"errors_table_{tool}_{evaluation_id}_{page}", keys),
                  selection_mode="single-row", column_config=_tool_columns(tool))
-    order = ("wrong filters first, then the largest intensity error" if tool == "filter"
-             else "largest cosine gap first")
+    order = ("wrong filters first; among them a filter used on one side only first, then "
+             "the largest intensity error" if tool == "filter"
+             else "largest cosine gap first; at the same cosine, a tool-selection mismatch "
+                  "(used on one side only) first")
     first = (page - 1) * PAGE_SIZE + 1
-    st.caption(f"Intents {first}–{first + len(rows) - 1} of {total:,}, {order}. Select a row "
-               "to compare it below.")
+    st.caption(f"Intents {first}–{first + len(rows) - 1} of {total:,}, {order}; then the "
+               "intents wrong on more tools, with the larger gap, as in *Intent (worst "
+               "first)* below. Select a row to compare it below.")
     if tool == "filter":
         st.markdown("**Most common wrong filters** (teacher → student; None: no filter)")
         if confusions:
@@ -161,13 +170,49 @@ def _tool_tab(current: Any, evaluation_id: int, tool: str) -> None:
             st.caption("No wrong filter in this evaluation.")
 
 
+@st.cache_data(max_entries=32, show_spinner="Ordering the intents…")
+def _worst_first_rows(db: str, evaluation_id: int, created_at: str, tool: str,
+                      only_flagged: bool) -> list[dict[str, Any]]:
+    """Every row of one tool of an evaluation (`tool_errors`), once per evaluation: evaluations
+    never change, and the database path and the evaluation's time tell a rebuilt database's
+    evaluation of the same id apart."""
+    with state.reader().session() as session:
+        total = count_tool_errors(session, evaluation_id, tool, only_flagged)
+        return tool_errors(session, evaluation_id, tool, only_flagged=only_flagged,
+                           limit=max(total, 1))
+
+
+def worst_first(rows: list[dict[str, Any]], tool: str,
+                intent_rank: dict[str, int]) -> list[dict[str, Any]]:
+    """One tool's rows, worst first, with ties broken by what a curator would fix first.
+
+    adjust, selective_adjust: the largest cosine gap first (the lowest cosine). Many intents
+    share a cosine (every intent where only one side used the tool scores 0), so at the same
+    cosine: a tool-selection mismatch (the tool used on one side only: a wrong decision, not
+    only wrong values) first; then the intent's rank over all three tools (`intent_rank`, 0 =
+    worst: flagged by more tools, then the larger gap; `ranked_intents`' order); then the
+    intent. filter: wrong filters first; among them one used on one side only first, then the
+    largest intensity error; then the intent's rank, then the intent."""
+    def gap(value: float | None) -> float:
+        return float("-inf") if value is None else float(value)
+
+    def key(row: dict[str, Any]) -> tuple:
+        mismatch = bool(row["teacher_used"]) != bool(row["student_used"])
+        tail = (intent_rank.get(row["intent_key"], len(intent_rank)), str(row["intent_text"]),
+                row["intent_key"])
+        if tool == "filter":
+            return (not row["flagged"], not mismatch, -gap(row["intensity_error"]), *tail)
+        return (-gap(row["cosine_gap"]), not mismatch, *tail)
+
+    return sorted(rows, key=key)
+
+
 def _tool_frame(rows: list[dict[str, Any]], tool: str) -> pd.DataFrame:
     if tool == "filter":
         names = {"intent_text": "intent", "teacher_filter": "teacher filter",
                  "student_filter": "student filter", "teacher_intensity": "teacher intensity",
                  "student_intensity": "student intensity", "intensity_error": "intensity error",
-                 "flagged": "flagged", "teacher_used": "teacher used",
-                 "student_used": "student used"}
+                 "flagged": "flagged"}      # a filter name of None says a side used none
     else:
         names = {"intent_text": "intent", "teacher_used": "teacher used",
                  "student_used": "student used", "cosine": "cosine", "cosine_gap": "gap",
@@ -181,7 +226,16 @@ def _tool_frame(rows: list[dict[str, Any]], tool: str) -> pd.DataFrame:
 
 def _tool_columns(tool: str) -> dict[str, Any]:
     if tool == "filter":
-        return {"intent": st.column_config.TextColumn(width="medium")}
+        # Filter names whole ("vintage_Kodachrome"): fixed widths, not cut to fit the page.
+        return {"intent": st.column_config.TextColumn(width=230),
+                "teacher filter": st.column_config.TextColumn(width=FILTER_WIDTH),
+                "student filter": st.column_config.TextColumn(width=FILTER_WIDTH),
+                "teacher intensity": st.column_config.NumberColumn("teacher int.", width=90),
+                "student intensity": st.column_config.NumberColumn("student int.", width=90),
+                "intensity error": st.column_config.NumberColumn(
+                    "int. error", width=80, help="|student − teacher| intensity, when both "
+                                                 "used a filter"),
+                "flagged": st.column_config.CheckboxColumn(width=70)}
     return {"intent": st.column_config.TextColumn(width="large"),
             "cosine": st.column_config.NumberColumn(format="%.3f"),
             "gap": st.column_config.NumberColumn(format="%+.3f")}
@@ -229,20 +283,19 @@ def _compare(current: Any, evaluation: dict[str, Any], ranked: list[dict[str, An
         with column:
             st.markdown(f"**{TOOL_TITLES[tool]}**")
             st.caption(_score_line(detail.scores.get(tool)))
-            table = pd.DataFrame(parameter_table(detail.teacher, detail.student,
-                                                             tool))
-            if tool != "filter":
-                for name in ("teacher", "student", "difference"):
-                    table[name] = table[name].astype("Int64")
-            # Three tables side by side: narrow number columns keep the difference in view;
-            # filter names need the room.
-            number_width = None if tool == "filter" else 50
+            table = pd.DataFrame(parameter_table(detail.teacher, detail.student, tool))
+            if tool == "filter":
+                _filter_table(table)
+                continue
+            for name in ("teacher", "student", "difference"):
+                table[name] = table[name].astype("Int64")
+            # Three tables side by side: narrow number columns keep the difference in view.
             st.dataframe(table, hide_index=True, key=f"errors_parameters_{tool}",
                          height=35 * (len(table) + 1) + 3, column_config={
-                             "teacher": st.column_config.Column(width=number_width),
-                             "student": st.column_config.Column(width=number_width),
+                             "teacher": st.column_config.Column(width=50),
+                             "student": st.column_config.Column(width=50),
                              "difference": st.column_config.Column(
-                                 "diff.", width=number_width, help="student − teacher")})
+                                 "diff.", width=50, help="student − teacher")})
     st.caption("None: that side did not use the tool. The difference is student − teacher, an "
                "unused tool counting as zeros (as the cosine counts it).")
     try:
@@ -251,7 +304,44 @@ def _compare(current: Any, evaluation: dict[str, Any], ranked: list[dict[str, An
         st.error(escape_markdown(str(error)))
         return
     st.image(strip, caption="original · teacher · student")
+    _enlarged(sample, detail)
     _edit(evaluation, detail)
+
+
+def _filter_table(table: pd.DataFrame) -> None:
+    """The filter of both sides as rows (teacher, student, difference) with the name and the
+    intensity as columns: a filter name fits whole where three columns of names would not."""
+    sides = table.set_index("parameter").T.reset_index(names="side")
+    st.dataframe(sides, hide_index=True, key="errors_parameters_filter",
+                 column_config={"side": st.column_config.TextColumn(width=90),
+                                "name": st.column_config.TextColumn(width=FILTER_WIDTH),
+                                "intensity": st.column_config.TextColumn(
+                                    width=80, help="difference: student − teacher")})
+
+
+def _enlarged(sample: str, detail: Any) -> None:
+    """The teacher's and the student's renders side by side at a larger size, with each
+    filter's name whole: a filter difference is hard to see in the strip. Rendered only while
+    the expander is open."""
+    box = st.expander("Enlarge: teacher and student side by side", key=ENLARGE_KEY,
+                      on_change="rerun", icon=":material/zoom_in:")
+    if not box.open:
+        return
+    with box:
+        columns = st.columns(2)
+        for column, side, answer in zip(columns, ("teacher (ground truth)", "student"),
+                                        (detail.teacher, detail.student), strict=True):
+            try:
+                image = _large(sample, _jsons(answer))
+            except WorkbenchError as error:
+                column.error(escape_markdown(str(error)))
+                continue
+            column.image(image, caption=f"{side} · filter: "
+                                        f"{describe_output('filter', answer.tool_json('filter'))}",
+                         output_format="JPEG", width="stretch")
+        st.caption("Each render is the whole answer (adjust, selective adjust, filter) on the "
+                   f"sample photo at {LARGE_SIDE} px; use the image's full-screen button to see "
+                   "it bigger still.")
 
 
 def _edit(evaluation: dict[str, Any], detail: Any) -> None:
@@ -309,6 +399,17 @@ def _strip(sample: str, teacher: tuple[str | None, str | None, str | None],
     image = fit_image(load_image(sample), 640)
     return to_png_bytes(comparison(image, answer_from_json(*teacher), answer_from_json(*student),
                                    STRIP_HEIGHT))
+
+
+@st.cache_data(max_entries=32, show_spinner="Rendering…")
+def _large(sample: str, answer: tuple[str | None, str | None, str | None]) -> bytes:
+    """JPEG of one answer on a bundled sample photo at LARGE_SIDE (cached per answer)."""
+    from workbench.editing import encode_jpeg
+    from workbench.render import fit_image, load_image, render
+    from workbench.tools import answer_from_json
+
+    return encode_jpeg(render(fit_image(load_image(sample), LARGE_SIDE),
+                              answer_from_json(*answer)))
 
 
 def _send(evaluation: dict[str, Any], ranked: list[dict[str, Any]]) -> None:
