@@ -13,7 +13,9 @@ A queue is a reason and an order (`QueueConfig`):
 - `student_disagreement`: the best student (the highest overall on the version's test split)
   and the ground truth disagree strongly: summed over the tools, 1 - cosine and the filter
   mismatch at least `STRONG_DISAGREEMENT`;
-- `mining_flags`: the intents the newest mining evaluation flags for augmentation.
+- `mining_flags`: the intents the newest mining evaluation flags for augmentation;
+- `selected`: intents a curator picked by hand (`QueueConfig.selection`, e.g. a region lassoed
+  on the Intents page's map), in the order picked.
 Orders: the reason's own (most needing first; ties: the most requested first), the most
 requested first, or A to Z.
 
@@ -60,6 +62,7 @@ class QueueReason(str, Enum):
     LOW_EXPORT_RATE = "low_export_rate"
     STUDENT_DISAGREEMENT = "student_disagreement"
     MINING_FLAGS = "mining_flags"
+    SELECTED = "selected"
 
 
 REASON_TITLES = {
@@ -68,6 +71,7 @@ REASON_TITLES = {
     QueueReason.LOW_EXPORT_RATE: "a ground truth with a low export rate",
     QueueReason.STUDENT_DISAGREEMENT: "the best student and the ground truth disagree strongly",
     QueueReason.MINING_FLAGS: "flagged by mining (the student gets it wrong in training)",
+    QueueReason.SELECTED: "selected on the map (the Intents page)",
 }
 
 
@@ -89,6 +93,7 @@ class QueueConfig:
     version: int | None = None               # the dataset version (default: the current one)
     evaluation_id: int | None = None         # student_disagreement / mining_flags: which one
     claim_expiry_s: float = DEFAULT_CLAIM_EXPIRY_S
+    selection: tuple[str, ...] = ()          # selected: the intent keys, in the order picked
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,9 @@ def select(store: Store, config: QueueConfig) -> QueueSelection:
         if reason is QueueReason.TEACHER_DISAGREEMENT:
             found = _teacher_disagreement(requests.several_teacher_outputs(session, version_id))
             source = f"the logs' teacher outputs of version {version_id}'s intents"
+        elif reason is QueueReason.SELECTED:
+            found = _selected(config.selection)
+            source = f"{len(found):,} intent(s) selected on the Intents page's map"
         elif reason in (QueueReason.FEW_REQUESTS, QueueReason.LOW_EXPORT_RATE):
             found = _thin_evidence(reason, intents.values())
             source = f"the logs' requests and exports of version {version_id}'s intents"
@@ -231,6 +239,16 @@ def _teacher_disagreement(rows: Sequence[dict[str, Any]]) -> dict[str, tuple[flo
                f"{lowest[i]:.2f}{filters_text}")
         found[key] = (1.0 - float(lowest[i]), why)
     return found
+
+
+def _selected(keys: Sequence[str]) -> dict[str, tuple[float, str]]:
+    """A curator's selection, first picked first (the need counts down)."""
+    unique = list(dict.fromkeys(keys))
+    if not unique:
+        raise QueueError("no intents are selected: lasso a region of the map on the Intents "
+                         "page (search by meaning) and press Send to the label queue")
+    return {key: (float(len(unique) - i), "selected on the map")
+            for i, key in enumerate(unique)}
 
 
 def _thin_evidence(reason: QueueReason,

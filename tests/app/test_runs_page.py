@@ -155,3 +155,203 @@ def test_the_jobs_tab_shows_the_latest_outcome_first(page, copied: Path) -> None
     [latest] = [s.body for s in at.success if "Latest finished job" in s.body]
     assert "`20240101-000000-train-aaaaaa` succeeded" in latest and "20240101-heads-1" in latest
     assert not [e.body for e in at.error if "Latest finished job" in e.body]
+
+
+# ---------------------------------------------------------------------------- stale forms
+
+def recording_submit(monkeypatch: pytest.MonkeyPatch, db: Path) -> list[tuple[str, dict]]:
+    """jobs.submit replaced by one that validates the config as the job process would and
+    leaves a running job folder (no process is started); returns the calls."""
+    import json
+
+    calls: list[tuple[str, dict]] = []
+
+    def submit(db_path, kind, config):
+        jobs.build_config(kind, json.loads(json.dumps(config)))
+        calls.append((jobs.JobKind(kind).value, config))
+        folder = write_job(db, f"20240101-00000{len(calls)}-{kind}-cccccc", kind=kind,
+                           config=config)
+        return jobs.load_job(db, folder.name)
+
+    monkeypatch.setattr(jobs, "submit", submit)
+    return calls
+
+
+def test_the_version_default_follows_a_new_current_version(page, copied: Path) -> None:
+    from pipelines import curate
+    from workbench.store import Store
+
+    at = page("runs", copied).run()
+    assert at.selectbox(key="launch_version").value == 1
+    curate.run(curate.CurateConfig(test_size=3, seed=1), Store(copied))    # version 2 appears
+    at.run()                                        # the same session, the form drawn before
+    assert not at.exception
+    assert at.selectbox(key="launch_version").options == ["1", "2"]
+    assert at.selectbox(key="launch_version").value == 2
+    at.radio(key="launch_kind").set_value("evaluate").run()    # the form drawn again after
+    at.radio(key="launch_kind").set_value("train").run()       # the other kind: still current
+    assert at.selectbox(key="launch_version").value == 2
+
+
+def test_the_note_does_not_carry_over_after_a_job_starts(page, copied: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = recording_submit(monkeypatch, copied)
+    at = page("runs", copied).run()
+    at.text_input(key="launch_note").set_value("kept when nothing starts")
+    at.text_area(key="launch_settings").set_value('{"epochs": ')
+    at.button(key="launch_start").click().run()
+    assert "not JSON" in at.error[0].body and not calls
+    assert at.text_input(key="launch_note").value == "kept when nothing starts"
+
+    at.text_area(key="launch_settings").set_value("{}")
+    at.text_input(key="launch_note").set_value("first try, lr 1e-3")
+    at.button(key="launch_start").click().run()
+    assert not at.exception
+    assert [(kind, config["note"]) for kind, config in calls] == [("train",
+                                                                   "first try, lr 1e-3")]
+    assert at.success[0].body.startswith("Started job ")
+    assert at.text_input(key="launch_note").value == ""          # the next run starts blank
+
+
+def test_after_a_reload_mid_job_the_page_says_a_job_runs_and_where(page, copied: Path) -> None:
+    running = write_job(copied, "20240101-000000-train-aaaaaa", config=FORM_TRAIN)
+    at = page("runs", copied).run()          # a new session: nothing in session state
+    assert not at.exception
+    [notice] = [info.body for info in at.info if running.name in info.body]
+    assert "is running" in notice and "**Jobs** tab" in notice
+    write_job(copied, "20240101-000001-train-bbbbbb", status="succeeded",
+              finished_at="2024-01-01T00:01:00+00:00")            # finished: nothing to say
+    write_job(copied, "20240101-000002-augment-cccccc", kind="augment",
+              config={"run_id": "r"})                   # the Augmentation page's to report
+    at = page("runs", copied).run()
+    reported = [info.body for info in at.info if "job is" in info.body]
+    assert len(reported) == 1 and running.name in reported[0]
+
+
+# ---------------------------------------------------------------------------- comparison
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory: pytest.TempPathFactory):
+    """A small demo world (every tool used, so the overall is defined) with two retrieval
+    runs, the first evaluated."""
+    from pipelines import demo
+    from workbench.store import Store
+
+    store = Store(tmp_path_factory.mktemp("runs_compare") / "demo.duckdb")
+    demo.run(demo.DemoRunConfig(requests=600, test_size=0.3), store)
+    config = train.TrainConfig(student="retrieval", student_config={"runtime": "torch"})
+    first, second = train.run(config, store), train.run(config, store)
+    evaluate.evaluate_run(first.run_id, None, store)
+    return store, first.run_id, second.run_id
+
+
+def demo_copy(demo_runs, tmp_path: Path) -> Path:
+    import shutil
+
+    store, _, _ = demo_runs
+    path = tmp_path / "demo.duckdb"
+    shutil.copy(store.path, path)
+    return path
+
+
+def evaluate_as_the_floor(db: Path, run_id: str) -> int:
+    """Store an evaluation of `run_id` whose answers are the floor's constant answer (a run far
+    worse than retrieval); returns its id."""
+    from workbench.store import Store
+    from workbench.store.versions import Split, version_rows
+    from workbench.tools import answer_from_json
+
+    store = Store(db)
+    with store.atomic() as session:
+        constant = evaluate.constant_answer(version_rows(session, 1, Split.TRAIN))
+        samples = [evaluate.Sample(row["intent_key"], row["intent_key"], row["request_count"],
+                                   answer_from_json(row["adjust"], row["selective_adjust"],
+                                                    row["filter"]), constant)
+                   for row in version_rows(session, 1, Split.TEST)]
+        return evaluate.evaluate_samples(session, samples, evaluate.EvaluationKind.RUN, run_id,
+                                         1, Split.TEST).evaluation_id
+
+
+def overall_chart(at) -> dict:
+    import json
+
+    [chart] = [c for c in at.get("plotly_chart") if "compare_overall" in c.proto.id]
+    return json.loads(chart.proto.spec)
+
+
+def test_new_runs_join_the_comparison_without_a_click(page, demo_runs, tmp_path: Path) -> None:
+    _, first, second = demo_runs
+    db = demo_copy(demo_runs, tmp_path)
+    at = page("runs", db).run()
+    assert at.multiselect(key="compare_runs").value == [first]
+    evaluate_as_the_floor(db, second)                 # a run evaluated meanwhile
+    at.run()
+    assert not at.exception
+    assert at.multiselect(key="compare_runs").value == [first, second]
+    at.multiselect(key="compare_runs").unselect(first).run()     # a run hidden stays hidden
+    at.run()
+    assert at.multiselect(key="compare_runs").value == [second]
+
+
+def test_the_baselines_button_runs_a_job_and_the_chart_draws_both_lines(page, demo_runs,
+                                                                        tmp_path: Path) -> None:
+    from workbench.store import Store
+    from workbench.store.evaluations import latest_baselines
+
+    db = demo_copy(demo_runs, tmp_path)
+    at = page("runs", db).run()
+    assert overall_chart(at)["layout"].get("shapes", []) == []
+    assert any("No ceiling or floor yet" in info.body for info in at.info)
+    at.button(key="compare_baselines").click().run()
+    assert not at.exception
+    assert at.success[0].body.startswith("Started job ")
+    [job] = jobs.list_jobs(db)
+    assert (job.kind, job.config) == (jobs.JobKind.BASELINES, {"version": 1})
+    deadline = time.monotonic() + 120
+    while not jobs.load_job(db, job.id).finished and time.monotonic() < deadline:
+        time.sleep(0.3)
+    done = jobs.load_job(db, job.id)
+    assert done.status is jobs.JobStatus.SUCCEEDED, done.log_tail()
+    with Store(db).session() as session:
+        stored = latest_baselines(session, 1)
+    expected = sorted(row["summary"]["subsets"][0]["overall"] for row in stored.values())
+    assert done.result["ceiling_overall"] == stored["self_consistency"]["summary"][
+        "subsets"][0]["overall"]
+    at.run()
+    lines = overall_chart(at)["layout"]["shapes"]
+    assert sorted(line["y0"] for line in lines) == pytest.approx(expected)
+    assert all(line["y0"] == line["y1"] and line["xref"] == "x domain" for line in lines)
+    texts = [a["text"] for a in overall_chart(at)["layout"]["annotations"]]
+    assert any(t.startswith("ceiling") for t in texts) and any(t.startswith("floor")
+                                                               for t in texts)
+
+
+def test_two_runs_differ_with_a_paired_bootstrap_interval(page, demo_runs,
+                                                          tmp_path: Path) -> None:
+    from pipelines.compare import run_difference
+    from workbench.store import Store
+    from workbench.store.evaluations import runs_with_latest_evaluation
+
+    _, first, second = demo_runs
+    db = demo_copy(demo_runs, tmp_path)
+    floor = evaluate_as_the_floor(db, second)
+    with Store(db).session() as session:
+        [retrieval] = [r["evaluation_id"] for r in runs_with_latest_evaluation(session)
+                       if r["run_id"] == first]
+    at = page("runs", db).run()
+    assert not at.exception
+    assert (at.selectbox(key="compare_a").value, at.selectbox(key="compare_b").value) == (
+        second, first)                                   # the newest two, newest first
+    at.selectbox(key="compare_a").set_value(first)
+    at.selectbox(key="compare_b").set_value(second).run()
+    expected = run_difference(Store(db), retrieval, floor).bootstrap
+    [metric] = [m for m in at.metric if m.label == "Overall: A − B"]
+    assert metric.value == f"{expected.observed:+.3f}"
+    text = " ".join(m.value for m in at.markdown)
+    assert f"[{expected.low:+.3f}, {expected.high:+.3f}]" in text
+    assert expected.observed > 0                          # retrieval beats a constant answer
+    assert ("A is better beyond the noise" if expected.excludes_zero
+            else "the interval holds 0: no clear difference") in text
+    assert "1,000 paired resamples (seed 0)" in " ".join(c.value for c in at.caption)
+    at.selectbox(key="compare_b").set_value(first).run()
+    assert any("Choose two different runs" in info.body for info in at.info)

@@ -165,13 +165,13 @@ def label_table(found: Sequence[Label], key: str) -> None:
     st.dataframe(pd.DataFrame([{
         "label": row.label_id, "source": row.source,
         **{TOOL_TITLES[tool]: describe_output(tool, row.answer.tool_json(tool)) for tool in TOOLS},
-        "note": row.note, "when": row.created_at,
-        "edited from": row.edited_from, "ground truth": "✓" if row.current else "",
-        "wins next commit": "✓" if row.wins else "",
-        "conflicts with": ", ".join(f"#{i}" for i in row.conflicts_with)} for row in found]),
+        "note": row.note or "-", "when": row.created_at,      # "-": empty, never "None"
+        "edited from": "-" if row.edited_from is None else str(row.edited_from),
+        "ground truth": "✓" if row.current else "", "wins next commit": "✓" if row.wins else "",
+        "conflicts with": ", ".join(f"#{i}" for i in row.conflicts_with) or "-"}
+        for row in found]),
         hide_index=True, key=key, column_config={
-            "when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
-            "edited from": st.column_config.NumberColumn(format="%d")})
+            "when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")})
     st.caption("Labels are never overwritten: an edit is a new label naming the one it was "
                "edited from. *Wins next commit*: what a commit with the default precedence "
                "(curator, then the export-rate choice) would take; two curators who disagree "

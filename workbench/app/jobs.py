@@ -75,6 +75,11 @@ class JobKind(str, Enum):
     AUGMENT = "augment"
     EXPERIMENT_RQ1 = "experiment_rq1"
     EXPERIMENT_RQ2 = "experiment_rq2"
+    BASELINES = "baselines"
+    INGEST = "ingest"
+    DEMO = "demo"
+    CURATE = "curate"
+    EMBED_INTENTS = "embed_intents"
 
 
 class JobStatus(str, Enum):
@@ -177,6 +182,7 @@ class _Kind:
     config_class: Callable[[], type]               # imported on demand: pipelines are heavy
     run: Callable[[Any, Any, Progress], dict[str, Any]]
     check: Callable[[Any], None] | None = None     # further checks of a built config
+    creates_database: bool = False                 # may start before the database exists
 
 
 def _train_config() -> type:
@@ -263,12 +269,108 @@ def _run_rq2(config: Any, store: Any, progress: Progress) -> dict[str, Any]:
     return experiments.rq2(config, store, progress).to_dict()
 
 
+def _embed_intents_config() -> type:
+    from pipelines.meaning import EmbedIntentsConfig
+
+    return EmbedIntentsConfig
+
+
+def _run_embed_intents(config: Any, store: Any, progress: Progress) -> dict[str, Any]:
+    from pipelines import meaning
+
+    return meaning.run(config, store, progress).to_dict()
+
+
+def _baselines_config() -> type:
+    from pipelines.compare import ReferenceLinesConfig
+
+    return ReferenceLinesConfig
+
+
+def _run_baselines(config: Any, store: Any, progress: Progress) -> dict[str, Any]:
+    from pipelines import compare
+
+    return compare.reference_lines(config, store, progress).to_dict()
+
+
+def _ingest_config() -> type:
+    from pipelines.ingest import IngestConfig
+
+    return IngestConfig
+
+
+def _check_ingest(config: Any) -> None:
+    if not config.paths:
+        raise WorkbenchError("the ingest job needs at least one log file")
+
+
+def _run_ingest(config: Any, store: Any, progress: Progress) -> dict[str, Any]:
+    from pipelines import ingest
+
+    return ingest.run(config, store, progress).to_dict()
+
+
+def _demo_config() -> type:
+    from pipelines.demo import DemoRunConfig
+
+    return DemoRunConfig
+
+
+def demo_refusal(store: Any) -> str | None:
+    """Why the demo may not be built into this database, or None when it may: the demo job
+    builds only into a missing database or one without requests (a failed upload leaves such a
+    file), so synthetic and real requests never mix and no log is ever deleted."""
+    if not store.exists:
+        return None
+    from workbench.store import requests
+
+    with store.session(read_only=True) as session:
+        held = requests.log_counts(session)["requests"]
+    if not held:
+        return None
+    return (f"the database {store.path} already holds {held:,} requests: the demo is built only "
+            "into a database without logs, so synthetic and real requests never mix. Build it "
+            "into another file (workbench demo --db OTHER.duckdb) and open that one "
+            "(workbench app --db OTHER.duckdb).")
+
+
+def _run_demo(config: Any, store: Any, progress: Progress) -> dict[str, Any]:
+    from dataclasses import replace as with_changes
+
+    from pipelines import demo
+
+    refusal = demo_refusal(store)           # checked again here: logs may have come meanwhile
+    if refusal is not None:
+        raise WorkbenchError(refusal)
+    # A database without requests is rebuilt (the demo replaces a file only once it is built).
+    result = demo.run(with_changes(config, replace=store.exists), store, progress)
+    return {"corpus_path": str(result.corpus_path), "ingest": asdict(result.ingest),
+            "curate": result.curate.to_dict()}
+
+
+def _curate_config() -> type:
+    from pipelines.curate import CurateConfig
+
+    return CurateConfig
+
+
+def _run_curate(config: Any, store: Any, progress: Progress) -> dict[str, Any]:
+    from pipelines import curate
+
+    return curate.run(config, store).to_dict()
+
+
 KINDS: dict[JobKind, _Kind] = {
     JobKind.TRAIN: _Kind(_train_config, _run_train, _check_train),
     JobKind.EVALUATE: _Kind(_evaluate_config, _run_evaluate),
     JobKind.AUGMENT: _Kind(_augment_config, _run_augment),
     JobKind.EXPERIMENT_RQ1: _Kind(_rq1_config, _run_rq1, _check_rq1),
     JobKind.EXPERIMENT_RQ2: _Kind(_rq2_config, _run_rq2, _check_rq2),
+    JobKind.BASELINES: _Kind(_baselines_config, _run_baselines),
+    JobKind.INGEST: _Kind(_ingest_config, _run_ingest, _check_ingest, creates_database=True),
+    JobKind.DEMO: _Kind(_demo_config, _run_demo, creates_database=True),
+    JobKind.CURATE: _Kind(_curate_config, _run_curate),
+    JobKind.EMBED_INTENTS: _Kind(_embed_intents_config, _run_embed_intents),
 }
 
 
@@ -543,7 +645,7 @@ def submit(db_path: str | Path | None, kind: str | JobKind, config: dict[str, An
         raise WorkbenchError(f"the {job_kind.value} job's settings must be JSON: {error}") \
             from None
     key = fingerprint(job_kind, config)
-    if not db.exists():
+    if not db.exists() and not KINDS[job_kind].creates_database:
         raise StoreMissingError(
             f"no database at {db}. Build the demo with `workbench demo`, or ingest logs with "
             "`workbench ingest FILE`, or point --db / WORKBENCH_DB at one.")

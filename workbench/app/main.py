@@ -12,11 +12,14 @@ import streamlit as st
 from workbench.app import state
 from workbench.app.views import (
     augmentation,
+    data,
     datasets,
     errors,
     intents,
     labels,
     overview,
+    quarantine,
+    reality,
     runs,
     settings,
 )
@@ -28,12 +31,16 @@ def run() -> None:
     pages = [
         st.Page(overview.render, title="Overview", icon=":material/dashboard:",
                 url_path="overview", default=True),
+        data.page(),
+        quarantine.page(),
         st.Page(intents.render, title="Intents", icon=":material/search:", url_path="intents"),
         st.Page(errors.render, title="Errors", icon=":material/troubleshoot:",
                 url_path="errors"),
         st.Page(augmentation.render, title="Augmentation", icon=":material/auto_awesome:",
                 url_path="augmentation"),
         st.Page(labels.render, title="Labels", icon=":material/label:", url_path="labels"),
+        st.Page(reality.render, title="Reality check", icon=":material/fact_check:",
+                url_path="reality-check"),
         st.Page(datasets.render, title="Datasets", icon=":material/folder_copy:",
                 url_path="datasets"),
         st.Page(runs.render, title="Runs", icon=":material/model_training:", url_path="runs"),

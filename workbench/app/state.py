@@ -36,6 +36,9 @@ RUNS_JOB_KEY = "runs_job"                     # str: the train or evaluate job t
                                               # started last from the Runs page
 CURATOR_KEY = "curator"                       # str: the curator's name, saved with every label
                                               # (default $USER; `editor.curator_input`)
+LABEL_SELECTION_KEY = "label_queue_selection"  # list[str]: intent keys the Intents page's map
+                                              # sends to the Labels page's queue ("selected")
+EMBED_JOB_KEY = "intents_embed_job"           # str: the embed-intents job this session started
 
 
 def _at(read_only: bool) -> Store:
@@ -57,13 +60,32 @@ def store() -> Store:
 
 
 def require_database() -> Store:
-    """The reading store, or a message and a stop when the database does not exist yet."""
+    """The reading store, or, when the database does not exist yet, the commands that make this
+    very file (its --db, quoted for a shell), a link to the Data page that does it in the app,
+    and a stop."""
     current = reader()
     if not current.exists:
+        import shlex
+
+        db = shlex.quote(str(current.path))
         st.info(f"No database at `{current.path}` yet. Build the synthetic demo with "
-                "`workbench demo`, or ingest your logs with `workbench ingest FILE`.")
+                f"`workbench demo --db {db}`, or ingest your logs with "
+                f"`workbench ingest --db {db} FILE`; or do either here, on the Data page.")
+        link_to_page("data", "Data", "Upload logs or build the demo", ":material/upload_file:")
         st.stop()
     return current
+
+
+def link_to_page(url_path: str, title: str, label: str, icon: str | None = None,
+                 where: Any = st) -> None:
+    """A link to another page of the app. Streamlit finds a page by its url_path alone, so
+    this links to the page main.py registers without importing it (pages never import each
+    other: views import this module)."""
+    where.page_link(st.Page(_no_page, title=title, url_path=url_path), label=label, icon=icon)
+
+
+def _no_page() -> None:
+    """The callable of a link's page stand-in: never run (main.py's page is)."""
 
 
 def busy_message(error: StoreBusyError) -> str:

@@ -16,6 +16,8 @@ from workbench.store import Store
 from workbench.store.versions import Split
 
 _TEACHER_ONLY = ("max_usd", "dry_run", "model", "temperature")
+# The queue's reasons a terminal can name (a selection on the app's map lives in the browser).
+_QUEUE_REASONS = [r.value for r in QueueReason if r is not QueueReason.SELECTED]
 
 
 def _selection(args: argparse.Namespace) -> label.IntentSelection:
@@ -77,10 +79,10 @@ def add_label(commands: Commands) -> None:
     source.add_argument("--intents", type=Path, default=None, metavar="FILE",
                         help="a file of intents: one a line, or JSONL with an \"intent\" string "
                              "(new intents need no logs)")
-    source.add_argument("--queue", default=None, choices=[r.value for r in QueueReason],
+    source.add_argument("--queue", default=None, choices=_QUEUE_REASONS,
                         metavar="REASON",
                         help="the intents of the label queue for this reason, most needing a "
-                             "person first: " + ", ".join(r.value for r in QueueReason))
+                             "person first: " + ", ".join(_QUEUE_REASONS))
     source.add_argument("--split", choices=[Split.TRAIN.value, Split.TEST.value], default=None,
                         help="a dataset version's split (with --version; default the current "
                              "version)")

@@ -247,3 +247,36 @@ def intent_disagreement(session: Session, evaluation_id: int) -> list[dict[str, 
         "count(*) FILTER (WHERE flagged) AS n_flagged FROM evaluation_scores "
         "WHERE evaluation_id = ? GROUP BY intent_key "
         "ORDER BY disagreement DESC, intent_key", [evaluation_id])
+
+
+# ------------------------------------------------------------------------------ comparing runs
+
+BASELINE_KINDS: tuple[str, ...] = ("self_consistency", "baseline")   # the ceiling, the floor
+
+
+def evaluation_intent_scores(session: Session, evaluation_id: int) -> list[dict[str, Any]]:
+    """Every stored per-intent, per-tool score of one evaluation (sample_id, intent_key, tool,
+    teacher_used, student_used, similarity, cosine, intensity_error), ordered by sample and
+    tool: what the paper's scores are recomputed from, e.g. on bootstrap resamples."""
+    return session.query(
+        "SELECT sample_id, intent_key, tool, teacher_used, student_used, similarity, cosine, "
+        "intensity_error FROM evaluation_scores WHERE evaluation_id = ? "
+        "ORDER BY sample_id, tool", [evaluation_id])
+
+
+def latest_baselines(session: Session, version_id: int | None = None) -> dict[str, dict[str, Any]]:
+    """The newest ceiling ('self_consistency') and floor ('baseline') evaluations on the test
+    split of `version_id` (None: of the newest version that has any), by kind, summaries parsed;
+    a kind never computed there is absent."""
+    rows = session.query(
+        "SELECT * FROM evaluations WHERE split = 'test' AND kind IN (?, ?) "
+        "AND version_id = coalesce(?, (SELECT max(version_id) FROM evaluations "
+        "WHERE split = 'test' AND kind IN (?, ?))) "
+        "ORDER BY created_at DESC, evaluation_id DESC",
+        [*BASELINE_KINDS, version_id, *BASELINE_KINDS])
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row["kind"] not in found:
+            row["summary"] = json.loads(row["summary"])
+            found[row["kind"]] = row
+    return found

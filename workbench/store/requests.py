@@ -498,3 +498,74 @@ def several_teacher_outputs(session: Session, version_id: int) -> list[dict]:
         "GROUP BY r.intent_key, r.adjust, r.selective_adjust, r.filter "
         "ORDER BY r.intent_key, requests DESC, r.adjust NULLS FIRST, "
         "r.selective_adjust NULLS FIRST, r.filter NULLS FIRST", [version_id])
+
+
+# ------------------------------------------------------------------------------ the quarantine
+
+@dataclass(frozen=True)
+class QuarantineFilter:
+    """Which quarantined records to list; every field that is set must hold."""
+
+    reason: str | None = None        # exactly this reason
+    reason_contains: str = ""        # a substring of the reason, case-insensitive
+    source_file: str | None = None   # records of this file only
+
+
+# Fixed text with bound parameters: a filter left unset matches every record.
+_QUARANTINE_MATCH = ("FROM quarantine WHERE (? IS NULL OR reason = ?) "
+                     "AND (? = '' OR contains(lower(reason), lower(?))) "
+                     "AND (? IS NULL OR source_file = ?) ")
+_QUARANTINE_COLUMNS = ("SELECT quarantine_id, ingest_id, source_file, location, reason, raw, "
+                       "quarantined_at ")
+
+
+def _quarantine_params(filters: QuarantineFilter) -> list[Any]:
+    return [filters.reason, filters.reason, filters.reason_contains, filters.reason_contains,
+            filters.source_file, filters.source_file]
+
+
+def count_quarantined(session: Session, filters: QuarantineFilter) -> int:
+    """How many quarantined records match `filters`."""
+    return int(session.value("SELECT count(*) " + _QUARANTINE_MATCH,
+                             _quarantine_params(filters)))
+
+
+def quarantined_records(session: Session, filters: QuarantineFilter, limit: int = 50,
+                        offset: int = 0, raw_chars: int = 1_000_000) -> list[dict]:
+    """One page of the matching quarantined records (quarantine_id, ingest_id, source_file,
+    location, reason, raw, quarantined_at, raw_length), in the order they were quarantined. The
+    page is cut in SQL and `raw` to its first `raw_chars` characters (`raw_length` is the
+    whole), so a large quarantine is never read whole."""
+    return session.query("SELECT quarantine_id, ingest_id, source_file, location, reason, "
+                         "left(raw, ?) AS raw, quarantined_at, length(raw) AS raw_length "
+                         + _QUARANTINE_MATCH + "ORDER BY quarantine_id LIMIT ? OFFSET ?",
+                         [raw_chars, *_quarantine_params(filters), limit, offset])
+
+
+def quarantined_record(session: Session, quarantine_id: int) -> dict | None:
+    """One quarantined record (the columns of `quarantined_after`), raw text whole."""
+    return session.first(_QUARANTINE_COLUMNS + "FROM quarantine WHERE quarantine_id = ?",
+                         [quarantine_id])
+
+
+def quarantined_after(session: Session, filters: QuarantineFilter, after_id: int,
+                      limit: int) -> list[dict]:
+    """The next `limit` matching records with a quarantine_id above `after_id` (the columns of
+    `quarantined_records`): an export reads the quarantine batch by batch from an index,
+    however far it has gone, instead of skipping ever more rows with OFFSET."""
+    return session.query(_QUARANTINE_COLUMNS + _QUARANTINE_MATCH
+                         + "AND quarantine_id > ? ORDER BY quarantine_id LIMIT ?",
+                         [*_quarantine_params(filters), after_id, limit])
+
+
+def quarantine_reasons(session: Session, limit: int = 100) -> list[dict]:
+    """The most common reasons (reason, records), most records first, then by reason."""
+    return session.query("SELECT reason, count(*) AS records FROM quarantine GROUP BY reason "
+                         "ORDER BY records DESC, reason LIMIT ?", [limit])
+
+
+def quarantine_files(session: Session, limit: int = 200) -> list[dict]:
+    """The files with quarantined records (source_file, records), most records first."""
+    return session.query("SELECT source_file, count(*) AS records FROM quarantine "
+                         "GROUP BY source_file ORDER BY records DESC, source_file LIMIT ?",
+                         [limit])

@@ -120,7 +120,8 @@ def _queue(current: Store, curator: str) -> None:
                             format_func=lambda r: REASON_TITLES[r], on_change=_restart)
     order = right.selectbox("Order", list(QueueOrder), key="labels_order",
                             format_func=lambda o: ORDER_TITLES[o], on_change=_restart)
-    config = QueueConfig(QueueReason(reason), QueueOrder(order))
+    config = QueueConfig(QueueReason(reason), QueueOrder(order),
+                         selection=tuple(st.session_state.get(state.LABEL_SELECTION_KEY) or ()))
     try:
         item = _held_item(config, curator)
     except StoreBusyError:
