@@ -86,7 +86,7 @@ def test_approving_a_candidate_in_the_review_queue(page, server, world) -> None:
     with store.session() as session:
         before = session.value("SELECT count(*) FROM candidates WHERE status = 'approved'")
     open_page(page, server, "augmentation")
-    page.get_by_role("button", name=re.compile("Approve all pending")).first.click()
+    page.get_by_role("button", name=re.compile(r"^Approve all \d+ pending")).first.click()
     settle(page)
     # a bulk action says how many it touches and asks once
     page.get_by_role("button", name=re.compile(r"^Yes: approve")).click()
