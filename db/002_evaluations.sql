@@ -24,6 +24,9 @@ CREATE TABLE evaluation_predictions (
 );
 
 -- Per sample and tool: used/used, similarity, cosine gap and the augmentation flag (SPEC 6).
+-- Cosines are signed (SPEC 5: a negative cosine counts as it is). Rows written before issue 15
+-- hold a negative cosine as 0 in similarity, cosine and cosine_gap; they are left as they are,
+-- consistent with their evaluation's stored summary.
 CREATE TABLE evaluation_scores (
     evaluation_id   INTEGER NOT NULL,
     sample_id       VARCHAR NOT NULL,
@@ -31,9 +34,9 @@ CREATE TABLE evaluation_scores (
     tool            VARCHAR NOT NULL,
     teacher_used    BOOLEAN NOT NULL,
     student_used    BOOLEAN NOT NULL,
-    similarity      DOUBLE,              -- cosine or filter-name match, when both used
-    cosine          DOUBLE,              -- vector tools, unused = zero vector
-    cosine_gap      DOUBLE,              -- the tool's mean cosine minus this cosine
+    similarity      DOUBLE,              -- signed cosine or filter-name match, when both used
+    cosine          DOUBLE,              -- signed, in [-1, 1]; vector tools, unused = zero vector
+    cosine_gap      DOUBLE,              -- the tool's mean cosine minus this cosine (signed)
     intensity_error INTEGER,
     flagged         BOOLEAN NOT NULL,
     PRIMARY KEY (evaluation_id, sample_id, tool)

@@ -216,6 +216,8 @@ def evaluate_samples(session: Session, samples: list[Sample], kind: EvaluationKi
         **{tool: [s.prediction.tool_json(tool) for s in samples] for tool in TOOLS},
     }
 
+    # similarity, cosine and the gap are signed (SPEC 5): an opposite answer stores cosine -1,
+    # so the Errors page lists it before an unrelated one (0) and the flag rule sees it as such.
     def gap(score: IntentScore) -> float | None:
         mean = means.get(score.tool)
         return None if mean is None or score.cosine is None else mean - score.cosine

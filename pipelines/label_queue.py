@@ -4,15 +4,16 @@ one at a time, for curators who may work the same queue together.
 A queue is a reason and an order (`QueueConfig`):
 - `teacher_disagreement`: the logs answered the intent in different ways; the score is 1 minus
   the agreement of its least alike pair of teacher outputs (agreement per pair: the mean over the
-  three tools of the cosine, at least 0, and the filter name match; SPEC 5's conventions), and
-  outputs that agree fully in those terms (only their strength differs) are left out;
+  three tools of the signed cosine and the filter name match, in [-2/3, 1]; SPEC 5's
+  conventions, so opposite outputs need a person more than unrelated ones), and outputs that
+  agree fully in those terms (only their strength differs) are left out;
 - `few_requests`: a ground truth chosen from few requests (at most `FEW_REQUESTS`, so not in the
   r_3 subset; fewest first, then the lowest export rate);
 - `low_export_rate`: a ground truth whose intent's requests were rarely exported (below
   `LOW_EXPORT_RATE`; lowest first, then the most requests: a low rate over many says more);
 - `student_disagreement`: the best student (the highest overall on the version's test split)
-  and the ground truth disagree strongly: summed over the tools, 1 - cosine and the filter
-  mismatch at least `STRONG_DISAGREEMENT`;
+  and the ground truth disagree strongly: summed over the tools, 1 - cosine (signed, so up to 2)
+  and the filter mismatch at least `STRONG_DISAGREEMENT`;
 - `mining_flags`: the intents the newest mining evaluation flags for augmentation;
 - `selected`: intents a curator picked by hand (`QueueConfig.selection`, e.g. a region lassoed
   on the Intents page's map), in the order picked.
@@ -192,9 +193,10 @@ def lowest_agreement(adjust: np.ndarray, selective: np.ndarray, filters: np.ndar
     """Per intent, the agreement of its least alike pair of answers: (n,) from adjust vectors
     (n, m, 14), selective vectors (n, m, 12), filter codes (n, m; -1 = no filter) and which of
     the m slots hold an answer (n, m). A pair's agreement is the mean over the three tools of
-    the cosines (at least 0, as the paper's quality counts them) and the filter name match (two
-    answers without a filter match)."""
-    agreement = (np.maximum(_cosines(adjust), 0) + np.maximum(_cosines(selective), 0)
+    the cosines (signed, as the paper's quality counts them: an opposite pair agrees less than
+    an unrelated one) and the filter name match (two answers without a filter match), so it
+    lies in [-2/3, 1]."""
+    agreement = (_cosines(adjust) + _cosines(selective)
                  + (filters[:, :, None] == filters[:, None, :])) / 3
     pairs = valid[:, :, None] & valid[:, None, :]
     return np.where(pairs, agreement, np.inf).min(axis=(1, 2))
@@ -316,12 +318,12 @@ def _student_disagreement(session: Any, reason: QueueReason,
     for row in evaluations.intent_disagreement(session, evaluation_id):
         value, flagged = float(row["disagreement"]), int(row["n_flagged"])
         if reason is QueueReason.STUDENT_DISAGREEMENT and value >= STRONG_DISAGREEMENT:
-            why = (f"student vs ground truth: disagreement {value:.2f} of 3 (1 - cosine per "
-                   "vector tool, 1 for a wrong filter)")
+            why = (f"student vs ground truth: disagreement {value:.2f} of 5 (1 - cosine per "
+                   "vector tool, 2 for an opposite answer; 1 for a wrong filter)")
             found[row["intent_key"]] = (value, why)
         elif reason is QueueReason.MINING_FLAGS and flagged:
             why = (f"flagged on {flagged} tool{'s' if flagged != 1 else ''}; disagreement "
-                   f"{value:.2f} of 3")
+                   f"{value:.2f} of 5")
             found[row["intent_key"]] = (flagged + value / 10, why)
     return found
 

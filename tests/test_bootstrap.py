@@ -55,6 +55,25 @@ def test_two_intents_worked_by_hand() -> None:
     assert (result.low, result.high) == (pytest.approx(0.0), pytest.approx(1 / 9))
 
 
+def test_a_negative_quality_gives_a_final_of_zero_in_a_resample() -> None:
+    # Issue 15: quality is the signed mean cosine. As above, but B's adjust cosine on y is -1/2
+    # (an opposed answer). B's adjust quality is 1 on {x, x}, (1 - 1/2) / 2 = 1/4 on {x, y} and
+    # -1/2 on {y, y}; its final 1, 2 * 1/4 / (5/4) = 2/5, and 0 (quality not positive; the plain
+    # formula would give 2 * -1/2 / (1/2) = -2); its overall 1, (2/5 + 2) / 3 = 4/5 and 2/3;
+    # A - B is 0, 1/5 or 1/3 with probabilities 1/4, 1/2, 1/4.
+    a = perfect(["x", "y"])
+    b = [used("y", "adjust", similarity=-0.5) if (s.intent_key, s.tool) == ("y", "adjust")
+         else s for s in a]
+    result = paired_bootstrap(a, b, resamples=4000, seed=3)
+    assert result.observed == pytest.approx(1 / 5)
+    drawn_y = resample_weights(2, 4000, 3)[:, 1].astype(int)
+    by_hand = np.array([0.0, 1 / 5, 1 / 3])[drawn_y]
+    assert result.mean == pytest.approx(by_hand.mean())
+    assert result.mean == pytest.approx((1 / 5) / 2 + (1 / 3) / 4, abs=0.004)
+    assert (result.low, result.high) == (pytest.approx(0.0), pytest.approx(1 / 3))
+    assert result.n_undefined == 0
+
+
 def test_a_run_better_on_every_intent_has_an_interval_above_zero() -> None:
     keys = [f"i{n}" for n in range(40)]
     better = perfect(keys)
@@ -95,7 +114,10 @@ def test_every_resample_matches_the_papers_metrics_recomputed_directly(metric: s
         for key in keys:
             for tool in TOOLS:
                 teacher, student = rng.random() < 0.8, rng.random() < 0.7
-                similarity = float(rng.integers(0, 2)) if tool == "filter" else rng.random()
+                # Signed cosines for the vector tools (SPEC 5): some resamples' quality is
+                # negative, where the final must be 0 as in metrics.tool_score.
+                similarity = (float(rng.integers(0, 2)) if tool == "filter"
+                              else float(rng.uniform(-1, 1)))
                 scores.append(used(key, tool, similarity, teacher, student))
         return scores
 

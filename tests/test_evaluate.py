@@ -103,9 +103,32 @@ def test_same_predictions_give_the_same_numbers(store: Store, version: int, tmp_
     assert first["evaluation_id"] != second["evaluation_id"]
     assert first["subsets"] == second["subsets"]
     adjust = first["subsets"][0]["tools"]["adjust"]
-    # golden hour TP with cosine(-30, 30) = -1 -> 0; noir FP. selection 2/(2+1) = 2/3, quality 0.
-    assert adjust["selection"] == pytest.approx(2 / 3) and adjust["quality"] == 0.0
+    # golden hour TP with cosine(-30, 30) = -1, counted as it is (SPEC 5); noir FP.
+    # selection 2/(2+1) = 2/3, quality -1, final 0 (quality is not positive).
+    assert adjust["selection"] == pytest.approx(2 / 3) and adjust["quality"] == pytest.approx(-1)
     assert adjust["final"] == 0.0
+
+
+def test_stored_per_intent_scores_are_signed(store: Store, version: int, tmp_path: Path):
+    path = write_predictions(tmp_path / "p.jsonl", [
+        {"intent": "golden hour", "adjust": COOL, "filter": GOLD},
+        {"intent": "noir", "adjust": WARM, "filter": NOIR}])
+    result = evaluate.run(evaluate.EvaluateConfig(path, version), store)
+    rows = {row["intent_key"]: row for row in store.query(
+        "SELECT intent_key, similarity, cosine, cosine_gap, flagged FROM evaluation_scores "
+        "WHERE evaluation_id = ? AND tool = 'adjust'", [result.evaluation_id])}
+    summary = store.query("SELECT summary FROM evaluations WHERE evaluation_id = ?",
+                          [result.evaluation_id])[0]["summary"]
+    # The one TP (golden hour: COOL against WARM) has cosine -1, so the mean cosine is -1.
+    assert json.loads(summary)["mean_cosine"]["adjust"] == pytest.approx(-1)
+    golden, noir = rows["golden hour"], rows["noir"]
+    assert (golden["similarity"], golden["cosine"]) == (pytest.approx(-1), pytest.approx(-1))
+    assert golden["cosine_gap"] == pytest.approx(0)             # -1 - (-1)
+    # noir: the teacher used no adjust (a zero vector): cosine 0, no similarity, gap -1 - 0.
+    assert (noir["similarity"], noir["cosine"]) == (None, 0.0)
+    assert noir["cosine_gap"] == pytest.approx(-1)
+    # The paper's flag rule on signed cosines: nothing lies below the mean of -1.
+    assert not golden["flagged"] and not noir["flagged"]
 
 
 @pytest.mark.parametrize("lines, fragment", [
@@ -143,8 +166,10 @@ def test_self_consistency_and_majority_by_hand(store: Store, version: int):
     assert ceiling.n_samples == 2
     assert [s.n_intents for s in ceiling.subsets] == [1, 1, 0]
     adjust = ceiling.subsets[0].tools["adjust"]
-    # Both samples use adjust: cos(30, 40) = 1 and cos(30, -30) = -1 -> 0; mean 0.5.
-    assert (adjust.tp, adjust.quality) == (2, 0.5)
+    # Both samples use adjust: cos(30, 40) = 1 and cos(30, -30) = -1; mean 0 (it was 0.5 while
+    # negative cosines were clamped). Selection 1, so the final is 0: quality is not positive.
+    assert adjust.tp == 2 and adjust.quality == pytest.approx(0.0, abs=1e-12)
+    assert (adjust.selection, adjust.final) == (1.0, 0.0)
     filter_ = ceiling.subsets[0].tools["filter"]
     # GOLD vs GOLD: TP, right name; none vs GOLD: FN. selection 2/(2+1), quality 1.
     assert (filter_.tp, filter_.fn, filter_.quality) == (1, 1, 1.0)
@@ -190,3 +215,10 @@ def test_cli_baselines(store: Store, version: int, capsys):
     assert main(["baselines", "--db", str(store.path), "--no-details"]) == 0
     out = capsys.readouterr().out
     assert "Ceiling: teacher self-consistency" in out and "Floor: constant predictor" in out
+
+
+def test_a_negative_quality_is_printed_in_the_posters_style():
+    from workbench.report import number
+
+    assert [number(v) for v in (0.95, -0.4, -1.0, 0.0, None)] == [".95", "-.40", "-1.00", ".00",
+                                                                   "undef"]

@@ -37,8 +37,8 @@ def _request(rid: str, intent: str, adjust: dict | None, filter_: dict | None,
 RECORDS = [
     # single: 1 request, exported (rate 1.0); one output
     _request("s1", "single", {"temperature": 20}, None, True),
-    # opposite look: 2 requests, one exported (rate 0.5). Adjust cosine -1 (counts 0), selective
-    # unused by both (1), filters differ (0): agreement 1/3, need 2/3.
+    # opposite look: 2 requests, one exported (rate 0.5). Adjust cosine -1 (signed, as SPEC 5
+    # counts it), selective unused by both (1), filters differ (0): agreement 0, need 1.
     _request("o1", "opposite look", {"temperature": 50}, GOLDEN, True),
     _request("o2", "opposite look", {"temperature": -50}, MORNING, False),
     # golden hour: 2 requests, both exported (rate 1.0). Same direction, same filter: agreement 1,
@@ -75,9 +75,11 @@ def keys(store: Store, reason: QueueReason, order: QueueOrder = QueueOrder.NEED)
 
 def test_teacher_disagreement_by_the_least_alike_pair(world: Store) -> None:
     entries = queue.select(world, QueueConfig(QueueReason.TEACHER_DISAGREEMENT)).entries
+    # Both need 1 (opposite look's cosine -1 cancels its unused selective's 1; clamped to 0 it
+    # needed only 2/3); at the same need the most requested first: three way (3), then 2.
     assert [e.intent_key for e in entries] == ["three way", "opposite look"]
-    assert [e.need for e in entries] == pytest.approx([1.0, 2 / 3])
-    assert entries[1].why == ("2 different teacher outputs; the least alike two agree 0.33; "
+    assert [e.need for e in entries] == pytest.approx([1.0, 1.0])
+    assert entries[1].why == ("2 different teacher outputs; the least alike two agree 0.00; "
                               "filters: cool_Morning, warm_Golden")
     assert entries[0].request_count == 3
 
@@ -150,6 +152,26 @@ def test_the_best_student_and_strong_disagreement(world: Store) -> None:
     chosen = queue.select(world, QueueConfig(QueueReason.STUDENT_DISAGREEMENT,
                                              evaluation_id=best + 1))
     assert [e.intent_key for e in chosen.entries] == ["single"]
+
+
+def test_an_opposite_student_answer_disagrees_more_than_an_unrelated_one(world: Store) -> None:
+    # Signed cosines (issue 15): 1 - (-1) = 2 for an opposite adjust, 1 - 0 = 1 for an unrelated
+    # one. golden hour: 2 + 0 (selective unused by both, cosine 1) + 0 (right filter) = 2;
+    # single: 1 + 0 + 0 = 1.
+    best = _evaluation(world, "run", "run-c", 0.5, [
+        ("golden hour", "adjust", True, True, -1.0, -1.0, True),
+        ("golden hour", "selective_adjust", False, False, None, 1.0, False),
+        ("golden hour", "filter", True, True, 1.0, None, False),
+        ("single", "adjust", True, True, 0.0, 0.0, True),
+        ("single", "selective_adjust", False, False, None, 1.0, False),
+        ("single", "filter", False, False, None, None, False)])
+    with world.session() as session:
+        found = {row["intent_key"]: row["disagreement"]
+                 for row in intent_disagreement(session, best)}
+    assert found == pytest.approx({"golden hour": 2.0, "single": 1.0})
+    entries = queue.select(world, QueueConfig(QueueReason.STUDENT_DISAGREEMENT)).entries
+    assert [e.intent_key for e in entries] == ["golden hour", "single"]
+    assert entries[0].why.startswith("student vs ground truth: disagreement 2.00 of 5")
 
 
 def test_mining_flags(world: Store) -> None:

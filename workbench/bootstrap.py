@@ -89,14 +89,15 @@ def resample_weights(n_intents: int, resamples: int = RESAMPLES, seed: int = SEE
 
 def _tool_finals(counts: np.ndarray) -> np.ndarray:
     """(R,) one tool's final score from its (R, 4) weighted counts (NaN where undefined), as
-    `metrics.tool_score`: selection 2TP / (2TP + FP + FN), quality the mean TP similarity,
-    final their harmonic mean (0 when both are 0)."""
+    `metrics.tool_score`: selection 2TP / (2TP + FP + FN), quality the mean TP similarity
+    (signed: it can be negative), final their harmonic mean when both are positive, else 0."""
     tp, fp, fn, similarity = counts.T
     with np.errstate(divide="ignore", invalid="ignore"):
         selection = np.where(2 * tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn), np.nan)
         quality = np.where(tp > 0, similarity / tp, np.nan)
-        total = selection + quality
-        return np.where(total == 0, 0.0, 2 * selection * quality / total)
+        positive = (selection > 0) & (quality > 0)          # False where either is NaN
+        final = np.where(positive, 2 * selection * quality / (selection + quality), 0.0)
+        return np.where(np.isnan(selection) | np.isnan(quality), np.nan, final)
 
 
 def _scores(weights: np.ndarray, indicators: np.ndarray, metric: str) -> np.ndarray:

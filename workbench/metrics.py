@@ -4,10 +4,12 @@ For each tool, over a set of intents, with the teacher's ground truth as truth:
 - tool selection: F1 of "tool used" (TP both used, FP only the student, FN only the teacher),
   computed as 2TP / (2TP + FP + FN), which equals the harmonic mean of precision and recall
   wherever those exist; undefined only when no side ever used the tool;
-- quality over TP intents: mean cosine of the parameter vectors (adjust, selective_adjust; two
-  all-zero vectors have cosine 1, one all-zero and one not 0; a negative cosine, i.e. opposite
-  sliders, counts as 0 so every score stays in [0, 1]), or filter-name accuracy;
-- final: harmonic mean of selection and quality (0 when both are 0);
+- quality over TP intents: the plain mean cosine of the parameter vectors (adjust,
+  selective_adjust; two all-zero vectors have cosine 1, one all-zero and one not 0), negatives
+  included: an opposite answer (warm for cool, cosine -1) counts as it is, so quality lies in
+  [-1, 1]; or, for the filter, name accuracy in [0, 1];
+- final: the harmonic mean of selection and quality when both are positive, and 0 otherwise
+  (so a quality of 0 or below gives 0, and the final stays in [0, 1]);
 - overall: mean of the three finals.
 A number whose denominator is zero is None ("undefined"), never 0 or 1.
 Imports `tools` only: no duckdb, no torch.
@@ -41,9 +43,11 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 
 def harmonic_mean(a: float | None, b: float | None) -> float | None:
+    """SPEC 5's final: 2ab / (a + b) when both are positive, 0 when either is 0 or below (a
+    negative quality must not turn into a positive or undefined final), None when either is."""
     if a is None or b is None:
         return None
-    return 0.0 if a + b == 0 else 2 * a * b / (a + b)
+    return 2 * a * b / (a + b) if a > 0 and b > 0 else 0.0
 
 
 def _vector(answer: Answer, tool: str) -> list[int]:
@@ -52,9 +56,10 @@ def _vector(answer: Answer, tool: str) -> list[int]:
 
 @dataclass(frozen=True)
 class IntentScore:
-    """One intent, one tool. `similarity` is the cosine (vector tools) or 1/0 for a filter name
-    match, computed whenever both sides used the tool; `cosine` is the vector cosine with an
-    unused tool as the zero vector (the augmentation rule compares it with the tool's mean)."""
+    """One intent, one tool. `similarity` is the signed cosine (vector tools, in [-1, 1]) or 1/0
+    for a filter name match, computed whenever both sides used the tool; `cosine` is the signed
+    vector cosine with an unused tool as the zero vector (the augmentation rule compares it with
+    the tool's mean)."""
 
     intent_key: str
     tool: str
@@ -76,9 +81,8 @@ def score_intent(intent_key: str, teacher: Answer, student: Answer) -> list[Inte
     for tool in TOOLS:
         t_used, s_used = teacher.uses(tool), student.uses(tool)
         if tool in VECTOR_TOOLS:
-            # An opposite look (cosine < 0) counts as 0, as wrong as an unrelated one, so that
-            # quality and the harmonic-mean final stay in [0, 1].
-            value = max(0.0, cosine(_vector(teacher, tool), _vector(student, tool)))
+            # Signed: an opposite look (cosine < 0) is worse than an unrelated one (0).
+            value = cosine(_vector(teacher, tool), _vector(student, tool))
             scores.append(IntentScore(intent_key, tool, t_used, s_used,
                                       value if t_used and s_used else None, value))
         elif teacher.filter is not None and student.filter is not None:
@@ -154,7 +158,7 @@ def subset_score(name: str, scores: Sequence[IntentScore],
 
 
 def mean_cosines(scores: Sequence[IntentScore]) -> dict[str, float | None]:
-    """Per vector tool, the mean cosine over TP intents (the tool's quality)."""
+    """Per vector tool, the mean signed cosine over TP intents (the tool's quality)."""
     result = {}
     for tool in VECTOR_TOOLS:
         values = [s.similarity for s in scores
@@ -169,7 +173,8 @@ def flagged_for_augmentation(scores: Sequence[IntentScore],
 
     filter: the predicted filter differs from the teacher's (a wrong name, or used on one side
     only); adjust / selective_adjust: the intent's cosine (unused = zero vector) is below the
-    tool's mean cosine `means[tool]`.
+    tool's mean cosine `means[tool]` (both signed: with a negative mean, only intents more
+    opposed than the average are flagged).
     """
     flags: dict[str, set[str]] = {tool: set() for tool in TOOLS}
     for score in scores:

@@ -20,7 +20,8 @@ def number(value: float | None, digits: int = 2) -> str:
     if value is None:
         return UNDEFINED
     text = f"{value:.{digits}f}"
-    return text[1:] if text.startswith("0.") else text  # the poster's ".95" style
+    # The poster's ".95" style; a quality can be negative (SPEC 5): "-.40".
+    return text.replace("0.", ".", 1) if text.startswith(("0.", "-0.")) else text
 
 
 def triple(score: ToolScore) -> str:

@@ -319,6 +319,70 @@ def test_ties_at_the_same_cosine_put_a_tool_selection_mismatch_first(page, db: P
                for caption in at.caption)
 
 
+# ---------------------------------------------------------------------------- issue 15
+
+def opposed_evaluation(db: Path, world) -> list[str]:
+    """A mining evaluation of the training split, every answer exact but for the first three
+    intents by key: a answers the teacher's adjust with every slider negated (temperature +40
+    answered -40, say: cosine -1, the opposite look), b uses another slider than the teacher
+    (cosine 0, both used), c leaves adjust out (cosine 0, a tool-selection mismatch). Returns
+    the three intents' texts."""
+    from pipelines import evaluate
+
+    rows = sorted(world[1]["train"], key=lambda row: row["intent_key"])
+
+    def truth(row: dict) -> Any:
+        return answer_from_json(row["adjust"], row["selective_adjust"], row["filter"])
+
+    def predicted(i: int, row: dict) -> Any:
+        answer = truth(row).to_dict()
+        if i == 0:
+            answer["adjust"] = {key: -value for key, value in answer["adjust"].items()}
+        elif i == 1:
+            answer["adjust"] = {"exposure": 30}
+        elif i == 2:
+            answer["adjust"] = None
+        return parse_answer(answer)
+
+    samples = [evaluate.Sample(row["intent_key"], row["intent_key"], row["request_count"],
+                               truth(row), predicted(i, row)) for i, row in enumerate(rows)]
+    with Store(db).atomic() as session:
+        evaluate.evaluate_samples(session, samples, evaluate.EvaluationKind.MINING,
+                                  world[1]["run_id"], 1, Split.TRAIN)
+    return texts(rows[:3])
+
+
+def test_the_most_opposed_answers_come_first(page, db: Path, world) -> None:
+    """Issue 15: cosines are stored signed, so an opposite answer (cosine -1) is listed before
+    the answers at cosine 0 (clamped, it tied with them and came after the mismatch)."""
+    from workbench.store.evaluations import tool_errors
+
+    a, b, c = opposed_evaluation(db, world)
+    at = page("errors", db)
+    at.session_state["errors_kind"] = "mining"
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="errors_evaluation").value == 4
+    adjust = at.dataframe(key="errors_table_adjust_4_1").value
+    assert list(adjust["cosine"])[:4] == [pytest.approx(-1.0), 0.0, 0.0, 1.0]
+    # -1 first; then, at cosine 0, the tool-selection mismatch (c) before b (the page's tie-break).
+    assert list(adjust["intent"])[:3] == [a, c, b]
+    assert list(adjust["flagged"])[:3] == [True, True, True]
+    gaps = list(adjust["gap"])
+    assert gaps == sorted(gaps, reverse=True) and gaps[0] == pytest.approx(gaps[1] + 1)
+    # The store's own order agrees: the lowest signed cosine first.
+    with Store(db).session() as session:
+        stored = tool_errors(session, 4, "adjust", limit=3)
+    assert stored[0]["intent_text"] == a
+    assert [row["cosine"] for row in stored] == [pytest.approx(-1.0), 0.0, 0.0]
+    # The intent compared below, worst first over the three tools, shows the signed cosine.
+    at.selectbox(key="errors_intent").set_value(
+        next(row["intent_key"] for row in stored if row["intent_text"] == a)).run()
+    assert not at.exception
+    assert any(caption.value.startswith("teacher used, student used · cosine -1.000")
+               for caption in at.caption)
+
+
 def test_the_renders_can_be_enlarged_with_the_filter_names_whole(page, db: Path,
                                                                  world) -> None:
     worst = world[1]["test"][2]               # the student: no adjust, filter mono_Sepia @ 50

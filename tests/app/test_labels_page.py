@@ -78,7 +78,8 @@ def test_a_new_reason_starts_again(page, tmp_path: Path) -> None:
     at.button(key="labels_skip").click().run()
     assert progress(at) == "2 of 3"
     at.selectbox(key="labels_reason").set_value("teacher_disagreement").run()
-    # Three way (need 1), opposite look (need 2/3); the skip was in the other queue.
+    # Three way and opposite look (need 1 each; three way has more requests); the skip was
+    # in the other queue.
     assert showing(at) == "three way" and progress(at) == "1 of 2"
     assert any("agree 0" in m.value for m in at.markdown)
     # The ground truth and the three disagreeing teacher outputs, rendered side by side.

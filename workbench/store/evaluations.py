@@ -24,11 +24,15 @@ from workbench.tools import Answer, answer_from_json
 STUDENT_EVALUATION_KINDS: tuple[str, ...] = ("run", "mining")
 
 # Per tool, how its intents are ranked (fixed SQL, chosen by name: never built from input).
-# Vector tools: the largest cosine gap (the tool's mean cosine minus this intent's) first.
+# Vector tools: the lowest signed cosine first, so the most opposed answers (-1) come before
+# unrelated ones (0); within one evaluation and tool that is also the largest cosine gap (the
+# tool's mean cosine minus this intent's). Evaluations stored before cosines were signed hold
+# a negative cosine as 0, so there opposed and unrelated answers still tie.
 # Filter: wrong ones first, then the largest intensity error.
+_VECTOR_ORDER = "s.cosine ASC NULLS LAST, s.intent_key"
 _ORDER = {
-    "adjust": "s.cosine_gap DESC NULLS LAST, s.intent_key",
-    "selective_adjust": "s.cosine_gap DESC NULLS LAST, s.intent_key",
+    "adjust": _VECTOR_ORDER,
+    "selective_adjust": _VECTOR_ORDER,
     "filter": "s.flagged DESC, s.intensity_error DESC NULLS LAST, s.intent_key",
 }
 
@@ -125,9 +129,9 @@ def tool_errors(session: Session, evaluation_id: int, tool: str, *, only_flagged
                 limit: int = 25, offset: int = 0) -> list[dict[str, Any]]:
     """One page of an evaluation's intents for one tool, worst first (see `_ORDER`).
 
-    Each row: intent_key, intent_text, teacher_used, student_used, cosine, cosine_gap,
-    similarity, intensity_error, flagged, and the filter names and intensities of both sides
-    (None where a side did not use the filter)."""
+    Each row: intent_key, intent_text, teacher_used, student_used, cosine (signed),
+    cosine_gap, similarity, intensity_error, flagged, and the filter names and intensities of
+    both sides (None where a side did not use the filter)."""
     check_tool(tool)
     rows = session.query(
         "SELECT s.intent_key, coalesce(d.intent_text, s.intent_key) AS intent_text, "
@@ -235,9 +239,11 @@ def evaluated_intent(session: Session, evaluation_id: int,
 
 def intent_disagreement(session: Session, evaluation_id: int) -> list[dict[str, Any]]:
     """Per intent of an evaluation, how far the student is from the ground truth in the paper's
-    terms, summed over the three tools (0 = the same answer, 3 = nothing alike): for adjust and
+    terms, summed over the three tools (0 = the same answer): for adjust and
     selective_adjust 1 - cosine (an unused tool as the zero vector), for the filter 1 when one
-    side used it and the other did not or the names differ, else 0. Rows: intent_key,
+    side used it and the other did not or the names differ, else 0. The cosine is signed, so
+    an opposite answer counts up to 2 per vector tool and the sum lies in [0, 5] (evaluations
+    stored before issue 15 hold negative cosines as 0: at most 3 there). Rows: intent_key,
     disagreement, n_flagged; most disagreeing first."""
     return session.query(
         "SELECT intent_key, sum(CASE WHEN tool = 'filter' THEN (CASE "

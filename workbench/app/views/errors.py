@@ -1,10 +1,10 @@
 """Errors: where a student disagrees with the teacher (SPEC 5, 6).
 
 Pick an evaluation of a student run (test split, or the training split a mining round scored);
-per tool, its intents worst first (cosine gap, wrong filters), paged; one intent's teacher and
-student parameters side by side with renders of both, and the answer editor to save a curator's
-label for it (from the ground truth or the student's answer); and a selection of intents sent to
-the Augmentation page.
+per tool, its intents worst first (the lowest signed cosine, wrong filters), paged; one intent's
+teacher and student parameters side by side with renders of both, and the answer editor to save
+a curator's label for it (from the ground truth or the student's answer); and a selection of
+intents sent to the Augmentation page.
 
 Session state it writes for the Augmentation page (see `workbench.app.state`): SOURCES_KEY, the
 intent keys sent to augmentation, and SOURCES_VERSION_KEY, the dataset version they come from.
@@ -49,7 +49,8 @@ def render() -> None:
     st.title("Errors")
     current = state.require_database()
     st.caption("Where the student disagrees with the teacher: per tool, the intents with the "
-               "largest cosine gap (the tool's mean cosine minus this intent's) and the wrong "
+               "lowest cosine first (signed: an opposite answer, -1, before an unrelated one, "
+               "0; the gap is the tool's mean cosine minus this intent's) and the wrong "
                "filters. Flagged intents are the ones an augmentation round would paraphrase.")
     kind = st.radio("Intents", list(KINDS), format_func=KINDS.__getitem__, horizontal=True,
                     key="errors_kind")
@@ -155,8 +156,8 @@ def _tool_tab(current: Any, evaluation: dict[str, Any], tool: str,
                  selection_mode="single-row", column_config=_tool_columns(tool))
     order = ("wrong filters first; among them a filter used on one side only first, then "
              "the largest intensity error" if tool == "filter"
-             else "largest cosine gap first; at the same cosine, a tool-selection mismatch "
-                  "(used on one side only) first")
+             else "lowest cosine first (the most opposed answers, i.e. the largest gap); at "
+                  "the same cosine, a tool-selection mismatch (used on one side only) first")
     first = (page - 1) * PAGE_SIZE + 1
     st.caption(f"Intents {first}–{first + len(rows) - 1} of {total:,}, {order}; then the "
                "intents wrong on more tools, with the larger gap, as in *Intent (worst "
@@ -186,23 +187,25 @@ def worst_first(rows: list[dict[str, Any]], tool: str,
                 intent_rank: dict[str, int]) -> list[dict[str, Any]]:
     """One tool's rows, worst first, with ties broken by what a curator would fix first.
 
-    adjust, selective_adjust: the largest cosine gap first (the lowest cosine). Many intents
-    share a cosine (every intent where only one side used the tool scores 0), so at the same
-    cosine: a tool-selection mismatch (the tool used on one side only: a wrong decision, not
-    only wrong values) first; then the intent's rank over all three tools (`intent_rank`, 0 =
-    worst: flagged by more tools, then the larger gap; `ranked_intents`' order); then the
-    intent. filter: wrong filters first; among them one used on one side only first, then the
-    largest intensity error; then the intent's rank, then the intent."""
-    def gap(value: float | None) -> float:
-        return float("-inf") if value is None else float(value)
+    adjust, selective_adjust: the lowest signed cosine first, so an opposite answer (-1) comes
+    before an unrelated one (0); within one evaluation that is the largest cosine gap. Many
+    intents share a cosine (every intent where only one side used the tool scores 0), so at
+    the same cosine: a tool-selection mismatch (the tool used on one side only: a wrong
+    decision, not only wrong values) first; then the intent's rank over all three tools
+    (`intent_rank`, 0 = worst: flagged by more tools, then the larger gap; `ranked_intents`'
+    order); then the intent. filter: wrong filters first; among them one used on one side only
+    first, then the largest intensity error; then the intent's rank, then the intent."""
+    def number(value: float | None, missing: float) -> float:
+        return missing if value is None else float(value)
 
     def key(row: dict[str, Any]) -> tuple:
         mismatch = bool(row["teacher_used"]) != bool(row["student_used"])
         tail = (intent_rank.get(row["intent_key"], len(intent_rank)), str(row["intent_text"]),
                 row["intent_key"])
         if tool == "filter":
-            return (not row["flagged"], not mismatch, -gap(row["intensity_error"]), *tail)
-        return (-gap(row["cosine_gap"]), not mismatch, *tail)
+            return (not row["flagged"], not mismatch,
+                    -number(row["intensity_error"], float("-inf")), *tail)
+        return (number(row["cosine"], float("inf")), not mismatch, *tail)
 
     return sorted(rows, key=key)
 
