@@ -194,7 +194,8 @@ def one_thread() -> Iterator[None]:
 
 
 @pytest.mark.slow
-def test_tiny_training_learns_saves_and_loads(tmp_path: Path, one_thread: None):
+def test_tiny_training_learns_saves_and_loads(tmp_path: Path, one_thread: None,
+                                              capfd: pytest.CaptureFixture[str]):
     intents = [text for _, texts in LOOKS.values() for text in texts]
     truth = [parse_answer(answer) for answer, texts in LOOKS.values() for _ in texts]
     student = Seq2SeqStudent(TINY)
@@ -226,6 +227,10 @@ def test_tiny_training_learns_saves_and_loads(tmp_path: Path, one_thread: None):
     assert loaded.generate(intents) == student.generate(intents)
     assert loaded.predict(intents) == predicted
     assert loaded.predict(["", "🙂"]) == student.predict(["", "🙂"])
+    # transformers' own bars ("Loading weights", "Writing model shards") stay quiet: the
+    # workbench reports its own progress, and none at all with --no-progress
+    err = capfd.readouterr().err
+    assert "Loading weights" not in err and "Writing model shards" not in err
 
 
 def test_config_is_checked():

@@ -429,6 +429,7 @@ class Seq2SeqStudent:
         import torch
         from transformers import AutoModel, AutoTokenizer
 
+        _quiet_transformers()
         torch.manual_seed(self.config.seed)    # the decoder's random initialisation
         if self.config.model is not None:
             self.tokenizer, self.model = _load_checkpoint(self.config.model)
@@ -589,6 +590,7 @@ class Seq2SeqStudent:
             raise WorkbenchError("the seq2seq student is not trained; nothing to save")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+        _quiet_transformers()
         self.model.save_pretrained(folder / MODEL_DIR)
         self.tokenizer.save_pretrained(folder / TOKENIZER_DIR)
         if isinstance(self.target, WordVocabulary):
@@ -601,6 +603,7 @@ class Seq2SeqStudent:
         """A student saved by `save`, on the device its config asks for (`encoder`: unused)."""
         from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, EncoderDecoderModel
 
+        _quiet_transformers()
         folder = Path(folder)
         if not (folder / CONFIG_FILE).exists():
             raise WorkbenchError(f"{folder} holds no saved seq2seq student ({CONFIG_FILE} missing)")
@@ -615,6 +618,14 @@ class Seq2SeqStudent:
             student.target = CheckpointTokenizer(student.tokenizer)
         student.model.to(student.device).eval()
         return student
+
+
+def _quiet_transformers() -> None:
+    """No "Loading weights" / "Writing model shards" bars from transformers: the workbench shows
+    its own progress (and none with --no-progress or in a job's log)."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
 
 
 def _load_checkpoint(name: str) -> tuple[Any, Any]:
