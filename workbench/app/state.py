@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import streamlit as st
@@ -74,6 +74,18 @@ def require_database() -> Store:
         link_to_page("data", "Data", "Upload logs or build the demo", ":material/upload_file:")
         st.stop()
     return current
+
+
+def count_metrics(counts: dict[str, Any]) -> Sequence[Any]:
+    """The four counts every overview shows (requests, intents, quarantined, dataset versions)
+    as metrics in a row; returns the columns, so a page can add a link under one."""
+    columns = st.columns(4)
+    for column, (label, key) in zip(columns, [("Requests", "requests"), ("Intents", "intents"),
+                                              ("Quarantined", "quarantined"),
+                                              ("Dataset versions", "dataset_versions")],
+                                    strict=True):
+        column.metric(label, f"{counts[key]:,}")
+    return columns
 
 
 def link_to_page(url_path: str, title: str, label: str, icon: str | None = None,

@@ -510,31 +510,42 @@ def _confirm() -> None:
     if not reviewer:
         _flash("error", "Enter the reviewer's name first.")
         return
-    store = state.store()
-    try:
-        if request.action is BulkAction.PENDING:
-            changed = review.set_pending(store, ids)
-            message = f"Set {changed} candidate(s) back to pending."
-        else:
-            status = (review.Status.REJECTED if request.action is BulkAction.REJECT
-                      else review.Status.APPROVED)
-            only = review.Status.PENDING if request.action is BulkAction.APPROVE_ALL else None
-            changed = review.set_status(store, review.ReviewFilter(candidate_ids=ids,
-                                                                   status=only),
-                                        status, by=reviewer)
-            message = (f"{status.value.capitalize()} {changed} candidate(s) as "
-                       f"{escape_markdown(reviewer)}.")
-    except StoreBusyError as error:
-        _flash("warning", state.busy_message(error) + " Nothing was changed: try again in a "
-                                                      "moment.")
+    if request.action is BulkAction.PENDING:
+        status = review.Status.PENDING
+        only = None
+    else:
+        status = (review.Status.REJECTED if request.action is BulkAction.REJECT
+                  else review.Status.APPROVED)
+        only = review.Status.PENDING if request.action is BulkAction.APPROVE_ALL else None
+    changed = _change(ids, status, reviewer, only)
+    if changed is None:
         return
-    except WorkbenchError as error:
-        _flash("error", "Nothing was changed: " + escape_markdown(str(error)))
-        return
+    message = (f"Set {changed} candidate(s) back to pending." if status is review.Status.PENDING
+               else f"{status.value.capitalize()} {changed} candidate(s) as "
+                    f"{escape_markdown(reviewer)}.")
     if changed < len(ids):
         message += f" ({len(ids) - changed} of the {len(ids)} had no decision to change.)"
     _flash("success", message)
     _reset_selection()
+
+
+def _change(ids: tuple[int, ...], status: review.Status, reviewer: str,
+            only: review.Status | None = None) -> int | None:
+    """Set these candidates (those with status `only`, when given) to `status`, back to pending
+    included; how many changed, or None after flashing why nothing was (a busy database, a
+    refusal naming the candidate)."""
+    try:
+        if status is review.Status.PENDING:
+            return review.set_pending(state.store(), ids)
+        return review.set_status(state.store(),
+                                 review.ReviewFilter(candidate_ids=ids, status=only),
+                                 status, by=reviewer)
+    except StoreBusyError as error:
+        _flash("warning", state.busy_message(error) + " Nothing was changed: try again in a "
+                                                      "moment.")
+    except WorkbenchError as error:
+        _flash("error", "Nothing was changed: " + escape_markdown(str(error)))
+    return None
 
 
 def _reset_selection() -> None:
@@ -657,19 +668,8 @@ def _decide_one(status: review.Status, candidate_id: int) -> None:
     if not reviewer and status is not review.Status.PENDING:
         _flash("error", "Enter the reviewer's name first.")
         return
-    try:
-        if status is review.Status.PENDING:
-            changed = review.set_pending(state.store(), (candidate_id,))
-        else:
-            changed = review.set_status(state.store(),
-                                        review.ReviewFilter(candidate_ids=(candidate_id,)),
-                                        status, by=reviewer)
-    except StoreBusyError as error:
-        _flash("warning", state.busy_message(error) + " Nothing was changed: try again in a "
-                                                      "moment.")
-        return
-    except WorkbenchError as error:
-        _flash("error", "Nothing was changed: " + escape_markdown(str(error)))
+    changed = _change((candidate_id,), status, reviewer)
+    if changed is None:
         return
     done = ("set back to pending" if status is review.Status.PENDING
             else f"{status.value} as {escape_markdown(reviewer)}")

@@ -72,12 +72,7 @@ def _header(current: Store, counts: dict[str, Any] | None) -> None:
         st.info("This database does not exist yet: upload your log files or build the synthetic "
                 "demo below, and it is made.", icon=":material/database:")
         return
-    columns = st.columns(4)
-    for column, (label, key) in zip(columns, [("Requests", "requests"), ("Intents", "intents"),
-                                              ("Quarantined", "quarantined"),
-                                              ("Dataset versions", "dataset_versions")],
-                                    strict=True):
-        column.metric(label, f"{counts[key]:,}")
+    state.count_metrics(counts)
     if counts["quarantined"]:
         state.link_to_page("quarantine", "Quarantine",
                            f"See the {_records(counts['quarantined'])} in the quarantine",

@@ -24,12 +24,7 @@ def render() -> None:
     counts = status_counts(current)
     if state.is_synthetic(current):
         st.warning(state.SYNTHETIC_NOTE, icon=":material/science:")
-    columns = st.columns(4)
-    for column, (label, key) in zip(columns, [("Requests", "requests"), ("Intents", "intents"),
-                                              ("Quarantined", "quarantined"),
-                                              ("Dataset versions", "dataset_versions")],
-                                    strict=True):
-        column.metric(label, f"{counts[key]:,}")
+    columns = state.count_metrics(counts)
     if counts["quarantined"]:
         state.link_to_page("quarantine", "Quarantine", "See the quarantine",
                            ":material/report:", where=columns[2])
