@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -264,12 +264,10 @@ def test_the_compared_intent_can_be_relabelled_from_the_students_answer(page, db
 
 # ---------------------------------------------------------------------------- issue 14
 
-def tied_evaluation(db: Path, world) -> list[str]:
-    """A mining evaluation of the training split, every answer exact but for the first four
-    intents by key (a, b, c, d): a uses another slider than the teacher (adjust cosine 0, both
-    used), b leaves adjust out (cosine 0, a tool-selection mismatch), c leaves adjust out and
-    picks a wrong filter (flagged on two tools: worse than b), d leaves the filter out. Returns
-    the four intents' texts."""
+def mining_evaluation(db: Path, world, edits: list[Callable[[dict], None]]) -> list[str]:
+    """A mining evaluation of the training split, every answer exact but for the first
+    len(edits) intents by key, whose answers (as dicts) `edits` change in turn. Returns those
+    intents' texts."""
     from pipelines import evaluate
 
     rows = sorted(world[1]["train"], key=lambda row: row["intent_key"])
@@ -279,14 +277,8 @@ def tied_evaluation(db: Path, world) -> list[str]:
 
     def predicted(i: int, row: dict) -> Any:
         answer = truth(row).to_dict()
-        if i == 0:
-            answer["adjust"] = {"exposure": 30}
-        elif i in (1, 2):
-            answer["adjust"] = None
-        if i == 2:
-            answer["filter"] = {"name": "mono_Sepia", "intensity": 50}
-        if i == 3:
-            answer["filter"] = None
+        if i < len(edits):
+            edits[i](answer)
         return parse_answer(answer)
 
     samples = [evaluate.Sample(row["intent_key"], row["intent_key"], row["request_count"],
@@ -294,7 +286,31 @@ def tied_evaluation(db: Path, world) -> list[str]:
     with Store(db).atomic() as session:
         evaluate.evaluate_samples(session, samples, evaluate.EvaluationKind.MINING,
                                   world[1]["run_id"], 1, Split.TRAIN)
-    return texts(rows[:4])
+    return texts(rows[:len(edits)])
+
+
+def other_slider(answer: dict) -> None:
+    answer["adjust"] = {"exposure": 30}
+
+
+def no_adjust(answer: dict) -> None:
+    answer["adjust"] = None
+
+
+def tied_evaluation(db: Path, world) -> list[str]:
+    """Every answer exact but for the first four intents by key (a, b, c, d): a uses another
+    slider than the teacher (adjust cosine 0, both used), b leaves adjust out (cosine 0, a
+    tool-selection mismatch), c leaves adjust out and picks a wrong filter (flagged on two
+    tools: worse than b), d leaves the filter out. Returns the four intents' texts."""
+    def no_adjust_wrong_filter(answer: dict) -> None:
+        answer["adjust"] = None
+        answer["filter"] = {"name": "mono_Sepia", "intensity": 50}
+
+    def no_filter(answer: dict) -> None:
+        answer["filter"] = None
+
+    return mining_evaluation(db, world, [other_slider, no_adjust, no_adjust_wrong_filter,
+                                         no_filter])
 
 
 def test_ties_at_the_same_cosine_put_a_tool_selection_mismatch_first(page, db: Path,
@@ -322,34 +338,14 @@ def test_ties_at_the_same_cosine_put_a_tool_selection_mismatch_first(page, db: P
 # ---------------------------------------------------------------------------- issue 15
 
 def opposed_evaluation(db: Path, world) -> list[str]:
-    """A mining evaluation of the training split, every answer exact but for the first three
-    intents by key: a answers the teacher's adjust with every slider negated (temperature +40
-    answered -40, say: cosine -1, the opposite look), b uses another slider than the teacher
-    (cosine 0, both used), c leaves adjust out (cosine 0, a tool-selection mismatch). Returns
-    the three intents' texts."""
-    from pipelines import evaluate
+    """Every answer exact but for the first three intents by key: a answers the teacher's
+    adjust with every slider negated (temperature +40 answered -40, say: cosine -1, the
+    opposite look), b uses another slider than the teacher (cosine 0, both used), c leaves
+    adjust out (cosine 0, a tool-selection mismatch). Returns the three intents' texts."""
+    def negated(answer: dict) -> None:
+        answer["adjust"] = {key: -value for key, value in answer["adjust"].items()}
 
-    rows = sorted(world[1]["train"], key=lambda row: row["intent_key"])
-
-    def truth(row: dict) -> Any:
-        return answer_from_json(row["adjust"], row["selective_adjust"], row["filter"])
-
-    def predicted(i: int, row: dict) -> Any:
-        answer = truth(row).to_dict()
-        if i == 0:
-            answer["adjust"] = {key: -value for key, value in answer["adjust"].items()}
-        elif i == 1:
-            answer["adjust"] = {"exposure": 30}
-        elif i == 2:
-            answer["adjust"] = None
-        return parse_answer(answer)
-
-    samples = [evaluate.Sample(row["intent_key"], row["intent_key"], row["request_count"],
-                               truth(row), predicted(i, row)) for i, row in enumerate(rows)]
-    with Store(db).atomic() as session:
-        evaluate.evaluate_samples(session, samples, evaluate.EvaluationKind.MINING,
-                                  world[1]["run_id"], 1, Split.TRAIN)
-    return texts(rows[:3])
+    return mining_evaluation(db, world, [negated, other_slider, no_adjust])
 
 
 def test_the_most_opposed_answers_come_first(page, db: Path, world) -> None:
