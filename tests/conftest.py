@@ -72,3 +72,15 @@ def curated_store(folder: Path, second_outputs: bool = False) -> Store:
     ingest.ingest_file(logs, store)
     curate.run(curate.CurateConfig(test_size=3, seed=1), store)
     return store
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """`workbench ARGS...` in this process: (exit code, stdout, stderr)."""
+    from workbench.cli import main
+
+    def run(*args: Any) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+    return run

@@ -118,15 +118,6 @@ def _no_default_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.setenv("WORKBENCH_LOCK_TIMEOUT", "2")
 
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    def run(*args: Any) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-    return run
-
-
 def write_jsonl(path: Path, records: Sequence[dict | str]) -> Path:
     path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
     return path

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from tests.conftest import curated_store, make_record
 from workbench import cli as cli_module
 from workbench.cli import data as data_commands
-from workbench.cli import main
 from workbench.cli.output import write_or_print
 from workbench.errors import OutputPathError
 from workbench.outputs import check_output_file, is_duckdb_file, write_atomic
@@ -34,15 +33,6 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 def _no_default_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKBENCH_DB", str(tmp_path / "default" / "workbench.duckdb"))
     monkeypatch.setenv("WORKBENCH_LOCK_TIMEOUT", "2")
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    def run(*args: Any) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-    return run
 
 
 @pytest.fixture

@@ -473,15 +473,6 @@ def test_claims_at_the_same_moment_have_one_winner(world: Store) -> None:
 
 # ------------------------------------------------------------------------------ the CLI
 
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]):
-    def run(*args: Any) -> tuple[int, str, str]:
-        code = main([str(a) for a in args])
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-    return run
-
-
 def test_labels_group_has_its_actions(capsys: pytest.CaptureFixture[str]) -> None:
     for action in ("list", "show", "set", "export", "stats", "commit"):
         with pytest.raises(SystemExit) as exit_info:
