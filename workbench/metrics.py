@@ -1,4 +1,5 @@
-"""The paper's offline metrics (SPEC 5), exactly, plus per-intent scores for error analysis.
+"""The paper's offline metrics (SPEC 5), exactly, plus per-intent scores for error analysis
+and a per-intent loss over the three tools that mining ranks by (`intent_losses`).
 
 For each tool, over a set of intents, with the teacher's ground truth as truth:
 - tool selection: F1 of "tool used" (TP both used, FP only the student, FN only the teacher),
@@ -186,3 +187,35 @@ def flagged_for_augmentation(scores: Sequence[IntentScore],
             if mean is not None and score.cosine is not None and score.cosine < mean:
                 flags[score.tool].add(score.intent_key)
     return flags
+
+
+def tool_loss(score: IntentScore) -> float:
+    """How wrong one intent is on one tool, in [0, 1] (0: the teacher's answer), for mining.
+
+    Neither side used the tool: 0. One side only (FP or FN): 1, a wrong decision about the
+    tool, which costs the tool-selection half of the final whatever the values.
+    Both used it: adjust and selective_adjust (1 - cosine) / 2 with the signed cosine, so the
+    same direction is 0, an unrelated one 0.5 and the opposite (warm for cool) 1; the filter
+    0 for the teacher's name and 1 for any other, as the paper's name accuracy counts it (a
+    filter of the same family is as wrong there as any other, and intensity is not scored)."""
+    if score.outcome == "TN":
+        return 0.0
+    if score.outcome != "TP":
+        return 1.0
+    if score.tool == "filter":
+        return 0.0 if score.similarity == 1 else 1.0
+    cosine = score.similarity if score.similarity is not None else 0.0
+    return (1.0 - cosine) / 2
+
+
+def intent_losses(scores: Sequence[IntentScore]) -> dict[str, float]:
+    """{intent key: the mean of its `tool_loss`es over the three tools}, in [0, 1].
+
+    The tools weigh the same, as they do in the Overall (the plain mean of the three tools'
+    finals): weighing one tool more would rank intents by a number the paper does not report."""
+    total: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for score in scores:
+        total[score.intent_key] = total.get(score.intent_key, 0.0) + tool_loss(score)
+        count[score.intent_key] = count.get(score.intent_key, 0) + 1
+    return {key: total[key] / count[key] for key in total}

@@ -145,8 +145,42 @@ def test_mining_a_run_starts_a_job(page, db: Path, world, submitted) -> None:
     at.number_input(key="aug_limit").set_value(20)
     at.button(key="aug_start").click().run()
     assert not at.exception
-    assert submitted == [("augment", {"run_id": world[1]["run_id"], "n": 5, "threshold": 0.9,
+    assert submitted == [("augment", {"run_id": world[1]["run_id"],
+                                      "mining": {"strategy": "mean"}, "n": 5, "threshold": 0.9,
                                       "paraphraser": "auto", "limit": 20})]
+
+
+@pytest.mark.parametrize("strategy,widgets,mining", [
+    ("margin", {"aug_margin": 0.25}, {"strategy": "margin", "margin": 0.25}),
+    ("worst", {"aug_worst_percent": 12.5}, {"strategy": "worst", "worst_percent": 12.5}),
+    ("slices", {"aug_clusters": 4, "aug_slice_gap": 0.1},
+     {"strategy": "slices", "clusters": 4, "slice_gap": 0.1}),
+    ("slices", {}, {"strategy": "slices", "clusters": None, "slice_gap": 0.05}),
+])
+def test_a_mining_strategy_and_its_parameter_go_to_the_job(page, db: Path, submitted,
+                                                          strategy: str, widgets: dict,
+                                                          mining: dict) -> None:
+    at = page("augmentation", db).run()
+    strategies = at.radio(key="aug_strategy")
+    assert strategies.value == "mean"
+    assert strategies.options == ["mean: the paper's rule", "margin: below the mean by a margin",
+                                  "worst: the worst k %", "slices: weak slices"]
+    strategies.set_value(strategy).run()
+    for key, value in widgets.items():
+        at.number_input(key=key).set_value(value)
+    at.button(key="aug_start").click().run()
+    assert not at.exception
+    assert submitted[0][1]["mining"] == mining
+
+
+def test_a_strategy_setting_the_job_refuses_is_said(page, db: Path, submitted) -> None:
+    at = page("augmentation", db).run()
+    at.radio(key="aug_strategy").set_value("slices").run()
+    at.number_input(key="aug_clusters").set_value(1)
+    at.button(key="aug_start").click().run()
+    assert not at.exception
+    assert submitted == []
+    assert "at least 2 clusters" in at.error[0].body
 
 
 def test_the_llm_paraphraser_needs_an_endpoint(page, db: Path, submitted) -> None:

@@ -4,9 +4,10 @@
 access checked before any work; `--out` checked) and runs the command's handler, turning every
 error into one line. The commands live by group: `data` (demo, ingest, curate, status,
 versions, export, quarantine), `models` (train, predict, runs, evaluate, baselines, experiment),
-`augmentation` (augment, review), `renders` (render, gallery), `reality_check`, `jobs`,
-`labels` (labels list, show, set, export, stats, commit), `label` (teacher labelling and
-student suggestions) and `app_server`; `parsing` and `output` are what they share.
+`augmentation` (augment, slices, review), `renders` (render, gallery), `reality_check`,
+`directions`, `jobs`, `labels` (labels list, show, set, export, stats, commit), `label`
+(teacher labelling and student suggestions) and `app_server`; `parsing` and `output` are what
+they share.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from workbench.cli import (
     app_server,
     augmentation,
     data,
+    directions,
     jobs,
     label,
     labels,
@@ -51,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     for add in (data.add_demo, data.add_ingest, data.add_curate, data.add_status,
                 data.add_versions, data.add_export, models.add_evaluate, models.add_train,
                 models.add_predict, models.add_runs, models.add_experiment,
-                augmentation.add_augment, augmentation.add_review, models.add_baselines,
+                augmentation.add_augment, augmentation.add_slices, augmentation.add_review,
+                models.add_baselines, directions.add_directions,
                 renders.add_render, renders.add_gallery, reality_check.add_commands,
                 jobs.add_commands, app_server.add_app, data.add_quarantine,
                 label.add_label, labels.add_commands):

@@ -1,4 +1,5 @@
-"""The augmentation commands: augment (mine, paraphrase, deduplicate, queue) and the review queue
+"""The augmentation commands: augment (mine, paraphrase, deduplicate, queue), slices (a run's
+training intents clustered and scored) and the review queue
 (`review list | approve | reject | pending | commit`)."""
 
 from __future__ import annotations
@@ -6,11 +7,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from pipelines import augment, review
+from pipelines import augment, review, slices
 from workbench.cli.models import add_augment_options
 from workbench.cli.output import emit, progress_bars
 from workbench.cli.parsing import LIST_ROWS, Commands, add_progress, parse_positive_int
 from workbench.errors import WorkbenchError
+from workbench.report import TOOL_TITLES
 from workbench.store import Store
 
 
@@ -19,8 +21,8 @@ def _augment_lines(result: augment.AugmentResult) -> list[str]:
     if result.run_id is not None:
         tools = ", ".join(f"{tool} {n}" for tool, n in sorted(result.flagged_by_tool.items()))
         lines.append(f"mined run {result.run_id} on its training split (evaluation "
-                     f"{result.mining_evaluation_id}): {result.n_flagged} intents flagged "
-                     f"({tools})")
+                     f"{result.mining_evaluation_id}, strategy {result.strategy}): "
+                     f"{result.n_flagged} intents flagged ({tools})")
     dropped = ", ".join(f"{reason} {n}" for reason, n in sorted(result.dropped.items())) or "none"
     lines.append(f"augmentation {result.augmentation_id} ({result.paraphraser}): "
                  f"{result.n_sources} source intents, {result.n_generated} candidates, "
@@ -43,10 +45,61 @@ def cmd_augment(args: argparse.Namespace, store: Store) -> int:
         result = augment.run(augment.AugmentConfig(
             run_id=args.run, sources=tuple(args.intent), n=args.n, threshold=args.threshold,
             paraphraser=augment.ParaphraserChoice(args.paraphraser), limit=args.limit,
-            auto_approve=args.auto_approve, seed=args.seed, version=args.version),
-            store, progress)
+            auto_approve=args.auto_approve, seed=args.seed, version=args.version,
+            mining=_mining(args)), store, progress)
     emit(args, result, lambda: _augment_lines(result))
     return 0
+
+
+def _mining(args: argparse.Namespace) -> augment.MiningConfig:
+    if args.intent and args.strategy is not None:
+        raise WorkbenchError("--strategy chooses how a run is mined; with --intent nothing is "
+                             "mined (leave out one of them)")
+    defaults = augment.MiningConfig()
+    return augment.MiningConfig(
+        strategy=augment.MiningStrategy(args.strategy or defaults.strategy.value),
+        margin=args.margin, worst_percent=args.worst_percent, clusters=args.clusters,
+        slice_gap=args.slice_gap)
+
+
+def cmd_slices(args: argparse.Namespace, store: Store) -> int:
+    with progress_bars(args) as progress:
+        result = slices.compute_slices(store, run_id=args.run, k=args.clusters, seed=args.seed,
+                                       gap=args.slice_gap, progress=progress)
+    emit(args, result, lambda: slices_lines(result, args.examples))
+    return 0
+
+
+def slices_lines(result: slices.SlicesResult, examples: int = 2) -> list[str]:
+    """The slices table as text: one block per slice, worst first."""
+    overall = "undef" if result.student_overall is None else f"{result.student_overall:.3f}"
+    flagged = [found for found in result.slices if found.flagged]
+    headline = (f"run {result.run_id}, mining evaluation {result.evaluation_id} (version "
+                f"{result.version_id}, {result.n_intents:,} training intents): {result.k} "
+                f"slices (k-means, seed {result.seed}); the student's Overall {overall}; "
+                f"{len(flagged)} slice(s), {result.n_flagged_intents:,} intents, at least "
+                f"{result.gap} below it (*)")
+    header = (f"{'':1}{'#':>3}  {'size':>5}  {'Overall':>7}  {'adjust':>6}  {'select.':>7}  "
+              f"{'filter':>6}  {'worst tool':<17}  top words")
+    lines = [headline, "", header]
+
+    def number(value: float | None, width: int) -> str:
+        return f"{'-':>{width}}" if value is None else f"{value:>{width}.3f}"
+
+    for found in result.slices:
+        worst = TOOL_TITLES.get(found.worst_tool, "-") if found.worst_tool else "-"
+        lines.append(f"{'*' if found.flagged else ' '}{found.rank:>3}  {found.size:>5}  "
+                     f"{number(found.overall, 7)}  {number(found.finals['adjust'], 6)}  "
+                     f"{number(found.finals['selective_adjust'], 7)}  "
+                     f"{number(found.finals['filter'], 6)}  {worst:<17}  "
+                     f"{', '.join(found.top_words) or '-'}")
+        lines += [f"{'':8}e.g. {text!r}" for text in found.examples[:examples]]
+    lines += ["", "Finals per tool: - where neither side used the tool in the slice (it does "
+              "not count in the slice's Overall). Mine the flagged slices: workbench augment "
+              f"--run {result.run_id} --strategy slices"
+              + (f" --clusters {result.k}" if result.k else "")
+              + (f" --slice-gap {result.gap}" if result.gap != slices.DEFAULT_GAP else "")]
+    return lines
 
 
 def cmd_review_list(args: argparse.Namespace, store: Store) -> int:
@@ -127,10 +180,58 @@ def add_augment(commands: Commands) -> None:
                    help="with --intent: the dataset version (default: current)")
     p.add_argument("--limit", type=parse_positive_int, default=defaults.limit,
                    help="at most this many source intents, most-flagged first")
-    p.add_argument("--seed", type=int, default=defaults.seed, help="offline paraphraser seed")
+    p.add_argument("--seed", type=int, default=defaults.seed,
+                   help="seed of the offline paraphraser and of the slices' k-means")
     p.add_argument("--auto-approve", action="store_true",
                    help="approve every kept candidate and commit a new dataset version")
     add_augment_options(p, defaults)
+    add_mining_options(p)
+    add_progress(p)
+
+
+def add_mining_options(command: argparse.ArgumentParser) -> None:
+    """--strategy and its parameters (augment)."""
+    mining = augment.MiningConfig()
+    command.add_argument(
+        "--strategy", choices=[strategy.value for strategy in augment.MiningStrategy],
+        default=None,
+        help=f"which training intents to paraphrase (default: {mining.strategy.value}): mean, "
+             "the paper's rule (a wrong filter, or a cosine below the tool's mean); margin, "
+             "below the mean by more than --margin; worst, the --worst-percent %% intents with "
+             "the largest loss over the three tools; slices, the intents of the clusters whose "
+             "Overall is at least --slice-gap below the student's (see `workbench slices`)")
+    command.add_argument("--margin", type=float, default=mining.margin,
+                         help="margin: how far below the tool's mean cosine "
+                              "(default: %(default)s)")
+    command.add_argument("--worst-percent", type=float, default=mining.worst_percent,
+                         help="worst: the share of training intents, in %% "
+                              "(default: %(default)s)")
+    add_slice_options(command, mining.clusters, mining.slice_gap)
+
+
+def add_slice_options(command: argparse.ArgumentParser, clusters: int | None,
+                      gap: float) -> None:
+    command.add_argument("--clusters", type=parse_positive_int, default=clusters,
+                         help="slices: k for k-means (default: round(sqrt(n/2)) of the n "
+                              "training intents, within 2 to 60)")
+    command.add_argument("--slice-gap", type=float, default=gap,
+                         help="slices: flag a slice whose Overall is at least this below the "
+                              "student's on the whole training split (default: %(default)s)")
+
+
+def add_slices(commands: Commands) -> None:
+    p = commands.add("slices", cmd_slices, "Cluster a run's training intents by meaning "
+                     "(k-means on their embeddings) and score each cluster with the paper's "
+                     "metrics, worst first: size, Overall, each tool's final, worst tool, "
+                     "distinctive words and examples. Uses the run's latest mining evaluation "
+                     "(mines the run first when it has none).")
+    p.add_argument("--run", default=None,
+                   help="the run (id or prefix; default: the latest run)")
+    add_slice_options(p, None, slices.DEFAULT_GAP)
+    p.add_argument("--seed", type=int, default=0, help="k-means seed (default: %(default)s)")
+    p.add_argument("--examples", type=int, default=2,
+                   help="examples printed per slice (the five nearest the centre are in "
+                        "--json; default: %(default)s)")
     add_progress(p)
 
 

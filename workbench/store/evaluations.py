@@ -108,6 +108,25 @@ def student_evaluations(session: Session, kind: str = "run") -> list[dict[str, A
     return rows
 
 
+def evaluation_row(session: Session, evaluation_id: int) -> dict[str, Any] | None:
+    """One evaluation's row (evaluation_id, created_at, version_id, split, kind, source,
+    summary parsed), or None when there is none of that id."""
+    row = session.first("SELECT evaluation_id, created_at, version_id, split, kind, source, "
+                        "summary FROM evaluations WHERE evaluation_id = ?", [evaluation_id])
+    if row is not None:
+        row["summary"] = json.loads(row["summary"])
+    return row
+
+
+def latest_mining_evaluation(session: Session, run_id: str) -> dict[str, Any] | None:
+    """The newest mining evaluation (the run on its own training split) of a run, as
+    `evaluation_row`, or None when the run was never mined."""
+    found = session.first("SELECT evaluation_id FROM evaluations WHERE kind = 'mining' "
+                          "AND source = ? ORDER BY created_at DESC, evaluation_id DESC LIMIT 1",
+                          [run_id])
+    return None if found is None else evaluation_row(session, int(found["evaluation_id"]))
+
+
 # ------------------------------------------------------------------------------ flagged intents
 
 def flagged_intents(session: Session, evaluation_id: int) -> list[str]:

@@ -14,8 +14,9 @@ A candidate can be approved with its source's label or with an edited one (the a
 `workbench.app.editor`; `review.approve_with_label`), which the commit then takes.
 
 Sources are either the intents sent from the Errors page (training intents only: paraphrasing a
-test intent would leak it into evaluation, so those are refused) or every intent a run's mining
-flags. Generation runs as a `workbench.app.jobs` job of kind 'augment' in its own process; the page
+test intent would leak it into evaluation, so those are refused) or the intents a run's mining
+picks by a strategy (`MiningStrategy`: the paper's rule, a margin below it, the worst k%, or the
+weak slices). Generation runs as a `workbench.app.jobs` job of kind 'augment' in its own process; the page
 polls its progress (`workbench.app.job_panel`).
 
 Session state it shares (see `workbench.app.state`): SOURCES_KEY and SOURCES_VERSION_KEY, which
@@ -34,7 +35,7 @@ import pandas as pd
 import streamlit as st
 
 from pipelines import labels, review
-from pipelines.augment import AugmentConfig, ParaphraserChoice
+from pipelines.augment import AugmentConfig, MiningStrategy, ParaphraserChoice
 from workbench.app import editor, job_panel, jobs, state
 from workbench.app.state import (
     AUGMENT_JOB_KEY,
@@ -59,7 +60,26 @@ from workbench.store.versions import (
 from workbench.tools import TOOLS
 
 MODES = {"selection": "Intents sent from the Errors page",
-         "mining": "Every flagged intent of a run (mining)"}
+         "mining": "Mine a run's errors (a strategy)"}
+# Each mining strategy: its name on the page and what it picks, in one line.
+STRATEGIES = {
+    MiningStrategy.MEAN.value: (
+        "the paper's rule",
+        ("every intent a tool flags: a wrong filter, or a cosine below the tool's mean over the "
+         "training split (the replication's rule; it flags many)")),
+    MiningStrategy.MARGIN.value: (
+        "below the mean by a margin",
+        ("as the paper's rule, but adjust and selective adjust flag only a cosine more than the "
+         "margin below their mean: fewer, clearer errors")),
+    MiningStrategy.WORST.value: (
+        "the worst k %",
+        ("the k % of training intents with the largest loss over the three tools (an opposite "
+         "look, a wrong filter or a tool wrongly used count most)")),
+    MiningStrategy.SLICES.value: (
+        "weak slices",
+        ("every intent of the clusters of similar training intents whose Overall is at least "
+         "the gap below the student's (the Errors page shows the slices)")),
+}
 PARAPHRASERS = tuple(choice.value for choice in ParaphraserChoice)
 STATUSES = ("pending", "approved", "rejected", "dropped", "all")
 DEFAULTS = AugmentConfig()
@@ -169,8 +189,8 @@ def _generate(current: Store, runs: list[dict[str, Any]]) -> None:
                  "network; llm: the configured endpoint")
         limit = columns[3].number_input("Limit (source intents, 0 = all)", min_value=0,
                                         value=0, step=1, key="aug_limit",
-                                        help="at most this many source intents, most-flagged "
-                                             "first")
+                                        help="at most this many source intents, the most "
+                                             "wrong first")
         start = st.form_submit_button("Start generation", type="primary", key="aug_start",
                                       disabled=config is None or running is not None)
     if not start or config is None or running is not None:
@@ -264,9 +284,46 @@ def _mining_config(runs: list[dict[str, Any]]) -> dict[str, Any] | None:
         st.session_state.pop("aug_run", None)
     run_id = st.selectbox("Run to mine (newest first)", list(by_id), key="aug_run",
                           format_func=lambda r: state.run_label(by_id[r]))
-    st.caption("The run predicts its own training split; every intent a tool flags (wrong "
-               "filter, cosine below the tool's mean) is paraphrased, most-flagged first.")
-    return {"run_id": run_id}
+    return {"run_id": run_id, "mining": _strategy()}
+
+
+def _strategy() -> dict[str, Any]:
+    """The mining strategy and its parameter (outside the form, so the explanation follows the
+    choice at once): the job's `mining` settings."""
+    mining = DEFAULTS.mining
+    strategy = st.radio("Mining strategy", list(STRATEGIES), key="aug_strategy",
+                        index=list(STRATEGIES).index(mining.strategy.value),
+                        format_func=lambda name: f"{name}: {STRATEGIES[name][0]}",
+                        captions=[explanation for _, explanation in STRATEGIES.values()])
+    chosen: dict[str, Any] = {"strategy": strategy}
+    columns = st.columns(3)
+    if strategy == MiningStrategy.MARGIN.value:
+        chosen["margin"] = float(columns[0].number_input(
+            "Margin (cosine)", min_value=0.0, max_value=2.0, value=mining.margin, step=0.05,
+            format="%.2f", key="aug_margin",
+            help="flag a vector tool's intent when its cosine is below the tool's mean minus "
+                 "this; 0 is the paper's rule"))
+    elif strategy == MiningStrategy.WORST.value:
+        chosen["worst_percent"] = float(columns[0].number_input(
+            "Worst (% of the training intents)", min_value=0.5, max_value=100.0,
+            value=mining.worst_percent, step=5.0, format="%.1f", key="aug_worst_percent",
+            help="rounded half up, at least one intent; an intent the student gets exactly "
+                 "right is never taken"))
+    elif strategy == MiningStrategy.SLICES.value:
+        clusters = int(columns[0].number_input(
+            "Slices (k, 0 = automatic)", min_value=0, max_value=200, value=0, step=1,
+            key="aug_clusters", help="k-means clusters; automatic: round(sqrt(n/2)) of the n "
+                                     "training intents, within 2 to 60"))
+        chosen["clusters"] = clusters or None      # 1: the job's check says k >= 2
+        chosen["slice_gap"] = float(columns[1].number_input(
+            "Gap (Overall)", min_value=0.0, max_value=1.0, value=mining.slice_gap, step=0.01,
+            format="%.2f", key="aug_slice_gap",
+            help="take a slice whose Overall is at least this below the student's on the "
+                 "whole training split"))
+    st.caption("The run predicts its own training split (stored as a mining evaluation, shown "
+               "on the Errors page); the strategy picks the intents to paraphrase, the most "
+               "wrong first.")
+    return chosen
 
 
 # ---------------------------------------------------------------------------- jobs

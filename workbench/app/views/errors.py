@@ -3,7 +3,9 @@
 Pick an evaluation of a student run (test split, or the training split a mining round scored);
 per tool, its intents worst first (the lowest signed cosine, wrong filters), paged; one intent's
 teacher and student parameters side by side with renders of both, and the answer editor to save
-a curator's label for it (from the ground truth or the student's answer); and a selection of
+a curator's label for it (from the ground truth or the student's answer); the slices of a
+mining evaluation (its training intents clustered by meaning and scored with the paper's
+metrics, worst first: open one to list its intents, send it to augmentation); and a selection of
 intents sent to the Augmentation page.
 
 Session state it writes for the Augmentation page (see `workbench.app.state`): SOURCES_KEY, the
@@ -18,7 +20,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from pipelines import labels
+from pipelines import labels, slices
 from workbench.app import editor, state
 from workbench.app.state import SOURCES_KEY, SOURCES_VERSION_KEY, escape_markdown
 from workbench.describe import describe_output, parameter_table
@@ -43,6 +45,8 @@ STRIP_HEIGHT = 300
 FILTER_WIDTH = 150                           # px: the longest filter name, whole
 LARGE_SIDE = 1024                            # px, the enlarged renders' longer side
 ENLARGE_KEY = "errors_enlarge"               # the expander with the enlarged renders
+SLICE_KEY = "errors_slice"                   # the rank of the slice opened
+SLICE_EXAMPLES = 5
 
 
 def render() -> None:
@@ -97,6 +101,7 @@ def render() -> None:
     if not ranked:
         st.info("This evaluation scored no intent.")
         st.stop()
+    _slices(current, evaluation)
     _compare(current, evaluation, ranked)
     _send(evaluation, ranked)
 
@@ -250,6 +255,161 @@ def _inspect(table_key: str, keys: list[str]) -> None:
     rows = list(getattr(getattr(selection, "selection", None), "rows", None) or [])
     if rows and rows[0] < len(keys):
         st.session_state[INTENT_KEY] = keys[rows[0]]
+
+
+# ---------------------------------------------------------------------------- slices
+
+def _slices(current: Any, evaluation: dict[str, Any]) -> None:
+    """The slices of a mining evaluation: a table worst first; one slice opened lists its
+    intents (a row selected is compared below) and can be sent to augmentation."""
+    st.subheader("Slices")
+    if evaluation["kind"] != "mining":
+        st.caption("Slices cluster a run's training intents: choose *Training split (mining)* "
+                   "above to see them.")
+        return
+    left, right, _ = st.columns([1, 1, 2])
+    clusters = int(left.number_input(
+        "Slices (k, 0 = automatic)", min_value=0, max_value=200, value=0, step=1,
+        key="errors_slices_k", help="k-means clusters; automatic: round(sqrt(n/2)) of the n "
+                                    "training intents, within 2 to 60"))
+    gap = float(right.number_input(
+        "Flag at this gap", min_value=0.0, max_value=1.0, value=slices.DEFAULT_GAP, step=0.01,
+        format="%.2f", key="errors_slices_gap",
+        help="a slice is flagged when its Overall is at least this below the student's on the "
+             "whole training split"))
+    if clusters == 1:
+        st.warning("Slices need at least 2 clusters (0: automatic).")
+        return
+    try:
+        found = _computed_slices(str(current.path), evaluation["evaluation_id"],
+                                 str(evaluation["created_at"]), clusters or None, gap)
+    except StoreBusyError:
+        raise                   # the page's busy notice (state.run_page) says who holds it
+    except WorkbenchError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    student = state.score(found.student_overall)
+    flagged = [one for one in found.slices if one.flagged]
+    st.caption(f"{found.n_intents:,} training intents in {len(found.slices)} slices (k-means "
+               f"on their embeddings), each scored with the paper's metrics. The student's "
+               f"Overall on the whole split: {student}; {len(flagged)} slice(s) "
+               f"({found.n_flagged_intents:,} intents) are {gap:.2f} or more below it "
+               "(flagged). Select a row to open the slice.")
+    ranks = [one.rank for one in found.slices]
+    table_key = f"errors_slices_table_{evaluation['evaluation_id']}_{found.k}"
+    st.dataframe(slices_frame(found.slices), hide_index=True, key=table_key,
+                 on_select=partial(_open_slice, table_key, ranks),
+                 selection_mode="single-row", column_config=_SLICE_COLUMNS,
+                 row_height=SLICE_ROW_HEIGHT,
+                 height=SLICE_ROW_HEIGHT * min(len(ranks), SLICE_ROWS_SHOWN) + 38)
+    by_rank = {one.rank: one for one in found.slices}
+    if st.session_state.get(SLICE_KEY) not in by_rank:
+        st.session_state.pop(SLICE_KEY, None)
+    rank = st.session_state.get(SLICE_KEY)
+    if rank is None:
+        return
+    _one_slice(evaluation, by_rank[rank])
+
+
+@st.cache_data(max_entries=16, show_spinner="Clustering the training intents into slices…")
+def _computed_slices(db: str, evaluation_id: int, created_at: str, clusters: int | None,
+                     gap: float) -> slices.SlicesResult:
+    """The slices of one mining evaluation, once per (evaluation, k, gap): evaluations never
+    change, and the database path and the evaluation's time tell a rebuilt database's
+    evaluation of the same id apart. Read-only: embeddings the cache lacks are computed here
+    and not stored."""
+    return slices.compute_slices(state.reader(), evaluation_id=evaluation_id, k=clusters,
+                                 gap=gap)
+
+
+def slices_frame(found: list[slices.Slice]) -> pd.DataFrame:
+    """The slices table: one row per slice, worst first."""
+    def tool(name: str | None) -> str:
+        return TOOL_TITLES[name] if name else "–"
+
+    return pd.DataFrame([{
+        "#": one.rank, "size": one.size, "Overall": one.overall, "flagged": one.flagged,
+        "worst tool": tool(one.worst_tool),
+        "top words": ", ".join(one.top_words) or "–",
+        "examples": " · ".join(one.examples[:SLICE_EXAMPLES]),
+        **{TOOL_TITLES[name]: one.finals.get(name) for name in TOOLS},
+        "paper flags": one.n_flagged,
+    } for one in found])
+
+
+# The texts wrap (rows above 4rem wrap instead of cutting): five examples fit in four lines.
+SLICE_ROW_HEIGHT = 100
+SLICE_ROWS_SHOWN = 5
+_SLICE_COLUMNS = {
+    "#": st.column_config.NumberColumn(width=35, help="1 is the worst slice"),
+    "size": st.column_config.NumberColumn(width=50, help="training intents in the slice"),
+    "Overall": st.column_config.NumberColumn(
+        format="%.3f", width=65, help="the mean of the tools' finals in the slice (a tool "
+                                      "neither side used there does not count)"),
+    "flagged": st.column_config.CheckboxColumn(
+        width=60, help="Overall at least the gap below the student's"),
+    "worst tool": st.column_config.TextColumn(width=85, help="the tool with the lowest final"),
+    "top words": st.column_config.TextColumn(
+        width=130, help="words in more of the slice's intents than of the others'"),
+    "examples": st.column_config.TextColumn(
+        width=420, help="the five intents nearest the slice's centre"),
+    **{TOOL_TITLES[name]: st.column_config.NumberColumn(format="%.3f", width=90,
+                                                        help="the tool's final in the slice")
+       for name in TOOLS},
+    "paper flags": st.column_config.NumberColumn(
+        width=80, help="intents of the slice the paper's rule flags (any tool)"),
+}
+
+
+def _open_slice(table_key: str, ranks: list[int]) -> None:
+    selection = st.session_state.get(table_key)
+    rows = list(getattr(getattr(selection, "selection", None), "rows", None) or [])
+    if rows and rows[0] < len(ranks):
+        st.session_state[SLICE_KEY] = ranks[rows[0]]
+
+
+def slice_intents_frame(found: slices.Slice) -> pd.DataFrame:
+    """One slice's intents, paper-flagged first, then the larger loss."""
+    return pd.DataFrame([{
+        "intent": one.intent_text, "loss": one.loss, "tools flagged": one.n_flagged,
+        "adjust cosine": one.adjust_cosine,
+        "selective cosine": one.selective_adjust_cosine,
+        "filter": one.filter or "–",
+    } for one in found.intents])
+
+
+def _one_slice(evaluation: dict[str, Any], found: slices.Slice) -> None:
+    finals = ", ".join(f"{TOOL_TITLES[tool]} {state.score(value)}"
+                       for tool, value in found.finals.items() if value is not None)
+    st.markdown(f"**Slice {found.rank}**: {found.size:,} intents · Overall "
+                f"{state.score(found.overall)} ({escape_markdown(finals)}) · top words: "
+                f"{escape_markdown(', '.join(found.top_words) or '–')}")
+    keys = list(found.intent_keys)
+    table_key = f"errors_slice_intents_{evaluation['evaluation_id']}_{found.rank}"
+    st.dataframe(slice_intents_frame(found), hide_index=True, key=table_key,
+                 on_select=partial(_inspect, table_key, keys), selection_mode="single-row",
+                 column_config={
+                     "intent": st.column_config.TextColumn(width="large"),
+                     "loss": st.column_config.NumberColumn(
+                         format="%.3f", help="mean over the three tools: 0 the teacher's "
+                                             "answer, 1 the worst (opposite look, wrong filter, "
+                                             "a tool wrongly used or missed)"),
+                     "adjust cosine": st.column_config.NumberColumn(format="%.3f"),
+                     "selective cosine": st.column_config.NumberColumn(format="%.3f")},
+                 height=min(400, 35 * (len(keys) + 1) + 3))
+    st.caption("Select an intent to compare it below. Cosines are signed, an unused tool "
+               "counting as zeros. Filter: right or wrong name, extra (only the student used "
+               "one), missed (only the teacher), – (neither).")
+    left, right, _ = st.columns([2, 2, 3])
+    if left.button(f"Send slice {found.rank} to augmentation", key="errors_slice_send",
+                   type="primary"):
+        st.session_state[SOURCES_KEY] = keys
+        st.session_state[SOURCES_VERSION_KEY] = int(evaluation["version_id"])
+        st.success(f"Sent the {len(keys):,} intent(s) of slice {found.rank} (dataset version "
+                   f"{evaluation['version_id']}). Open the **Augmentation** page (in the "
+                   "sidebar) to generate paraphrases of them.")
+    right.button("Add them to the selection below", key="errors_slice_add",
+                 on_click=_add_worst, args=(keys,))
 
 
 def _intent_label(row: dict[str, Any]) -> str:
