@@ -227,6 +227,68 @@ def test_heads_training_is_deterministic_and_reports_epochs(heads: Student,
     assert ("embed", 60, 60) in seen
 
 
+def test_the_bag_reads_words_bigrams_numbers_and_trigrams() -> None:
+    from workbench.students.heads import lexical_features, lexical_ids
+
+    assert lexical_features("Less  CONTRAST +20") == [
+        "less", "contrast", "+20", "less contrast", "contrast +20",
+        "<le", "les", "ess", "ss>",
+        "<co", "con", "ont", "ntr", "tra", "ras", "ast", "st>",
+        "#+", "#+small"]
+    assert lexical_features("saturation -100")[-2:] == ["#-", "#-big"]
+    # A typo keeps most of the word's trigrams: "contrats" shares 5 of "contrast"'s 8.
+    typo = set(lexical_features("contrats")) & set(lexical_features("contrast"))
+    assert typo == {"<co", "con", "ont", "ntr", "tra"}
+    assert lexical_ids("", 64) == [0]
+    assert all(0 <= i < 64 for i in lexical_ids("boost the contrast", 64))
+
+
+# Opposite instructions on one slider, and held-out phrasings of each.
+DIRECTIONS = {"up": (("increase the contrast", "boost the contrast", "more contrast",
+                      "raise the contrast", "add contrast", "push the contrast"),
+                     ("please increase the contrast", "more contrast please")),
+              "down": (("decrease the contrast", "reduce the contrast", "less contrast",
+                        "lower the contrast", "cut the contrast", "drop the contrast"),
+                       ("please decrease the contrast", "less contrast please"))}
+
+
+def test_heads_tell_increase_from_decrease(encoder: Any) -> None:
+    """With the bag, the heads learn which way each phrasing goes, held-out ones included."""
+    intents, answers = [], []
+    for way, (train, _) in DIRECTIONS.items():
+        for text in train:
+            intents.append(text)
+            answers.append(parse_answer({"adjust": {"contrast": 40 if way == "up" else -40}}))
+    student = make_student("heads", HEADS_SETTINGS, encoder=encoder)
+    student.train(TrainingData(intents, answers))
+    for way, (train, held_out) in DIRECTIONS.items():
+        for answer in student.predict([*train, *held_out]):
+            assert answer.adjust is not None
+            assert (answer.adjust["contrast"] > 0) == (way == "up")
+
+
+def test_heads_saved_before_the_bag_still_load(encoder: Any, tmp_path: Path) -> None:
+    """A run saved when the first layer was trunk.0 (and the second trunk.3) and the config
+    had no lexical_buckets loads as the same student."""
+    import json
+
+    import torch
+
+    student = make_student("heads", {**HEADS_SETTINGS, "epochs": 2, "lexical_buckets": 0},
+                           encoder=encoder)
+    student.train(DATA)
+    student.save(tmp_path)
+    state = torch.load(tmp_path / "heads.pt", weights_only=True)
+    old = {key.replace("first.", "trunk.0.").replace("trunk.2.", "trunk.3."): value
+           for key, value in state.items()}
+    torch.save(old, tmp_path / "heads.pt")
+    stored = json.loads((tmp_path / "student.json").read_text())
+    del stored["config"]["lexical_buckets"]
+    (tmp_path / "student.json").write_text(json.dumps(stored))
+    loaded = load_student(tmp_path, encoder=encoder)
+    assert loaded.predict(list(DATA.intents)) == student.predict(list(DATA.intents))
+
+
 def test_fine_tuning_saves_the_encoder_and_leaves_the_shared_one_alone(encoder: Any,
                                                                        tmp_path: Path) -> None:
     # One frozen epoch, then one joint epoch (2 steps of 32) through the real encoder.

@@ -1,6 +1,7 @@
 """The heads student: a sentence embedding with small multi-task heads, one per tool (SPEC 8).
 
     intent -> all-MiniLM-L6-v2 sentence embedding (B, 384), unit length
+           +  a bag of hashed word and character n-grams (fastText-style), learned
            -> shared MLP trunk (B, hidden)
            -> used          (B, 3)   logits of "tool used" for adjust, selective_adjust, filter
               adjust        (B, 14)  tanh, the sliders / 100
@@ -12,6 +13,17 @@ Training losses: BCE on "used"; for each vector tool, over the intents whose gro
 squared error plus (1 - cosine), because the metric is the cosine over TP intents (SPEC 5) and
 squared error alone lets small vectors point anywhere; cross-entropy on the filter name and
 squared error on the intensity, over the intents that use a filter.
+
+Why the bag. A frozen mean-pooled sentence embedding places "increase the contrast" and "decrease
+the contrast" close together (cosine ~0.9), blurs which of two edits goes which way ("brighter and
+less saturated"), and barely sees numbers ("saturation -100"); trained on it alone, the heads
+answered instructions the wrong way about one time in six. The bag adds what the words say
+exactly: word unigrams and bigrams ("less saturated", "too dark"), signed numbers with their size,
+and character trigrams of each word so that a typo ("contrats") still shares most of its
+features. Each feature is hashed into `lexical_buckets` rows of an `EmbeddingBag` whose sum,
+each feature weighted 1 / sqrt(the intent's feature count), is added to the trunk's first layer, so the bag and the embedding are read together. It costs a
+few milliseconds per batch and no download; `lexical_buckets=0` turns it off (the student as it
+was, and how runs saved before it load).
 
 By default the encoder is frozen: the training intents are embedded once and only the heads are
 trained (seconds to tens of seconds on a CPU). With `fine_tune_encoder`, that stage is followed
@@ -26,8 +38,11 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +69,7 @@ CONFIG_FILE = "student.json"
 HEADS_FILE = "heads.pt"
 ENCODER_DIR = "encoder"
 EMBED_BATCH = 256  # texts per encoder call when embedding the training set
+_LEXICAL_TOKEN = re.compile(r"[+-]?\d+(?:\.\d+)?|[a-z]+|&")
 
 
 @dataclass(frozen=True)
@@ -74,6 +90,7 @@ class HeadsConfig:
     seed: int = 0
     device: str = "auto"              # auto | cpu | cuda (auto: the GPU when there is one)
     runtime: str = "onnx"             # onnx: a saved student embeds with ONNX Runtime on CPU
+    lexical_buckets: int = 16_384     # hashed n-gram features beside the embedding; 0: none
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -84,6 +101,10 @@ class HeadsConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(self.lexical_buckets, bool) or not isinstance(self.lexical_buckets, int) \
+                or self.lexical_buckets < 0:
+            raise ValueError(f"lexical_buckets must be a non-negative integer, got "
+                             f"{self.lexical_buckets!r}")
         for name in ("lr", "encoder_lr", "weight_decay", "cosine_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -93,16 +114,61 @@ class HeadsConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
 
 
+# -- lexical features ----------------------------------------------------------------------------
+def lexical_features(text: str) -> list[str]:
+    """The words of `text` as the bag sees them: lower-cased words and signed numbers, word
+    bigrams, each number's sign and size ("#-", "#big"), and the character trigrams of each word
+    with its boundaries ("<co", "con", ... "st>"), so a typo keeps most of a word's features."""
+    words = _LEXICAL_TOKEN.findall(" ".join(text.lower().split()))
+    features = list(words)
+    features += [f"{a} {b}" for a, b in pairwise(words)]
+    for word in words:
+        if word[0] in "+-" or word[0].isdigit():
+            sign = "-" if word.startswith("-") else "+"
+            size = abs(float(word))
+            features += [f"#{sign}", f"#{sign}{'big' if size >= 50 else 'small'}"]
+        elif len(word) > 2:
+            padded = f"<{word}>"
+            features += [padded[i:i + 3] for i in range(len(padded) - 2)]
+    return features
+
+
+def lexical_ids(text: str, buckets: int) -> list[int]:
+    """`lexical_features` hashed into [0, buckets) (CRC-32: the same on every machine and run).
+    An empty text gets one id, so every intent has a bag."""
+    return [zlib.crc32(feature.encode("utf-8")) % buckets
+            for feature in lexical_features(text)] or [0]
+
+
+def _bags(id_lists: Sequence[list[int]], device: str) -> tuple[Any, Any, Any]:
+    """`EmbeddingBag` inputs for a batch: the ids end to end, where each intent's start, and
+    each feature's weight 1 / sqrt(features of its intent): a sum that neither grows with the
+    length of the request nor drowns one telling word among twenty trigrams as a mean would."""
+    import torch
+
+    offsets = [0]
+    for ids in id_lists[:-1]:
+        offsets.append(offsets[-1] + len(ids))
+    flat = [i for ids in id_lists for i in ids]
+    weights = [len(ids) ** -0.5 for ids in id_lists for _ in ids]
+    return (torch.tensor(flat, dtype=torch.long, device=device),
+            torch.tensor(offsets, dtype=torch.long, device=device),
+            torch.tensor(weights, dtype=torch.float32, device=device))
+
+
 # -- model ---------------------------------------------------------------------------------------
-def _build_net(dim: int, hidden: int, dropout: float, n_filters: int) -> Any:
+def _build_net(dim: int, hidden: int, dropout: float, n_filters: int, buckets: int = 0) -> Any:
     import torch
     from torch import nn
 
     class HeadsNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
+            self.first = nn.Linear(dim, hidden)
+            # The bag's mean joins the embedding in the first layer (none when buckets is 0).
+            self.bag = nn.EmbeddingBag(buckets, hidden, mode="sum") if buckets else None
             self.trunk = nn.Sequential(
-                nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout),
+                nn.GELU(), nn.Dropout(dropout),
                 nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout))
             self.used = nn.Linear(hidden, len(TOOLS))
             self.adjust = nn.Linear(hidden, len(ADJUST_KEYS))
@@ -110,8 +176,14 @@ def _build_net(dim: int, hidden: int, dropout: float, n_filters: int) -> Any:
             self.filter_name = nn.Linear(hidden, n_filters)
             self.intensity = nn.Linear(hidden, 1)
 
-        def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # x (B, D)
-            h = self.trunk(x)                                              # (B, H)
+        def forward(self, x: torch.Tensor,  # x (B, D)
+                    bags: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+                    ) -> dict[str, torch.Tensor]:
+            first = self.first(x)                                          # (B, H)
+            if self.bag is not None and bags is not None:
+                ids, offsets, weights = bags
+                first = first + self.bag(ids, offsets, per_sample_weights=weights)  # (B, H)
+            h = self.trunk(first)                                          # (B, H)
             return {
                 "used": self.used(h),                                      # (B, 3) logits
                 "adjust": torch.tanh(self.adjust(h)),                      # (B, 14)
@@ -156,6 +228,16 @@ def _loss(out: dict[str, Any], target: dict[str, Any], cosine_weight: float) -> 
     return loss
 
 
+def _renamed_layers(state: dict[str, Any]) -> dict[str, Any]:
+    """A state saved when the first layer sat inside the trunk (trunk.0, its second linear
+    layer trunk.3), under today's names (first, trunk.2); today's states pass unchanged."""
+    if "trunk.0.weight" not in state:
+        return state
+    moved = {"trunk.0.": "first.", "trunk.3.": "trunk.2."}
+    return {next((new + key[len(old):] for old, new in moved.items() if key.startswith(old)),
+                 key): value for key, value in state.items()}
+
+
 # -- the student ---------------------------------------------------------------------------------
 class HeadsStudent:
     """Sentence embedding + multi-task heads. See the module docstring.
@@ -174,6 +256,7 @@ class HeadsStudent:
         self.filter_names: tuple[str, ...] = FILTER_NAMES
         self.history: list[float] = []   # mean training loss per epoch
         self.onnx: OnnxEncoder | None = None  # set by load() when an ONNX twin was saved
+        self._id_lists: list[list[int]] = []  # the training intents' bags, while training
 
     @property
     def encoder(self) -> Any:
@@ -223,11 +306,14 @@ class HeadsStudent:
         intents = list(data.intents)
         target = {k: v.to(self.device) for k, v in _targets(data.answers, FILTER_NAMES).items()}
         embeddings = self.embed(intents, progress).clone()  # (N, D), outside inference mode
+        self._id_lists = [lexical_ids(text, self.config.lexical_buckets) for text in intents] \
+            if self.config.lexical_buckets else []
         self._fit(intents, embeddings, target, progress)
         if self.config.fine_tune_encoder:
             # Tune a copy, so an encoder shared with other students stays as it was.
             self._encoder = copy.deepcopy(self.encoder).to(self.device)
             self._fine_tune(intents, target, progress)
+        self._id_lists = []
 
     def _fit(self, intents: list[str], embeddings: Any, target: dict[str, Any],
              progress: Progress | None) -> None:
@@ -240,7 +326,7 @@ class HeadsStudent:
         torch.manual_seed(cfg.seed)
         self.filter_names = FILTER_NAMES
         self.net = _build_net(embedding_dimension(self.encoder), cfg.hidden, cfg.dropout,
-                              len(FILTER_NAMES)).to(self.device)
+                              len(FILTER_NAMES), cfg.lexical_buckets).to(self.device)
         self.history = []
         self._epochs(intents, lambda batch: embeddings[batch.to(self.device)], target,
                      [{"params": list(self.net.parameters()), "lr": cfg.lr}], cfg.epochs,
@@ -278,8 +364,10 @@ class HeadsStudent:
             total = 0.0
             for batch in torch.randperm(n, generator=shuffle).split(cfg.batch_size):
                 index = batch.to(self.device)
-                loss = _loss(self.net(inputs(batch)), {k: v[index] for k, v in target.items()},
-                             cfg.cosine_weight)
+                bags = _bags([self._id_lists[i] for i in batch.tolist()], self.device) \
+                    if self._id_lists else None
+                loss = _loss(self.net(inputs(batch), bags),
+                             {k: v[index] for k, v in target.items()}, cfg.cosine_weight)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
@@ -309,7 +397,9 @@ class HeadsStudent:
                     embeddings = torch.from_numpy(self.onnx.encode(batch)).to(self.device)
                 else:
                     embeddings = self._encode(batch)
-                out = self.net(embeddings)
+                bags = _bags([lexical_ids(text, self.config.lexical_buckets) for text in batch],
+                             self.device) if self.config.lexical_buckets else None
+                out = self.net(embeddings, bags)
                 answers.extend(self._decode({k: v.cpu().numpy() for k, v in out.items()}))
         return answers
 
@@ -369,6 +459,7 @@ class HeadsStudent:
 
         folder = Path(folder)
         stored = json.loads((folder / CONFIG_FILE).read_text())
+        stored["config"].setdefault("lexical_buckets", 0)  # saved before the bag existed
         config = HeadsConfig(**stored["config"])
         if config.fine_tune_encoder:
             from workbench.embeddings import load_encoder
@@ -381,9 +472,10 @@ class HeadsStudent:
                                  f"the catalogue ({', '.join(missing)}); retrain it")
         student.filter_names = tuple(stored["filter_names"])
         student.net = _build_net(stored["embedding_dim"], config.hidden, config.dropout,
-                                 len(student.filter_names)).to(student.device)
-        student.net.load_state_dict(torch.load(folder / HEADS_FILE, map_location=student.device,
-                                               weights_only=True))
+                                 len(student.filter_names), config.lexical_buckets
+                                 ).to(student.device)
+        state = torch.load(folder / HEADS_FILE, map_location=student.device, weights_only=True)
+        student.net.load_state_dict(_renamed_layers(state))
         student.net.eval()
         student.encoder.eval()
         if config.runtime == "onnx":

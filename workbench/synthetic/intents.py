@@ -14,6 +14,13 @@ from workbench.synthetic import vocabulary as vocab
 from workbench.synthetic.looks import Vocab, cumulative, pick
 
 TEMPLATE_TOOLS = {"": 0, "filter": 1, "filter_only": 2}   # from the look, filter forced, only
+# Share of intents that are instructions alone ("increase the contrast", "darken it a bit and
+# make it warmer"). With the looks that carry a shift ("golden hour, but warmer", about one in
+# five), about half of all intents say which way some slider should go: people type such
+# requests at least as often as look names.
+INSTRUCTION_SHARE = 0.35
+MAX_EDITS = 3
+NO_EDITS = (-1, -1, -1)
 
 
 @dataclass
@@ -27,6 +34,13 @@ class Intents:
     template_tools: np.ndarray   # [I] 0 from the look, 1 filter forced, 2 filter only
     typo: np.ndarray         # [I] bool
     logp: np.ndarray         # [I] log-probability of the draw: how common such a phrasing is
+    edits: np.ndarray        # [I, 3] an instruction's edits (indices into EDITS), -1 where absent
+    edit_scale: np.ndarray   # [I, 3] each edit's strength (1 usual, 0.5 "a bit", a number's)
+
+    @property
+    def is_instruction(self) -> np.ndarray:
+        """[I] bool: the intent is made of edits alone, no look."""
+        return self.look[:, 0] < 0
 
 
 def draw_intents(count: int, seed: int, v: Vocab) -> Intents:
@@ -51,7 +65,10 @@ def draw_intents(count: int, seed: int, v: Vocab) -> Intents:
                    shift=np.array([d.shifts for d in draws], dtype=np.int64),
                    template_tools=np.array([d.template_tools for d in draws], dtype=np.int8),
                    typo=np.array([d.typo for d in draws], dtype=bool),
-                   logp=np.array([d.logp for d in draws]))
+                   logp=np.array([d.logp for d in draws]),
+                   edits=np.array([d.edits for d in draws], dtype=np.int64).reshape(-1, MAX_EDITS),
+                   edit_scale=np.array([d.edit_scale for d in draws],
+                                       dtype=np.float32).reshape(-1, MAX_EDITS))
 
 
 def requests_per_intent(it: Intents, n_requests: int, rng: np.random.Generator) -> np.ndarray:
@@ -88,6 +105,8 @@ class _Draw:
     template_tools: int
     typo: bool
     logp: float
+    edits: tuple[int, int, int] = NO_EDITS
+    edit_scale: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
 
 @dataclass
@@ -102,7 +121,10 @@ class _Words:
 def _draw(r: random.Random, v: Vocab) -> _Draw:
     """One random intent and its structure. The order of the draws from `r` is the corpus's
     identity: changing it changes every intent of every seed."""
+    if r.random() < INSTRUCTION_SHARE:
+        return _instruction(r, v)
     odds = _Odds()
+    odds.times(1 - INSTRUCTION_SHARE)
     looks, core = _core(r, v, odds)
     form, template_tools = _template(r, v, odds)
     words = _Words()
@@ -221,6 +243,131 @@ def _shifts(r: random.Random, v: Vocab, template_tools: int, words: _Words,
         else:
             words.after.append(r.choice(shift.after))
     return shifts[0], shifts[1]
+
+
+# --------------------------------------------------------------------------------------------
+# Instructions: edits alone, each a clause ("boost the contrast a bit"), joined.
+
+
+def _instruction(r: random.Random, v: Vocab) -> _Draw:
+    """One to three edits on different aspects, each in its own words, joined into a request."""
+    odds = _Odds()
+    odds.times(INSTRUCTION_SHARE)
+    u = r.random()
+    wanted = 3 if u < 0.06 else 2 if u < 0.30 else 1
+    odds.times((0.06, 0.24, 0.70)[3 - wanted])
+    edits: list[int] = []
+    scales: list[float] = []
+    clauses: list[str] = []
+    for _ in range(wanted):
+        e = pick(r, v.edit_cum)
+        edit = vocab.EDITS[e]
+        if any(vocab.EDITS[x].aspect == edit.aspect for x in edits):
+            continue
+        odds.times(edit.weight / v.edit_cum[-1])
+        clause, scale = _clause(r, edit, bool(clauses), odds)
+        edits.append(e)
+        scales.append(scale)
+        clauses.append(clause)
+    text = clauses[0]
+    for clause in clauses[1:]:
+        text += r.choice(vocab.EDIT_JOINERS) + clause
+    typo = r.random() < 0.07
+    if typo:
+        text = _typo(r, text)
+        odds.times(0.07)
+    text = text.upper() if r.random() < 0.03 else _case(r, text)
+    pad = MAX_EDITS - len(edits)
+    return _Draw(text, (-1, -1, -1), 1.0, (-1, -1), 0, typo, odds.logp,
+                 (*edits, *(-1,) * pad), (*scales, *(1.0,) * pad))  # type: ignore[arg-type]
+
+
+def _clause(r: random.Random, edit: vocab.Edit, later: bool, odds: _Odds) -> tuple[str, float]:
+    """One edit in words and its strength: a slider name with a verb or a number, an
+    imperative, or an adjective; the first clause sits in a sentence ("make it {a}")."""
+    kinds = [k for k, present in (("noun", edit.nouns), ("imperative", edit.imperatives),
+                                  ("adjective", edit.adjectives)) if present]
+    if (edit.nouns or edit.sliders) and not edit.fixed and r.random() < 0.15:
+        odds.times(0.15)
+        return _number(r, edit)
+    if edit.complaints and r.random() < 0.2:
+        odds.times(0.2)
+        form = _weighted(r, vocab.COMPLAINT_FORMS, odds) if not later else "it's {c}"
+        return form.format(c=_one(r, edit.complaints, odds)), 1.0
+    kind = r.choice(kinds)
+    odds.times(1 / len(kinds))
+    scale, before, after = _strength(r, edit, kind == "adjective", odds)
+    if kind == "adjective":
+        clause = _one(r, edit.adjectives, odds)
+        clause = f"{before} {clause}" if before else clause
+        form = _weighted(r, vocab.ADJECTIVE_FORMS, odds) if not later else (
+            "make it {a}" if r.random() < 0.4 else "{a}")
+        clause = form.format(a=clause)
+    elif kind == "noun":
+        clause = _noun_phrase(r, edit, odds)
+    else:
+        clause = _one(r, edit.imperatives, odds).format(o=_weighted(r, vocab.OBJECTS, odds))
+    if after:
+        clause += " " + after
+    if kind != "adjective" and not later:
+        prefix, suffix, weight = vocab.IMPERATIVE_FORMS[pick(r, _IMPERATIVE_CUM)]
+        odds.times(weight / _IMPERATIVE_CUM[-1])
+        if any(word in clause for word in ("whole", "entire")):
+            suffix = ""    # "darken the whole picture" needs no "for the whole picture"
+        clause = prefix + clause + suffix
+    return clause, scale
+
+
+_IMPERATIVE_CUM = cumulative([w for _, _, w in vocab.IMPERATIVE_FORMS])
+_BARE = ("{n}", "more ", "less ", "higher ", "up ", "add ", "+", "-")
+
+
+def _noun_phrase(r: random.Random, edit: vocab.Edit, odds: _Odds) -> str:
+    """A verb on the slider's name: "increase the contrast", "saturation down"."""
+    form = _one(r, vocab.UP_VERBS if edit.up else vocab.DOWN_VERBS, odds)
+    noun = _one(r, edit.nouns, odds)
+    if not form.startswith(_BARE) and r.random() < 0.6:
+        noun = "the " + noun
+    return form.format(n=noun)
+
+
+def _number(r: random.Random, edit: vocab.Edit) -> tuple[str, float]:
+    """A slider name with an amount ("contrast +20"); the strength makes the edit's main slider
+    land near the amount."""
+    form = r.choice([f for f, raises in vocab.NUMBER_FORMS if raises == edit.up])
+    amount = r.choice((5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100))
+    main = max(abs(x) for x in edit.adjust.values())
+    return form.format(n=r.choice(edit.nouns + edit.sliders), k=amount), amount / main
+
+
+def _strength(r: random.Random, edit: vocab.Edit, adjective: bool,
+              odds: _Odds) -> tuple[float, str, str]:
+    """(scale, words before an adjective, words after the clause): usual strength mostly;
+    words go before adjectives only ("a bit warmer", "boost the contrast a bit")."""
+    u = r.random()
+    if edit.fixed or u >= 0.26:
+        odds.times(0.74)
+        return 1.0, "", ""
+    scale, before, after = vocab.STRENGTHS[0 if u < 0.14 else 1]
+    odds.times(0.13)
+    if adjective and r.random() < 0.5:
+        return scale, r.choice(before), ""
+    return scale, "", r.choice(after)
+
+
+def _one(r: random.Random, options: tuple[str, ...], odds: _Odds) -> str:
+    """A phrase from `options`, earlier ones more common."""
+    cum = cumulative([1.0 / (k + 1) for k in range(len(options))])
+    k = pick(r, cum)
+    odds.times((1.0 / (k + 1)) / cum[-1])
+    return options[k]
+
+
+def _weighted(r: random.Random, options: tuple[tuple[str, float], ...], odds: _Odds) -> str:
+    cum = cumulative([w for _, w in options])
+    k = pick(r, cum)
+    odds.times(options[k][1] / cum[-1])
+    return options[k][0]
 
 
 def _typo(r: random.Random, text: str) -> str:

@@ -39,6 +39,12 @@ class Vocab:
     template_cum: list[float]
     scale_cum: list[float]
     shift_cum: list[float]
+    edit_cum: list[float]        # cumulative weights of the instructions' edits
+    edit_values: np.ndarray      # [edits + 1, DIM] each edit's sliders; the last row is "none"
+    edit_adjusts: np.ndarray     # [edits + 1] bool: the edit names adjust sliders
+    edit_selective: np.ndarray   # [edits + 1] bool: the edit names colour bands
+    edit_filter: np.ndarray      # [edits + 1] the filter the edit always uses, -1 for none
+    edit_intensity: np.ndarray   # [edits + 1] float: its intensity
     filter_adjust: np.ndarray    # [filters, N_ADJ] what each catalogue look does, in sliders
     siblings: np.ndarray         # [filters, max siblings] same-family filters (padded by cycling)
     family: np.ndarray           # [filters] family id (the name's prefix: warm, cool, mono...)
@@ -103,8 +109,27 @@ def compile_vocabulary() -> Vocab:
         template_cum=cumulative([w for _, w, _ in vocab.TEMPLATES]),
         scale_cum=cumulative([w for _, w, _, _ in vocab.SCALE_MODIFIERS]),
         shift_cum=cumulative([s.weight for s in vocab.SHIFTS]),
+        edit_cum=cumulative([e.weight for e in vocab.EDITS]),
+        edit_values=_edit_values(),
+        edit_adjusts=np.array([bool(e.adjust) for e in vocab.EDITS] + [False]),
+        edit_selective=np.array([bool(e.selective) for e in vocab.EDITS] + [False]),
+        edit_filter=np.array([FILTER_NAMES.index(e.filter) if e.filter else -1
+                              for e in vocab.EDITS] + [-1]),
+        edit_intensity=np.array([e.intensity for e in vocab.EDITS] + [0], dtype=np.float32),
         filter_adjust=filter_adjust, siblings=siblings, family=family,
     )
+
+
+def _edit_values() -> np.ndarray:
+    """[edits + 1, DIM]: each instruction edit's sliders at its usual strength, the colour bands
+    it names, and a last row of zeros for "no edit" (index -1)."""
+    values = np.zeros((len(vocab.EDITS) + 1, DIM), dtype=np.float32)
+    for i, edit in enumerate(vocab.EDITS):
+        values[i, :N_ADJ] = adjust_vector(edit.adjust)
+        for colour, (s, lum) in edit.selective.items():
+            c = COLOURS.index(colour)
+            values[i, N_ADJ + 2 * c:N_ADJ + 2 * c + 2] = (s, lum)
+    return values
 
 
 def _filter_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:

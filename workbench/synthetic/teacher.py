@@ -66,26 +66,37 @@ def nearest_filter(v: Vocab, adjust: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Parts:
-    """Each intent's looks as rows of the vocabulary arrays: `a` always; `b` and `c` where
-    `has_b` and `has_c` (0 elsewhere, so that they can index)."""
+    """Each intent's looks as rows of the vocabulary arrays: `a`, `b` and `c` where `has_a`,
+    `has_b` and `has_c` (0 elsewhere, so that they can index; an instruction has no look), and
+    what its edits name: adjust sliders, colour bands."""
 
     a: np.ndarray
     b: np.ndarray
     c: np.ndarray
+    has_a: np.ndarray
     has_b: np.ndarray
     has_c: np.ndarray
+    edits_adjust: np.ndarray
+    edits_selective: np.ndarray
+    edit_filter: np.ndarray       # [I] the filter an edit always takes ("black and white"), -1
+    edit_intensity: np.ndarray    # [I] its intensity
 
     @classmethod
-    def of(cls, it: Intents) -> _Parts:
+    def of(cls, it: Intents, v: Vocab) -> _Parts:
         a, b, c = it.look[:, 0], it.look[:, 1], it.look[:, 2]
-        has_b, has_c = b >= 0, c >= 0
-        return cls(a, np.where(has_b, b, 0), np.where(has_c, c, 0), has_b, has_c)
+        has_a, has_b, has_c = a >= 0, b >= 0, c >= 0
+        named = v.edit_filter[it.edits].max(axis=1)    # at most one edit names a filter
+        which = v.edit_filter[it.edits].argmax(axis=1)
+        return cls(np.where(has_a, a, 0), np.where(has_b, b, 0), np.where(has_c, c, 0),
+                   has_a, has_b, has_c, v.edit_adjusts[it.edits].any(axis=1),
+                   v.edit_selective[it.edits].any(axis=1), named,
+                   v.edit_intensity[it.edits[np.arange(len(which)), which]])
 
 
 def latent_answers(it: Intents, v: Vocab, rng: np.random.Generator) -> Latent:
     """Blend each intent's looks, scale and shift them as its modifiers say, and choose its tools
     from its words, moved to the target shares where the words leave the choice open."""
-    p = _Parts.of(it)
+    p = _Parts.of(it, v)
     values, scale = _blend(it, p, v, rng)
     nearest = nearest_filter(v, values[:, :N_ADJ])
     uses, filt, intensity, protected = _tools_from_words(it, p, v, nearest, scale, rng)
@@ -107,11 +118,12 @@ def _blend(it: Intents, p: _Parts, v: Vocab,
     """[I, DIM] sliders the words call for, and [I] each intent's scale with the teacher's
     jitter."""
     n = len(it.text)
-    wa = np.where(p.has_c, 0.5, np.where(p.has_b, 0.6, 1.0)).astype(np.float32)
+    wa = np.where(p.has_c, 0.5, np.where(p.has_b, 0.6, 1.0)).astype(np.float32) * p.has_a
     wb = np.where(p.has_c, 0.45, 0.5).astype(np.float32) * p.has_b
     wc = np.float32(0.4) * p.has_c
     values = (wa[:, None] * v.proto[p.a] + wb[:, None] * v.proto[p.b]
               + wc[:, None] * v.proto[p.c])
+    values += (v.edit_values[it.edits] * it.edit_scale[:, :, None]).sum(axis=1)  # instructions
     scale = it.scale * (1 + rng.normal(0, 0.06, n)).astype(np.float32)
     values *= scale[:, None]
     shift_table = np.zeros((len(vocab.SHIFTS) + 1, DIM), dtype=np.float32)  # last row: none
@@ -141,10 +153,9 @@ def _tools_from_words(it: Intents, p: _Parts, v: Vocab, nearest: np.ndarray, sca
             shifted_adjust |= hit & bool(sh.adjust)
             drops_filter |= hit & sh.drops_filter
     uses = np.zeros((n, 3), dtype=bool)
-    uses[:, ADJUST] = (v.has_adjust[p.a] | (p.has_b & v.has_adjust[p.b])
-                       | (p.has_c & v.has_adjust[p.c]) | shifted_adjust)
-    uses[:, SELECTIVE] = (v.has_selective[p.a] | (p.has_b & v.has_selective[p.b] & v.is_colour[p.b])
-                          | (p.has_c & v.has_selective[p.c] & v.is_colour[p.c]))
+    uses[:, ADJUST] = ((p.has_a & v.has_adjust[p.a]) | (p.has_b & v.has_adjust[p.b])
+                       | (p.has_c & v.has_adjust[p.c]) | shifted_adjust | p.edits_adjust)
+    uses[:, SELECTIVE] = _selective_named(p, v)
     filt, intensity = _filter_from_words(p, v, scale, rng)
     forced = it.template_tools > 0
     filt = np.where(forced & (filt < 0), nearest, filt)
@@ -154,10 +165,17 @@ def _tools_from_words(it: Intents, p: _Parts, v: Vocab, nearest: np.ndarray, sca
     uses[only, ADJUST] = False
     uses[only, SELECTIVE] = False
     protected = np.zeros((n, 3), dtype=bool)
-    protected[:, ADJUST] = shifted_adjust | only
-    protected[:, SELECTIVE] = only
-    protected[:, FILTER] = forced | drops_filter
+    protected[:, ADJUST] = shifted_adjust | only | p.edits_adjust
+    protected[:, SELECTIVE] = only | p.edits_selective
+    protected[:, FILTER] = forced | drops_filter | (p.edit_filter >= 0)
     return uses, filt, intensity, protected
+
+
+def _selective_named(p: _Parts, v: Vocab) -> np.ndarray:
+    """[I] the words name colour bands: a look with bands, a colour scheme blended in, or an
+    edit on a colour ("make the blues pop")."""
+    return ((p.has_a & v.has_selective[p.a]) | (p.has_b & v.has_selective[p.b] & v.is_colour[p.b])
+            | (p.has_c & v.has_selective[p.c] & v.is_colour[p.c]) | p.edits_selective)
 
 
 def _filter_from_words(p: _Parts, v: Vocab, scale: np.ndarray,
@@ -165,25 +183,27 @@ def _filter_from_words(p: _Parts, v: Vocab, scale: np.ndarray,
     """[I] the filter (-1 for none) and [I] its intensity. The filter follows the first look, or
     a second look that is nothing but a filter ("sunset polaroid")."""
     b_is_filter = p.has_b & ~v.has_adjust[p.b]
-    filt = np.where(v.filter_idx[p.a] >= 0, v.filter_idx[p.a],
-                    np.where(b_is_filter, v.filter_idx[p.b], -1))
-    from_look = np.where(v.filter_idx[p.a] >= 0, p.a, p.b)
+    a_filter = np.where(p.has_a, v.filter_idx[p.a], -1)
+    filt = np.where(a_filter >= 0, a_filter, np.where(b_is_filter, v.filter_idx[p.b], -1))
+    from_look = np.where(a_filter >= 0, p.a, p.b)
     intensity = (np.where(filt >= 0, v.intensity[from_look] * np.where(p.has_b, 0.9, 1.0), 45.0)
                  * scale + rng.normal(0, 4, len(filt)))
-    return filt, intensity
+    named = p.edit_filter >= 0                        # an edit that takes a filter
+    return (np.where(named, p.edit_filter, filt),
+            np.where(named, p.edit_intensity + rng.normal(0, 4, len(filt)), intensity))
 
 
 def _salience(p: _Parts, v: Vocab, uses: np.ndarray, intensity: np.ndarray) -> np.ndarray:
     """[I, 3] how strongly the words call for each tool. The teacher drops a tool first where
     it matters least (weak colour bands, a faint filter) and skips adjust when a strong filter
     already does the job, so its choices stay learnable from the text."""
-    mass = np.maximum(v.selective_mass[p.a], np.maximum(
+    mass = np.maximum(v.selective_mass[p.a] * p.has_a, np.maximum(
         np.where(p.has_b & v.is_colour[p.b], v.selective_mass[p.b], 0),
         np.where(p.has_c & v.is_colour[p.c], v.selective_mass[p.c], 0)))
     strength = np.where(uses[:, FILTER], intensity.clip(10, 100), 50.0)
     salience = np.ones((len(uses), 3))
     salience[:, SELECTIVE] = ((mass + 10) / 120) ** 5
-    salience[:, FILTER] = (strength / 50 * np.where(v.is_film[p.a], 1.2, 1.0)) ** 5
+    salience[:, FILTER] = (strength / 50 * np.where(p.has_a & v.is_film[p.a], 1.2, 1.0)) ** 5
     salience[:, ADJUST] = (50 / strength) ** 5 * np.where(uses[:, SELECTIVE], 100.0, 1.0)
     return salience
 
@@ -215,8 +235,8 @@ def _derive_unnamed(values: np.ndarray, p: _Parts, v: Vocab, uses: np.ndarray, f
     no_adjust_look = uses[:, ADJUST] & (np.abs(values[:, :N_ADJ]).max(axis=1) < 5)
     fa = v.filter_adjust[np.where(filt >= 0, filt, 0)] * (intensity / 60)[:, None]
     values[:, :N_ADJ] = np.where(no_adjust_look[:, None], fa, values[:, :N_ADJ])
-    sel_from_look = (v.has_selective[p.a] | (p.has_b & v.has_selective[p.b])
-                     | (p.has_c & v.has_selective[p.c]))
+    sel_from_look = ((p.has_a & v.has_selective[p.a]) | (p.has_b & v.has_selective[p.b])
+                     | (p.has_c & v.has_selective[p.c]) | p.edits_selective)
     derived_sel = values[:, :N_ADJ] @ selective_from_adjust()
     values[:, N_ADJ:] = np.where((uses[:, SELECTIVE] & ~sel_from_look)[:, None], derived_sel,
                                  values[:, N_ADJ:])
@@ -372,9 +392,11 @@ def _output_odds(it: Intents, lo: int, hi: int, rng: np.random.Generator) -> np.
     """[n, V] cumulative probability of each output: phrasings with more parts confuse the
     teacher more, so its modal output comes back less often."""
     look, scale, shift, typo = it.look[lo:hi], it.scale[lo:hi], it.shift[lo:hi], it.typo[lo:hi]
+    edits, edit_scale = it.edits[lo:hi], it.edit_scale[lo:hi]
     n = hi - lo
     complexity = ((look[:, 1] >= 0).astype(np.float32) + (look[:, 2] >= 0)
-                  + (scale != 1) + (shift >= 0).sum(axis=1) + typo)
+                  + (scale != 1) + (shift >= 0).sum(axis=1) + typo
+                  + ((edits >= 0).sum(axis=1) - 1).clip(0) + (edit_scale != 1).any(axis=1))
     p_poor = (0.17 + 0.03 * complexity + rng.normal(0, 0.03, n)).clip(0.08, 0.35)
     p_modal = np.minimum((0.6 - 0.05 * complexity + rng.normal(0, 0.07, n)).clip(0.3, 0.85),
                          0.95 - p_poor)

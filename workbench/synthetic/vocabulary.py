@@ -804,3 +804,200 @@ KEYBOARD_NEIGHBOURS: Mapping[str, str] = {
     "o": "ipl", "p": "ol", "q": "wa", "r": "etf", "s": "adw", "t": "ryg", "u": "yij",
     "v": "cbf", "w": "qes", "x": "zcs", "y": "tuh", "z": "xa",
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Instructions: requests made of edits alone ("increase the contrast", "darken the whole picture
+# a bit and make it warmer"), with verbs, slider names, strength words and several edits.
+
+
+@dataclass(frozen=True, eq=False)
+class Edit:
+    """One instruction: sliders moved one way whatever the photo. `aspect` groups edits that
+    cannot meet in one request ("brighter and darker"). Phrases come as imperatives ("boost the
+    contrast"; `{o}` is where an object such as "the whole picture" goes) and as adjectives
+    that follow "make it" ("punchier"); `nouns` are the slider names that verbs and numbers take
+    ("increase the contrast by 20"), empty where a verb on the noun would be ambiguous;
+    `complaints` say what is wrong and leave the fix implied ("it's too dark")."""
+
+    name: str
+    aspect: str
+    weight: float
+    adjust: Mapping[str, int]
+    imperatives: tuple[str, ...] = ()
+    adjectives: tuple[str, ...] = ()
+    nouns: tuple[str, ...] = ()
+    up: bool = True                      # which verbs the nouns take
+    selective: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    fixed: bool = False                  # no strength words or numbers ("black and white")
+    complaints: tuple[str, ...] = ()
+    filter: str | None = None            # a filter the teacher always uses for it, and how much
+    intensity: int = 0
+    sliders: tuple[str, ...] = ()        # slider names that take numbers ("shadows +30") where
+                                         # a verb on them would be ambiguous; nouns take both
+
+
+EDITS: tuple[Edit, ...] = (
+    Edit("brighter", "light", 6, dict(exposure=20, brightness=10, shadows=5),
+         ("brighten {o}", "lighten {o}", "lighten {o} up", "brighten {o} up", "overexpose {o}",
+          "add more light", "add light", "lift the exposure", "light {o} up"),
+         ("brighter", "lighter", "more bright", "less dark", "not so dark"),
+         ("brightness", "exposure"),
+         complaints=("too dark", "way too dark", "underexposed", "too dim", "a bit dark", "too gloomy")),
+    Edit("darker", "light", 5, dict(exposure=-20, brightness=-10),
+         ("darken {o}", "dim {o}", "underexpose {o}", "take some light out", "less light",
+          "bring the exposure down"),
+         ("darker", "dimmer", "less bright", "not so bright", "moodier and darker"),
+         ("brightness", "exposure"), up=False,
+         complaints=("too bright", "overexposed", "way too bright", "too light", "too washed with light")),
+    Edit("more contrast", "contrast", 5, dict(contrast=25),
+         ("add punch", "give {o} more punch", "punch {o} up"),
+         ("punchier", "more contrasty", "higher contrast", "contrastier", "not so flat"), ("contrast",),
+         complaints=("too flat", "lacking contrast", "low on contrast", "kind of flat", "too soft and flat")),
+    Edit("less contrast", "contrast", 3, dict(contrast=-25, shadows=5),
+         ("flatten {o}", "flatten the contrast", "soften the contrast"),
+         ("flatter", "lower contrast", "less contrasty", "less harsh", "not so contrasty", "not so harsh"), ("contrast",), up=False,
+         complaints=("too contrasty", "too harsh", "too much contrast", "too punchy")),
+    Edit("more saturated", "colour", 4, dict(saturation=30, vibrance=10),
+         ("saturate {o}", "make the colors pop", "make the colours pop", "boost the colors",
+          "boost the colours", "intensify the colors", "bring out the colors"),
+         ("more saturated", "more colorful", "more colourful", "more vivid", "richer in color", "not so dull"),
+         ("saturation", "color saturation", "colour saturation"),
+         complaints=("too dull", "too bland", "too grey", "lacking color", "lacking colour", "colorless and dull")),
+    Edit("less saturated", "colour", 3, dict(saturation=-30, vibrance=-10),
+         ("desaturate {o}", "mute the colors", "mute the colours", "tone down the colors",
+          "tone down the colours", "wash out the colors"),
+         ("less saturated", "more muted", "less colorful", "less colourful", "duller", "not so saturated", "not as colorful"),
+         ("saturation", "color saturation", "colour saturation"), up=False,
+         complaints=("too saturated", "oversaturated", "too colorful", "too colourful", "too vivid", "way too much color")),
+    Edit("black and white", "colour", 4, dict(saturation=-100),
+         ("remove the colour", "remove the color", "remove all color", "remove all colour",
+          "convert {o} to black and white", "turn {o} black and white", "desaturate completely",
+          "desaturate {o} fully", "drain all the colour", "get rid of the color"),
+         ("black and white", "black & white", "b&w", "grayscale", "greyscale", "monochrome",
+          "colorless", "colourless"), fixed=True, filter="mono_Classic", intensity=90),
+    Edit("more vibrance", "colour", 1, dict(vibrance=30, saturation=5),
+         nouns=("vibrance",), adjectives=("more vibrant",)),
+    Edit("less vibrance", "colour", 0.5, dict(vibrance=-30), nouns=("vibrance",), up=False,
+         adjectives=("less vibrant",)),
+    Edit("warmer", "temperature", 4, dict(temperature=25, tint=3),
+         ("warm {o} up", "add warmth", "add some warmth", "add warm tones", "warm up the tones", "remove the blue cast"),
+         ("warmer", "more orange", "more golden", "less blue", "less cold", "not so cold", "not so blue"),
+         ("warmth", "temperature", "color temperature"),
+         complaints=("too cold", "too blue", "too cool", "freezing cold", "too icy")),
+    Edit("cooler", "temperature", 4, dict(temperature=-25),
+         ("cool {o} down", "cool {o} off", "add cool tones", "add a cold tone", "remove the yellow cast"),
+         ("cooler", "colder", "bluer", "more blue", "less warm", "less orange", "icier", "not so warm", "not so yellow"),
+         ("warmth", "temperature", "color temperature"), up=False,
+         complaints=("too warm", "too yellow", "too orange", "too hot", "too amber")),
+    Edit("pinker", "tint", 1, dict(tint=25),
+         ("add magenta", "shift the tint to magenta", "tint {o} pink", "remove the green cast"),
+         ("pinker", "more magenta", "more pink", "less green", "rosier", "not so green"),
+         complaints=("too green", "greenish", "green cast", "sickly green"),
+         sliders=("tint",)),
+    Edit("greener", "tint", 1, dict(tint=-25),
+         ("add green", "shift the tint to green", "remove the magenta cast", "tint {o} green"),
+         ("greener", "more green", "less magenta", "less pink", "not so pink"),
+         complaints=("too pink", "too magenta", "magenta cast", "too purple"),
+         sliders=("tint",)),
+    Edit("lift shadows", "shadows", 3, dict(shadows=30, contrast=-5),
+         ("lift the shadows", "brighten the shadows", "open up the shadows", "raise the shadows",
+          "recover the shadows", "bring up the shadows", "show more shadow detail"),
+         ("lighter in the shadows", "less crushed"),
+         complaints=("too dark in the shadows", "crushed shadows", "the shadows are too dark", "too much black"),
+         sliders=("shadows",)),
+    Edit("deepen shadows", "shadows", 2, dict(shadows=-30, contrast=5),
+         ("deepen the shadows", "crush the blacks", "darken the shadows", "lower the shadows",
+          "bring down the shadows", "make the blacks deeper"),
+         ("deeper in the shadows", "with deeper blacks", "with darker shadows"),
+         complaints=("washed out blacks", "grey blacks", "the blacks look grey", "muddy shadows"),
+         sliders=("shadows",)),
+    Edit("tame highlights", "highlights", 2, dict(highlights=-30),
+         ("recover the highlights", "tone down the highlights", "bring down the highlights",
+          "lower the highlights", "tame the highlights", "fix the blown out highlights",
+          "pull back the highlights"),
+         ("less blown out", "softer in the highlights"),
+         complaints=("blown out highlights", "the sky is blown out", "the highlights are too bright", "blown out"),
+         sliders=("highlights",)),
+    Edit("brighter highlights", "highlights", 1, dict(highlights=30),
+         ("brighten the highlights", "boost the highlights", "raise the highlights",
+          "push the highlights", "make the highlights pop"),
+         ("brighter in the highlights",), sliders=("highlights",)),
+    Edit("sharper", "detail", 2, dict(sharpen=30, structure=10),
+         ("sharpen {o}", "add detail", "bring out the details", "crisp {o} up"),
+         ("sharper", "crisper", "more detailed", "more defined", "not so blurry"), ("sharpness", "detail"),
+         complaints=("too blurry", "too soft", "blurry", "out of focus", "fuzzy")),
+    Edit("softer", "detail", 1, dict(sharpen=-30, structure=-10),
+         ("soften {o}", "soften the details", "smooth {o} out", "blur {o} a little",
+          "make {o} blurrier"),
+         ("less sharp", "smoother", "less crisp", "not so sharp"), ("sharpness",), up=False,
+         complaints=("too sharp", "oversharpened", "too crunchy", "too gritty")),
+    Edit("more clarity", "clarity", 1.5, dict(structure=30, contrast=5),
+         ("add clarity", "add texture"), ("clearer",), ("clarity", "structure", "texture")),
+    Edit("less clarity", "clarity", 0.5, dict(structure=-30),
+         ("reduce the texture",), ("dreamier",), ("clarity", "structure"), up=False),
+    Edit("glow", "glow", 1, dict(bloom=30, highlights=5),
+         ("add glow", "add some bloom", "add a glow", "make {o} glow"),
+         ("glowier", "more glowy", "dreamy and glowing"), ("bloom", "glow")),
+    Edit("bluer sky", "blues", 1, dict(vibrance=10),
+         ("boost the blues", "make the sky bluer", "make the blues pop", "deepen the blue sky"),
+         ("bluer in the sky",), selective={"blue": (30, -5)}),
+    Edit("greener foliage", "greens", 0.7, dict(vibrance=10),
+         ("make the greens pop", "boost the greens", "make the foliage greener",
+          "saturate the greens"), selective={"green": (30, 0)}),
+    Edit("warmer skin", "oranges", 0.7, dict(vibrance=5),
+         ("warm up the skin tones", "boost the oranges", "make the skin tones warmer"),
+         selective={"orange": (20, 5)}),
+)
+
+# Verbs on a slider name ("{n}" is "the contrast" or "contrast"), by direction.
+UP_VERBS: tuple[str, ...] = (
+    "increase {n}", "boost {n}", "raise {n}", "add more {n}", "push {n}", "bump up {n}",
+    "crank up {n}", "turn up {n}", "pump up {n}", "enhance {n}", "up {n}", "more {n}", "{n} up",
+    "higher {n}", "add {n}", "amp up {n}")
+DOWN_VERBS: tuple[str, ...] = (
+    "decrease {n}", "reduce {n}", "lower {n}", "tone down {n}", "dial down {n}", "cut {n}",
+    "turn down {n}", "drop {n}", "bring down {n}", "pull back {n}", "less {n}", "{n} down",
+    "take down {n}", "minimize {n}", "dial back {n}")
+# Numbers on a slider name: "{n}" the name, "{k}" the amount (the slider lands near it).
+NUMBER_FORMS: tuple[tuple[str, bool], ...] = (   # (form, raises)
+    ("{n} +{k}", True), ("{n} -{k}", False), ("increase {n} by {k}", True),
+    ("decrease {n} by {k}", False), ("{n} up {k}", True), ("{n} down {k}", False),
+    ("raise {n} by {k}", True), ("lower {n} by {k}", False), ("+{k} {n}", True),
+    ("-{k} {n}", False))
+# What `{o}` becomes in an imperative: mostly "it", sometimes the whole picture.
+OBJECTS: tuple[tuple[str, float], ...] = (
+    ("it", 8.0), ("the image", 2.0), ("the whole picture", 1.0), ("the entire image", 1.0),
+    ("the photo", 1.0), ("the video", 1.0), ("everything", 0.5), ("the whole video", 0.5),
+    ("this", 1.0), ("the clip", 0.5), ("the whole thing", 0.3))
+# Sentences around an adjective ("make it {a}"), with their weights.
+ADJECTIVE_FORMS: tuple[tuple[str, float], ...] = (
+    ("{a}", 6.0), ("make it {a}", 6.0), ("make the image {a}", 1.5),
+    ("make the whole picture {a}", 1.0), ("make the entire image {a}", 0.8),
+    ("make everything {a}", 0.5), ("can you make it {a}", 1.0), ("i want it {a}", 0.5),
+    ("make the video {a}", 0.8), ("{a} please", 1.0), ("make this {a}", 1.0),
+    ("could you make it {a}?", 0.5), ("make the photo {a}", 0.8), ("it should be {a}", 0.3))
+# Around an imperative: (prefix, suffix, weight).
+IMPERATIVE_FORMS: tuple[tuple[str, str, float], ...] = (
+    ("", "", 10.0), ("please ", "", 1.0), ("", " please", 1.5), ("can you ", "?", 1.0),
+    ("could you ", "", 0.5), ("i want to ", "", 0.5), ("pls ", "", 0.3), ("", " pls", 0.3),
+    ("", " overall", 0.5), ("", " for the whole picture", 0.5), ("", " on the entire image", 0.4),
+    ("", " across the whole video", 0.3))
+# Strength: (scale, words before an adjective, words after any edit).
+STRENGTHS: tuple[tuple[float, tuple[str, ...], tuple[str, ...]], ...] = (
+    (0.5, ("slightly", "a bit", "a little", "a touch", "just a bit", "a tiny bit", "subtly",
+           "somewhat"),
+     ("a bit", "a little", "slightly", "a touch", "just a little", "a tiny bit", "gently")),
+    (1.7, ("much", "way", "a lot", "far", "really", "significantly", "super"),
+     ("a lot", "a lot more", "heavily", "significantly", "big time", "drastically",
+      "way more", "much more", "strongly")),
+)
+# Sentences around a complaint ("it's {c}"): what is wrong, the fix implied.
+COMPLAINT_FORMS: tuple[tuple[str, float], ...] = (
+    ("{c}", 3.0), ("it's {c}", 3.0), ("it is {c}", 1.0), ("the image is {c}", 1.5),
+    ("this looks {c}", 1.0), ("it looks {c}", 1.5), ("the video is {c}", 1.0),
+    ("the photo looks {c}", 1.0), ("{c}, fix it", 1.0), ("{c}, can you fix that", 0.5),
+    ("it's {c}, fix please", 0.5))
+# Between edits of one request.
+EDIT_JOINERS: tuple[str, ...] = (" and ", ", ", " and ", " & ", ", then ", " plus ", "; ",
+                                 ", also ", " + ", " and also ")
