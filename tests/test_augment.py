@@ -234,7 +234,8 @@ def test_the_cli_round_trip_augment_review_commit(world, capsys) -> None:
             len(train_keys(rows)) + len(pending) - 1
 
 
-def test_rq2_runs_the_three_arms_and_the_control_on_one_test_split(world, encoder) -> None:
+def test_rq2_runs_every_arm_on_one_test_split(world, encoder) -> None:
+    """The tiny world's version of tests/test_rq2.py: lineage and the pointer, seed by seed."""
     from pipelines import experiments
     from workbench.store.versions import current_version_id
 
@@ -242,25 +243,29 @@ def test_rq2_runs_the_three_arms_and_the_control_on_one_test_split(world, encode
     result = experiments.rq2(experiments.RQ2Config(
         student="heads", student_config={"epochs": 1, "hidden": 8, "device": "cpu",
                                          "runtime": "torch"},
-        fraction=0.5, n=3, paraphraser=augment.ParaphraserChoice.OFFLINE, control=True), store)
+        fraction=0.5, n=3, seeds=2, rounds=1, strategies=(augment.MiningStrategy.MEAN,),
+        paraphraser=augment.ParaphraserChoice.OFFLINE), store)
     n_train = len(train_keys(rows))
-    full, low, augmented, control = result.rows
-    assert (full.train_size, low.train_size) == (n_train, round(0.5 * n_train))
-    assert augmented.train_size == low.train_size + result.augmentation.n_kept
-    assert control.train_size == low.train_size + control.augmentations
+    arms = {arm.key: arm for arm in result.arms}
+    assert list(arms) == ["full", "low", "mined:mean", "control:mean", "iterative"]
     with store.session() as session:
         versions = {row["version_id"]: row for row in session.query(
             "SELECT version_id, parent_id, created_by FROM dataset_versions")}
         tests = {version: sorted(r["intent_key"] for r in version_rows(session, version)
                                  if r["split"] == "test") for version in versions}
         assert current_version_id(session) == 1  # the experiment put the pointer back
-    low_version = low.run.version_id
-    assert versions[low_version]["parent_id"] == 1
-    assert versions[low_version]["created_by"] == "subsample"
-    assert versions[augmented.run.version_id]["parent_id"] == low_version
-    assert versions[control.run.version_id]["parent_id"] == low_version
+    for i in range(2):
+        full, low = arms["full"].trials[i], arms["low"].trials[i]
+        mined, control = arms["mined:mean"].trials[i], arms["control:mean"].trials[i]
+        assert (full.train_size, low.train_size) == (n_train, round(0.5 * n_train))
+        assert versions[low.version_id]["parent_id"] == 1
+        assert versions[low.version_id]["created_by"] == "subsample"
+        assert versions[mined.version_id]["parent_id"] == low.version_id
+        assert versions[control.version_id]["parent_id"] == low.version_id
+        assert control.augmentations == mined.augmentations
+        assert mined.train_size == low.train_size + mined.augmentations
+        assert arms["iterative"].trials[i] == mined          # one round: the mined arm
     assert len({tuple(keys) for keys in tests.values()}) == 1  # one test split throughout
-    assert {row.evaluation.n_samples for row in result.rows} == {3}
 
 
 # ------------------------------------------------------------------- failures, races, history

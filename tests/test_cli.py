@@ -247,8 +247,8 @@ def test_flags_are_taken_where_they_mean_something() -> None:
     assert (args.ids, args.by, args.all_pending) == ([3, 4], "ana", False)
     args = parse(["reality-check", "annotate", "2", "--annotator", "bo"])
     assert (args.check, args.annotator, args.answers) == (2, "bo", None)
-    args = parse(["experiment", "rq2", "--fraction", "0.25", "--control", "--json"])
-    assert (args.fraction, args.control, args.json) == (0.25, True, True)
+    args = parse(["experiment", "rq2", "--fraction", "0.25", "--quick", "--json"])
+    assert (args.fraction, args.quick, args.json) == (0.25, True, True)
     # --db is the group's as well as the action's: either place works, the action's wins.
     assert parse(["jobs", "--db", "a.duckdb", "list"]).db == Path("a.duckdb")
     assert parse(["jobs", "list", "--db", "b.duckdb"]).db == Path("b.duckdb")

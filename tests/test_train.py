@@ -176,12 +176,22 @@ def test_rq1_trains_and_evaluates_each_student_with_one_shared_encoder(tmp_path,
     real = embeddings.load_encoder
     monkeypatch.setattr(embeddings, "load_encoder",
                         lambda *args, **kwargs: loads.append(args) or real(*args, **kwargs))
+    directions = tmp_path / "directions.jsonl"
+    directions.write_text('{"request": "make it darker", "expect": {"brightness": "down"}}\n'
+                          '{"request": "warmer", "expect": {"warmth": "up"}}\n')
     result = experiments.rq1(experiments.RQ1Config(
         students=("retrieval", "heads"),
-        student_configs={"heads": {"epochs": 5, "hidden": 16, "device": "cpu"}}), store)
+        student_configs={"heads": {"epochs": 5, "hidden": 16, "device": "cpu"}},
+        directions=directions), store)
     labels = [row.label for row in result.rows]
     assert labels == ["Teacher self-consistency (ceiling)", "Constant mean answer (floor)",
                       "retrieval student", "heads student"]
     assert len(loads) == 1
     for row in result.rows[2:]:
         assert row.run is not None and row.evaluation.source == row.run.run_id
+    # Beside the table: the floor and every student checked on the direction set, the ceiling
+    # not (there is no teacher to ask).
+    assert result.rows[0].directions is None
+    assert [row.directions.n for row in result.rows[1:] if row.directions] == [2, 2, 2]
+    assert result.to_dict()["direction_set"] == str(directions)
+    assert result.to_dict()["rows"][3]["directions"]["n"] == 2

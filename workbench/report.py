@@ -1,4 +1,4 @@
-"""Render evaluation results as the poster's RQ1 table (text, Markdown, CSV)."""
+"""Render evaluation results as the poster's RQ1 table, and RQ2 over seeds (text, Markdown, CSV)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from workbench.metrics import SubsetScore, ToolScore
+from workbench.stats import Interval
 from workbench.tools import TOOLS
 
 TOOL_TITLES = {"adjust": "Adjust", "selective_adjust": "Selective Adjust", "filter": "Filter"}
@@ -110,16 +111,83 @@ def rq1_comparison(named: Sequence[tuple[str, Sequence[SubsetScore]]], fmt: str 
     return table + "\n\n" + FOOTNOTE
 
 
-def rq2_table(rows: Sequence[tuple[float, int, int, float | None]], fmt: str = "text",
-              sources: Sequence[str] | None = None) -> str:
-    """The poster's RQ2 layout: Train %, Augmentations (share of the train size), Train size,
-    Overall (All test intents); with `sources`, a column saying which intents were augmented."""
-    header = ["Train %", "Augmentations", "Train size", "Overall"]
-    table = [header if sources is None else ["Train %", "Augmented intents", *header[1:]]]
-    for i, (percent, augmentations, size, overall) in enumerate(rows):
-        share = f" ({augmentations / size:.1%})" if augmentations and size else ""
-        cells = [f"{percent:g}%", f"{augmentations:,}{share}", f"{size:,}", number(overall)]
-        table.append(cells if sources is None else [cells[0], sources[i], *cells[1:]])
+def signed(value: float | None, digits: int = 3) -> str:
+    """A difference with its sign: "+.012", "-.004"; "-.000" for a negative one that rounds to
+    zero (an interval's end just below 0 must not read as 0); ".000" for exactly 0."""
+    if value is None:
+        return UNDEFINED
+    text = number(abs(value), digits)
+    return text if value == 0 else ("-" if value < 0 else "+") + text
+
+
+def interval(ci: Interval, digits: int = 3, differences: bool = False) -> str:
+    """A 95% interval as "[.650, .672]" (signed for differences); undef with fewer than 2."""
+    if ci.low is None or ci.high is None:
+        return UNDEFINED
+    show = signed if differences else number
+    return f"[{show(ci.low, digits)}, {show(ci.high, digits)}]"
+
+
+def per_seed(values: Sequence[float | None], digits: int = 3, differences: bool = False) -> str:
+    show = signed if differences else number
+    return " ".join(show(value, digits) for value in values)
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float | None]) -> str:
+    """One block character per value, scaled from the smallest (▁) to the largest (█); a space
+    for an undefined value."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return " " * len(values)
+    low, high = min(known), max(known)
+    span = high - low
+    return "".join(" " if v is None else SPARKS[0 if span == 0 else
+                                                 round((v - low) / span * (len(SPARKS) - 1))]
+                   for v in values)
+
+
+def _rendered(table: list[list[str]], fmt: str) -> str:
     if fmt == "csv":
         return csv_table(table)
     return markdown_table(table) if fmt == "markdown" else text_table(table)
+
+
+def rq2_arms_table(rows: Sequence[tuple[str, float, float, float, Interval,
+                                        Sequence[float | None]]], fmt: str = "text") -> str:
+    """RQ2 over seeds, one row per arm: label, Train %, mean train size, mean augmentations
+    (share of the train size), mean Overall (All test intents), its 95% interval, and the
+    Overall of each seed in seed order."""
+    table = [["Arm", "Train %", "Train size", "Augmentations", "Overall", "95% CI",
+              "Per seed"]]
+    for label, percent, size, augmentations, ci, values in rows:
+        share = f" ({augmentations / size:.1%})" if augmentations and size else ""
+        table.append([label, f"{percent:g}%", f"{round(size):,}",
+                      f"{round(augmentations):,}{share}", number(ci.mean, 3), interval(ci),
+                      per_seed(values)])
+    return _rendered(table, fmt)
+
+
+def rq2_curve_table(rows: Sequence[tuple[int, float, float, Interval, Sequence[float | None]]],
+                    fmt: str = "text") -> str:
+    """The iterative arm round by round: round, mean train size, mean augmentations, mean
+    Overall, its 95% interval, the Overall of each seed."""
+    table = [["Round", "Train size", "Augmentations", "Overall", "95% CI", "Per seed"]]
+    for round_number, size, augmentations, ci, values in rows:
+        table.append([str(round_number), f"{round(size):,}", f"{round(augmentations):,}",
+                      number(ci.mean, 3), interval(ci), per_seed(values)])
+    return _rendered(table, fmt)
+
+
+def rq2_differences_table(rows: Sequence[tuple[str, Interval, Sequence[float]]],
+                          fmt: str = "text") -> str:
+    """Paired differences (same seed): the comparison, the mean difference, its 95% interval,
+    whether the interval excludes 0, and each seed's difference."""
+    table = [["Comparison", "Difference", "95% CI", "Excludes 0", "Per seed"]]
+    for label, ci, values in rows:
+        excludes = {True: "yes", False: "no", None: UNDEFINED}[ci.excludes_zero]
+        table.append([label, signed(ci.mean), interval(ci, differences=True), excludes,
+                      per_seed(values, differences=True)])
+    return _rendered(table, fmt)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +91,8 @@ def cmd_rq1(args: argparse.Namespace, store: Store) -> int:
 
     with progress_bars(args) as progress:
         result = experiments.rq1(experiments.RQ1Config(
-            version=args.version, students=tuple(args.students)), store, progress)
+            version=args.version, students=tuple(args.students), directions=args.directions),
+            store, progress)
 
     def lines() -> list[str]:
         version = result.rows[0].evaluation.version_id
@@ -100,43 +102,113 @@ def cmd_rq1(args: argparse.Namespace, store: Store) -> int:
                   for r in result.rows if r.run is not None),
                 "",
                 rq1_comparison([(r.label, r.evaluation.subsets) for r in result.rows],
-                               table_format(args))]
+                               table_format(args)),
+                "", *_direction_lines(result, table_format(args))]
 
     emit(args, result, lines, out=args.out)
     return 0
+
+
+def rq2_config(args: argparse.Namespace) -> experiments.RQ2Config:
+    """The experiment's config from the rq2 flags; --quick first makes it small, then
+    --seeds and --rounds given on the command line win."""
+    config = experiments.RQ2Config(
+        version=args.version, student=args.student, student_config=_settings(args.set),
+        fraction=args.fraction, first_seed=args.first_seed,
+        strategies=tuple(augment.MiningStrategy(s) for s in args.strategies),
+        mining=augment.MiningConfig(margin=args.margin, worst_percent=args.worst_percent,
+                                    clusters=args.clusters, slice_gap=args.slice_gap),
+        n=args.n, threshold=args.threshold,
+        paraphraser=augment.ParaphraserChoice(args.paraphraser))
+    if args.quick:
+        config = experiments.quick(config)
+    given = {name: value for name, value in (("seeds", args.seeds), ("rounds", args.rounds))
+             if value is not None}
+    return replace(config, **given) if given else config
+
+
+def _direction_lines(result: experiments.RQ1Result, fmt: str) -> list[str]:
+    """The share of the direction set each row answers the way asked, or why there is none."""
+    from workbench.report import csv_table, markdown_table, text_table
+
+    if result.direction_set is None:
+        return [("Directions: no direction set (tests/directions.jsonl is in a source "
+                 "checkout; give one with --directions FILE).")]
+    rows = [["Model", "Moves as asked", "Share"]]
+    rows += [[r.label, f"{r.directions.right}/{r.directions.n}", f"{r.directions.share:.1%}"]
+             for r in result.rows if r.directions is not None]
+    table = {"csv": csv_table, "markdown": markdown_table}.get(fmt, text_table)
+    return [(f"Directions: the share of the instructions in {result.direction_set} that each "
+             "answers so that the picture moves the way asked (`workbench directions --run RUN` "
+             "lists the failures)"), "", table(rows)]
 
 
 def cmd_rq2(args: argparse.Namespace, store: Store) -> int:
-    from workbench.report import rq2_table
+    from workbench.report import (
+        rq2_arms_table,
+        rq2_curve_table,
+        rq2_differences_table,
+        sparkline,
+    )
 
     with progress_bars(args) as progress:
-        result = experiments.rq2(experiments.RQ2Config(
-            version=args.version, student=args.student, fraction=args.fraction, seed=args.seed,
-            n=args.n, threshold=args.threshold,
-            paraphraser=augment.ParaphraserChoice(args.paraphraser), control=args.control),
-            store, progress)
+        result = experiments.rq2(rq2_config(args), store, progress)
+    config = result.config
 
     def lines() -> list[str]:
-        aug = result.augmentation
-        sources = None
-        if len(result.rows) > 3:  # the random control: say which intents each round augmented
-            sources = ["-", "-", "flagged by mining", "random (control)"]
-        dropped = ", ".join(f"{reason} {n}" for reason, n in sorted(aug.dropped.items())) \
-            or "none"
-        return [(f"RQ2 with the {args.student} student, test split of dataset version "
-                 f"{result.rows[0].evaluation.version_id} ({result.seconds / 60:.1f} min)"), "",
-                rq2_table([(row.train_percent, row.augmentations, row.train_size, row.overall)
-                           for row in result.rows], table_format(args), sources),
-                "",
-                (f"Augmentation round {aug.augmentation_id} ({aug.paraphraser}): mining flagged "
-                 f"{aug.n_flagged} of {result.rows[1].train_size} training intents; "
-                 f"{aug.n_generated} candidates generated, {aug.n_kept} kept, dropped: "
-                 f"{dropped}; paraphraser failures {aug.n_failed}."),
-                "Runs: " + ", ".join(f"{row.label}: {row.run.run_id} (evaluation "
-                                     f"{row.evaluation.evaluation_id})" for row in result.rows)]
+        fmt = table_format(args)
+        seeds = config.seed_list
+        low = result.arm("low")
+        curve = [(0, low.mean_of("train_size"), 0.0, low.overall, low.values)] + [
+            (point.round, sum(t.train_size for t in point.trials) / len(point.trials),
+             sum(t.augmentations for t in point.trials) / len(point.trials), point.overall,
+             [t.overall for t in point.trials]) for point in result.curve]
+        out = [(f"RQ2 with the {config.student} student over {len(seeds)} seeds "
+                f"({seeds[0]}-{seeds[-1]}), test split of dataset version "
+                f"{result.base_version_id} ({result.test_intents:,} intents); "
+                f"{result.seconds / 60:.1f} min"), "",
+               rq2_arms_table([(arm.label, arm.train_percent, arm.mean_of("train_size"),
+                                arm.mean_of("augmentations"), arm.overall, arm.values)
+                               for arm in result.arms], fmt),
+               "", (f"Iterative arm (mining with {config.strategies[0].value}, paraphrase the "
+                    "flagged seed intents, retrain from scratch on the grown set; round 0 is "
+                    f"the {config.percent:g}% arm, round 1 the one-round mined arm): "
+                    + sparkline([row[3].mean for row in curve])),
+               rq2_curve_table(curve, fmt),
+               "", "Paired differences (arm minus arm, seed by seed; mean and 95% t interval):",
+               rq2_differences_table([(c.label, c.interval, c.differences)
+                                      for c in result.comparisons], fmt), ""]
+        out += [_verdict(c) for c in result.comparisons if c.arm.startswith("mined:")
+                and c.against.startswith("control:")]
+        notes = [f"  {arm.label}, seed {t.seed}: {t.note}" for arm in result.arms
+                 for t in arm.trials if t.note]
+        if notes:
+            out += ["", "Notes:", *notes]
+        out += ["", ("Every run, evaluation, augmentation round and dataset version is "
+                     "stored; --json lists them per arm and seed.")]
+        return out
 
     emit(args, result, lines, out=args.out)
     return 0
+
+
+def _verdict(comparison: experiments.RQ2Comparison) -> str:
+    """One sentence: does this mined arm beat its random control, by the paired interval?"""
+    from workbench.report import interval, signed
+
+    ci = comparison.interval
+    strategy = comparison.arm.split(":", 1)[1]
+    said = f"{signed(ci.mean)} (95% CI {interval(ci, differences=True)}, {ci.n} seeds)"
+    if ci.excludes_zero is None:
+        return f"Mining ({strategy}) against its random control: {said}; too few seeds for an " \
+               "interval."
+    if not ci.excludes_zero:
+        return (f"Mining ({strategy}) against its random control: {said}; the interval "
+                "includes 0, so mining is not shown to beat random augmentation of the same "
+                "size.")
+    better = "beats" if (ci.mean or 0) > 0 else "does worse than"
+    return (f"Mining ({strategy}) {better} its random control of the same size by {said}; "
+            "the interval excludes 0.")
 
 
 def cmd_baselines(args: argparse.Namespace, store: Store) -> int:
@@ -218,27 +290,63 @@ def add_runs(commands: Commands) -> None:
 def add_experiment(commands: Commands) -> None:
     group = commands.group("experiment", "Run a paper experiment end to end: rq1 trains and "
                            "evaluates every student beside the ceiling and the floor; rq2 trains "
-                           "on 100%% and 12.5%% of the data, augments the low-data model once "
-                           "and retrains.")
+                           "on 100%% and 12.5%% of the data, augments the low-data model "
+                           "(mined and random, once and iteratively) and retrains, over seeds.")
     rq1 = experiments.RQ1Config()
     p = group.add("rq1", cmd_rq1, "The paper's RQ1: the ceiling, the floor, and every student "
                   "trained and evaluated on one test split.")
     p.add_argument("--students", nargs="+", default=list(rq1.students), choices=STUDENT_KINDS,
                    help="students to train (default: all)")
+    p.add_argument("--directions", type=Path, default=None, metavar="FILE",
+                   help="a direction set to check every student on (default: "
+                        "tests/directions.jsonl of the source checkout)")
     add_table_options(p)
     add_progress(p)
 
     rq2 = experiments.RQ2Config()
-    p = group.add("rq2", cmd_rq2, "The paper's RQ2: 100%% vs 12.5%% of the training data vs "
-                  "12.5%% + one augmentation round, on the same test split.")
+    mining = rq2.mining
+    p = group.add("rq2", cmd_rq2, "The paper's RQ2 over seeds: 100%% vs 12.5%% of the training "
+                  "data vs 12.5%% + one round mined with each strategy vs 12.5%% + a random "
+                  "control of the same size, and an iterative arm (mine, augment, retrain, "
+                  "--rounds times), all on the same test split; each arm's mean and 95%% "
+                  "interval over the seeds and the paired differences.")
     p.add_argument("--student", default=rq2.student, choices=STUDENT_KINDS,
                    help="the student (default: %(default)s)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a student setting, e.g. --set epochs=30 (repeatable; JSON values; the "
+                        "experiment sets the seed)")
     p.add_argument("--fraction", type=float, default=rq2.fraction,
                    help="share of the training split for the low-data runs (default: "
                         "%(default)s)")
-    p.add_argument("--seed", type=int, default=rq2.seed, help="subsample and paraphraser seed")
-    p.add_argument("--control", action="store_true",
-                   help="also run the same round on as many random training intents")
+    p.add_argument("--seeds", type=parse_positive_int, default=None,
+                   help=f"seeds per arm; seed s draws the sample, the paraphrases and the "
+                        f"student's initialisation (default: {rq2.seeds}; "
+                        f"{experiments.QUICK_SEEDS} with --quick)")
+    p.add_argument("--first-seed", type=int, default=rq2.first_seed,
+                   help="the first seed (default: %(default)s)")
+    p.add_argument("--strategies", nargs="+", default=[s.value for s in rq2.strategies],
+                   choices=[s.value for s in augment.MiningStrategy],
+                   help="mining strategies, one mined arm and one random control each; the "
+                        "first also drives the iterative arm (default: "
+                        f"{' '.join(s.value for s in rq2.strategies)})")
+    p.add_argument("--rounds", type=parse_positive_int, default=None,
+                   help=f"rounds of the iterative arm (default: {rq2.rounds}; "
+                        f"{experiments.QUICK_ROUNDS} with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a small run for tests and a first look: {experiments.QUICK_SEEDS} "
+                        f"seeds, {experiments.QUICK_ROUNDS} rounds, few epochs")
+    p.add_argument("--margin", type=float, default=mining.margin,
+                   help="margin strategy: how far below the tool's mean cosine "
+                        "(default: %(default)s)")
+    p.add_argument("--worst-percent", type=float, default=mining.worst_percent,
+                   help="worst strategy: the share of training intents, in %% "
+                        "(default: %(default)s)")
+    p.add_argument("--clusters", type=parse_positive_int, default=mining.clusters,
+                   help="slices strategy: k for k-means (default: chosen from the training "
+                        "size)")
+    p.add_argument("--slice-gap", type=float, default=mining.slice_gap,
+                   help="slices strategy: flag a slice whose Overall is at least this below "
+                        "the student's (default: %(default)s)")
     add_augment_options(p, rq2)
     add_table_options(p)
     add_progress(p)
