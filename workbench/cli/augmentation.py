@@ -8,7 +8,7 @@ import argparse
 import os
 
 from pipelines import augment, review, slices
-from workbench.cli.models import add_augment_options
+from workbench.cli.models import add_augment_options, add_slice_options, add_strategy_parameters
 from workbench.cli.output import emit, progress_bars
 from workbench.cli.parsing import LIST_ROWS, Commands, add_progress, parse_positive_int
 from workbench.errors import WorkbenchError
@@ -200,23 +200,7 @@ def add_mining_options(command: argparse.ArgumentParser) -> None:
              "below the mean by more than --margin; worst, the --worst-percent %% intents with "
              "the largest loss over the three tools; slices, the intents of the clusters whose "
              "Overall is at least --slice-gap below the student's (see `workbench slices`)")
-    command.add_argument("--margin", type=float, default=mining.margin,
-                         help="margin: how far below the tool's mean cosine "
-                              "(default: %(default)s)")
-    command.add_argument("--worst-percent", type=float, default=mining.worst_percent,
-                         help="worst: the share of training intents, in %% "
-                              "(default: %(default)s)")
-    add_slice_options(command, mining.clusters, mining.slice_gap)
-
-
-def add_slice_options(command: argparse.ArgumentParser, clusters: int | None,
-                      gap: float) -> None:
-    command.add_argument("--clusters", type=parse_positive_int, default=clusters,
-                         help="slices: k for k-means (default: round(sqrt(n/2)) of the n "
-                              "training intents, within 2 to 60)")
-    command.add_argument("--slice-gap", type=float, default=gap,
-                         help="slices: flag a slice whose Overall is at least this below the "
-                              "student's on the whole training split (default: %(default)s)")
+    add_strategy_parameters(command, mining)
 
 
 def add_slices(commands: Commands) -> None:

@@ -249,6 +249,29 @@ def add_augment_options(command: argparse.ArgumentParser,
                          help="auto: the LLM when one is configured, else offline")
 
 
+def add_strategy_parameters(command: argparse.ArgumentParser,
+                            mining: augment.MiningConfig) -> None:
+    """--margin, --worst-percent and the slices' --clusters and --slice-gap, each for its
+    mining strategy (augment, experiment rq2)."""
+    command.add_argument("--margin", type=float, default=mining.margin,
+                         help="margin: how far below the tool's mean cosine "
+                              "(default: %(default)s)")
+    command.add_argument("--worst-percent", type=float, default=mining.worst_percent,
+                         help="worst: the share of training intents, in %% "
+                              "(default: %(default)s)")
+    add_slice_options(command, mining.clusters, mining.slice_gap)
+
+
+def add_slice_options(command: argparse.ArgumentParser, clusters: int | None,
+                      gap: float) -> None:
+    command.add_argument("--clusters", type=parse_positive_int, default=clusters,
+                         help="slices: k for k-means (default: round(sqrt(n/2)) of the n "
+                              "training intents, within 2 to 60)")
+    command.add_argument("--slice-gap", type=float, default=gap,
+                         help="slices: flag a slice whose Overall is at least this below the "
+                              "student's on the whole training split (default: %(default)s)")
+
+
 def add_evaluate(commands: Commands) -> None:
     p = commands.add("evaluate", cmd_evaluate, "Score predictions on a dataset version's test "
                      "split (SPEC 5) and print the RQ1-style table.")
@@ -335,18 +358,7 @@ def add_experiment(commands: Commands) -> None:
     p.add_argument("--quick", action="store_true",
                    help=f"a small run for tests and a first look: {experiments.QUICK_SEEDS} "
                         f"seeds, {experiments.QUICK_ROUNDS} rounds, few epochs")
-    p.add_argument("--margin", type=float, default=mining.margin,
-                   help="margin strategy: how far below the tool's mean cosine "
-                        "(default: %(default)s)")
-    p.add_argument("--worst-percent", type=float, default=mining.worst_percent,
-                   help="worst strategy: the share of training intents, in %% "
-                        "(default: %(default)s)")
-    p.add_argument("--clusters", type=parse_positive_int, default=mining.clusters,
-                   help="slices strategy: k for k-means (default: chosen from the training "
-                        "size)")
-    p.add_argument("--slice-gap", type=float, default=mining.slice_gap,
-                   help="slices strategy: flag a slice whose Overall is at least this below "
-                        "the student's (default: %(default)s)")
+    add_strategy_parameters(p, mining)
     add_augment_options(p, rq2)
     add_table_options(p)
     add_progress(p)
