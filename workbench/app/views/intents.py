@@ -159,7 +159,8 @@ def _paging(column: Any, total: int) -> tuple[int, int]:
 
 def _table(rows: list[dict], total: int, page: int, size: int) -> None:
     first = (page - 1) * size + 1 if rows else 0
-    st.caption(f"**{total:,}** intents match · showing {first:,} to "
+    noun = "intent matches" if total == 1 else "intents match"
+    st.caption(f"**{total:,}** {noun} · showing {first:,} to "
                f"{first + len(rows) - 1 if rows else 0:,} · select a row to open it")
     frame = pd.DataFrame([{
         "intent": row["intent_text"], "requests": row["request_count"],
