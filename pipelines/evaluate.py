@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.embeddings import Encoder
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, listing
 from workbench.log_readers import LogFormat, read_records
 from workbench.log_records import intent_key
 from workbench.metrics import (
@@ -52,7 +52,6 @@ from workbench.tools import (
 )
 
 SUBSETS: tuple[tuple[str, int], ...] = (("All", 1), ("r_3", 3), ("r_5", 5))
-MAX_LISTED = 10
 EXPORT_METADATA = frozenset({"split", "request_count", "origin", "source_intent", "label_id",
                              "label_source"})
 
@@ -135,17 +134,11 @@ def read_predictions(path: Path) -> dict[str, tuple[Answer, str]]:
             continue
         found[key] = (answer, raw.location)
     if problems:
-        raise PredictionsError(_listing(f"{path}: {len(problems)} bad prediction record(s)",
+        raise PredictionsError(listing(f"{path}: {len(problems)} bad prediction record(s)",
                                         problems))
     if not found:
         raise PredictionsError(f"{path}: the file holds no predictions")
     return found
-
-
-def _listing(headline: str, items: list[str]) -> str:
-    shown = items[:MAX_LISTED]
-    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return headline + ":\n  " + "\n  ".join(shown) + more
 
 
 def _truth_rows(session: Session, version_id: int, split: Split) -> list[dict]:
@@ -167,10 +160,10 @@ def samples_from_predictions(rows: list[dict], predictions: dict[str, tuple[Answ
     extra = sorted(set(predictions) - keys)
     problems = []
     if missing:
-        problems.append(_listing(f"{len(missing)} test intent(s) of version {version_id} have no "
+        problems.append(listing(f"{len(missing)} test intent(s) of version {version_id} have no "
                                  "prediction", [repr(k) for k in missing]))
     if extra:
-        problems.append(_listing(
+        problems.append(listing(
             f"{len(extra)} predicted intent(s) are not in the test split of version {version_id}",
             [f"{k!r} ({predictions[k][1]})" for k in extra]))
     if problems:

@@ -33,7 +33,7 @@ from typing import Any
 from pipelines import label_queue
 from pipelines.label_queue import QueueConfig, QueueReason
 from pipelines.labels import NOTE_MAX_CHARS, new_label
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, listing
 from workbench.llm import ChatReply, LLMClient, LLMConfig, Purpose, llm_config, safe_url
 from workbench.log_records import INTENT_MAX_CHARS, intent_key
 from workbench.progress import Progress
@@ -143,10 +143,7 @@ def read_intents_file(path: Path) -> list[str]:
             continue
         intents.append(value)
     if problems:
-        more = (f"\n  ... and {len(problems) - _SHOWN_PROBLEMS} more"
-                if len(problems) > _SHOWN_PROBLEMS else "")
-        raise WorkbenchError(f"{path}: {len(problems)} bad line(s):\n  "
-                             + "\n  ".join(problems[:_SHOWN_PROBLEMS]) + more)
+        raise WorkbenchError(listing(f"{path}: {len(problems)} bad line(s)", problems))
     if not intents:
         raise WorkbenchError(f"{path}: no intents in the file")
     return intents

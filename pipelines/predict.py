@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, listing
 from workbench.log_readers import LogFormat, read_records
 from workbench.log_records import INTENT_MAX_CHARS
 from workbench.outputs import check_output_file, write_atomic
@@ -44,9 +44,7 @@ def read_intents(path: Path) -> list[str]:
         else:
             intents.append(text.strip())
     if problems:
-        shown = "\n  ".join(problems[:10])
-        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise WorkbenchError(f"{path}: {len(problems)} bad line(s):\n  {shown}{more}")
+        raise WorkbenchError(listing(f"{path}: {len(problems)} bad line(s)", problems))
     if not intents:
         raise WorkbenchError(f"{path}: no intents")
     return intents

@@ -43,7 +43,7 @@ from typing import Any
 
 from workbench.agreement import Agreement, agreement, category_share, majority_count
 from workbench.embeddings import Encoder
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, listing
 from workbench.metrics import VECTOR_TOOLS, score_intent
 from workbench.store import Session, Store, reality, runs
 from workbench.store.reality import CheckSample
@@ -61,7 +61,6 @@ STRATA: tuple[str, ...] = tuple(f"{q}/{p}" for q in QUALITY_LEVELS for p in POPU
 YES_WORDS = frozenset({"y", "yes", "1", "true"})
 NO_WORDS = frozenset({"n", "no", "0", "false"})
 SHEET_FILE = "sheet.png"
-MAX_LISTED = 10
 
 
 class RealityCheckError(WorkbenchError):
@@ -445,15 +444,10 @@ def read_answers_file(path: Path) -> list[tuple[int, bool, bool]]:
             lines[number] = line
             found.append((number, values[0], values[1]))
     if problems:
-        raise RealityCheckError(_listing(f"{path}: {len(problems)} bad line(s)", problems))
+        raise RealityCheckError(listing(f"{path}: {len(problems)} bad line(s)", problems))
     if not found:
         raise RealityCheckError(f"{path} holds no answers below its header")
     return found
-
-
-def _listing(headline: str, items: list[str]) -> str:
-    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
-    return headline + ":\n  " + "\n  ".join(items[:MAX_LISTED]) + more
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from workbench.errors import WorkbenchError
+from workbench.errors import WorkbenchError, listing
 from workbench.package_files import source_checkout
 from workbench.progress import Progress
 from workbench.render import LUMA, RGBImage, fit_image, load_image, render
@@ -197,9 +197,7 @@ def load_direction_set(path: str | Path) -> list[DirectionRequest]:
         seen[key] = number
         requests.append(DirectionRequest(request, expect, note, number))
     if problems:
-        shown = "\n  ".join(problems[:10])
-        more = f"\n  ... and {len(problems) - 10} more" if len(problems) > 10 else ""
-        raise WorkbenchError(f"{path}: {len(problems)} bad line(s):\n  {shown}{more}")
+        raise WorkbenchError(listing(f"{path}: {len(problems)} bad line(s)", problems))
     if not requests:
         raise WorkbenchError(f"{path}: no direction requests")
     return requests

@@ -1,6 +1,15 @@
 """User-facing errors. The CLI turns each into one clear message and a non-zero exit."""
 
 
+MAX_LISTED = 10   # problems an error message lists before "... and N more"
+
+
+def listing(headline: str, items: list[str]) -> str:
+    """A headline and its first MAX_LISTED items, one per indented line, then how many more."""
+    more = f"\n  ... and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else ""
+    return headline + ":\n  " + "\n  ".join(items[:MAX_LISTED]) + more
+
+
 class WorkbenchError(Exception):
     """Something the user can fix; the message says what and how."""
 
