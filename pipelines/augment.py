@@ -78,6 +78,10 @@ class MiningStrategy(str, Enum):
     SLICES = "slices"    # clusters of training intents well below the student's average
 
 
+class NothingToAugment(WorkbenchError):
+    """Mining flagged no training intent: there is nothing to paraphrase."""
+
+
 @dataclass(frozen=True)
 class MiningConfig:
     strategy: MiningStrategy = MiningStrategy.MEAN
@@ -405,7 +409,7 @@ def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
         raise WorkbenchError(f"{len(unknown)} source intent(s) are not in the training split of "
                              f"version {version_id}: {', '.join(map(repr, unknown[:5]))}")
     if not source_keys:
-        raise WorkbenchError("nothing to augment: " + _nothing_flagged(config.mining))
+        raise NothingToAugment("nothing to augment: " + _nothing_flagged(config.mining))
 
     texts = [by_key[key]["intent_text"] for key in source_keys]
     if paraphraser is None:

@@ -402,9 +402,7 @@ class _RQ2Run:
                 paraphraser=self.config.paraphraser, auto_approve=True, seed=seed,
                 skip_decided=False, mining=replace(self.config.mining, strategy=strategy)),
                 self.store, self.progress, encoder=self.shared.get())
-        except WorkbenchError as error:
-            if not str(error).startswith("nothing to augment"):
-                raise
+        except augment.NothingToAugment as error:
             self._tick()    # the arm is the low-data run itself: mining sent no intent
             return replace(low, flagged=0, sources=0, note=str(error))
         found: dict[str, Any] = {"augmentation_ids": (result.augmentation_id,),

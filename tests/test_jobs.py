@@ -119,6 +119,14 @@ def test_importing_jobs_loads_no_pipeline_database_or_torch():
     ("experiment_rq1", {"students": ["heads", 3]}, "'students'[1] must be str, got 3"),
     ("train", {"student": "heads", "student_config": {"epochs": 2.5}},
      "the heads student's setting 'epochs' must be int, got 2.5"),
+    # Nested settings: named by their dotted path, a misspelt name is never the default.
+    ("augment", {"mining": {"strategy": "bogus"}},
+     ("the augment job's setting 'mining.strategy' must be one of mean, margin, worst, slices, "
+     "got 'bogus'")),
+    ("augment", {"mining": "worst"}, ("the augment job's setting 'mining' must be a mapping of "
+     "strategy, margin")),
+    ("augment", {"mining": {"stratgy": "worst"}},
+     "unknown setting(s) stratgy in the augment job's setting 'mining'"),
 ])
 def test_submit_rejects_a_bad_job_before_starting_anything(tmp_path, kind, config, message):
     db = tmp_path / "w.duckdb"

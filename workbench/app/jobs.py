@@ -40,7 +40,7 @@ import types
 import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
@@ -405,6 +405,7 @@ def _build(cls: type, config: Any, what: str) -> Any:
     if unknown:
         raise WorkbenchError(f"unknown setting(s) {', '.join(unknown)} for the {what}; its "
                              f"settings are {', '.join(known)}")
+    _check_nested_names(cls, config, what)
     missing = [name for name, f in known.items() if name not in config
                and f.default is MISSING and f.default_factory is MISSING]
     if missing:
@@ -419,6 +420,22 @@ def _build(cls: type, config: Any, what: str) -> Any:
         raise WorkbenchError(f"{what}: {error}") from None
 
 
+def _check_nested_names(cls: type, config: dict[str, Any], what: str, where: str = "") -> None:
+    """A misspelt name inside a nested setting (`{"mining": {"stratgy": ...}}`) is an error,
+    not silently the default, as pydantic would have it."""
+    hints = typing.get_type_hints(cls)
+    for name, value in config.items():
+        hint = hints.get(name)
+        if isinstance(value, dict) and isinstance(hint, type) and is_dataclass(hint):
+            known = [f.name for f in fields(hint)]
+            unknown = sorted(set(value) - set(known))
+            if unknown:
+                raise WorkbenchError(
+                    f"unknown setting(s) {', '.join(unknown)} in the {what}'s setting "
+                    f"{where + name!r}; its settings are {', '.join(known)}")
+            _check_nested_names(hint, value, what, f"{where}{name}.")
+
+
 def _explain(error: Any, hints: dict[str, Any], what: str) -> str:
     """The first problem pydantic found, in the words of a settings error."""
     found = error.errors(include_url=False)[0]
@@ -426,12 +443,17 @@ def _explain(error: Any, hints: dict[str, Any], what: str) -> str:
     if name not in hints:                       # the config class's own checks
         cause = found.get("ctx", {}).get("error")
         return f"{what}: {cause if cause is not None else found['msg']}"
-    hint = hints[name]
-    for step in path:                           # into a tuple's items: 'students'[1]
-        if isinstance(step, int) and typing.get_origin(hint) is tuple:
+    hint, dotted, items = hints[name], name, ""
+    for step in path:
+        if isinstance(step, int) and typing.get_origin(hint) is tuple:  # 'students'[1]
             hint = (typing.get_args(hint) or (Any,))[0]
-    where = f"the {what}'s setting {name!r}" + "".join(f"[{step}]" for step in path
-                                                      if isinstance(step, int))
+            items += f"[{step}]"
+        elif isinstance(step, str) and isinstance(hint, type) and is_dataclass(hint):
+            nested = typing.get_type_hints(hint)      # into a nested setting: 'mining.strategy'
+            if step not in nested:
+                break
+            hint, dotted = nested[step], f"{dotted}.{step}"
+    where = f"the {what}'s setting {dotted!r}{items}"
     return f"{where} must be {_expected(hint)}, got {found['input']!r}"
 
 
@@ -441,6 +463,8 @@ def _expected(hint: Any) -> str:
     members = typing.get_args(hint) if union else (hint,)
     if not union and isinstance(hint, type) and issubclass(hint, Enum):
         return "one of " + ", ".join(str(member.value) for member in hint)
+    if not union and isinstance(hint, type) and is_dataclass(hint):
+        return f"a mapping of {', '.join(f.name for f in fields(hint))}"
     return " | ".join("None" if member is type(None)
                       else getattr(typing.get_origin(member) or member, "__name__", str(member))
                       for member in members)
