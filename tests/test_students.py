@@ -230,12 +230,17 @@ def test_heads_training_is_deterministic_and_reports_epochs(heads: Student,
 def test_the_bag_reads_words_bigrams_numbers_and_trigrams() -> None:
     from workbench.students.heads import lexical_features, lexical_ids
 
-    assert lexical_features("Less  CONTRAST +20") == [
-        "less", "contrast", "+20", "less contrast", "contrast +20",
-        "<le", "les", "ess", "ss>",
-        "<co", "con", "ont", "ntr", "tra", "ras", "ast", "st>",
-        "#+", "#+small"]
-    assert lexical_features("saturation -100")[-2:] == ["#-", "#-big"]
+    version_1 = ["less", "contrast", "+20", "less contrast", "contrast +20",
+                 "<le", "les", "ess", "ss>",
+                 "<co", "con", "ont", "ntr", "tra", "ras", "ast", "st>",
+                 "#+", "#+small"]
+    assert lexical_features("Less  CONTRAST +20", version=1) == version_1
+    # Version 2 (the default) adds the skip-bigram and the number's sign beside its word.
+    assert lexical_features("Less  CONTRAST +20") == [*version_1, "less _ +20", "contrast #+"]
+    assert lexical_features("not so saturated")[-1:] == ["not _ saturated"]
+    assert lexical_features("-20 shadows, tint 5")[-4:] == [
+        "-20 _ tint", "shadows _ 5", "#- shadows", "tint #+"]
+    assert lexical_features("saturation -100", version=1)[-2:] == ["#-", "#-big"]
     # A typo keeps most of the word's trigrams: "contrats" shares 5 of "contrast"'s 8.
     typo = set(lexical_features("contrats")) & set(lexical_features("contrast"))
     assert typo == {"<co", "con", "ont", "ntr", "tra"}
@@ -287,6 +292,52 @@ def test_heads_saved_before_the_bag_still_load(encoder: Any, tmp_path: Path) -> 
     (tmp_path / "student.json").write_text(json.dumps(stored))
     loaded = load_student(tmp_path, encoder=encoder)
     assert loaded.predict(list(DATA.intents)) == student.predict(list(DATA.intents))
+
+
+def test_heads_saved_with_the_first_bag_keep_its_features(encoder: Any, tmp_path: Path) -> None:
+    """A run saved before lexical_version existed read version-1 features; it loads as
+    version 1 and answers as it did."""
+    import json
+
+    student = make_student("heads", {**HEADS_SETTINGS, "epochs": 3, "lexical_buckets": 256,
+                                     "lexical_version": 1}, encoder=encoder)
+    student.train(DATA)
+    student.save(tmp_path)
+    stored = json.loads((tmp_path / "student.json").read_text())
+    del stored["config"]["lexical_version"]
+    (tmp_path / "student.json").write_text(json.dumps(stored))
+    loaded = load_student(tmp_path, encoder=encoder)
+    assert loaded.config.lexical_version == 1
+    assert loaded.predict(list(DATA.intents)) == student.predict(list(DATA.intents))
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"bag_dropout": 1.0}, "bag_dropout must be in [0, 1), got 1.0"),
+    ({"bag_dropout": -0.1}, "bag_dropout must be in [0, 1), got -0.1"),
+    ({"lexical_version": 3}, "lexical_version must be one of 1, 2, got 3"),
+])
+def test_heads_config_names_a_bad_bag_setting(setting: dict, message: str) -> None:
+    from workbench.students.heads import HeadsConfig
+
+    with pytest.raises(ValueError) as error:
+        HeadsConfig(**setting)
+    assert str(error.value) == message
+
+
+def test_bag_dropout_leaves_features_out_but_never_a_whole_intent() -> None:
+    import random
+
+    from workbench.students.heads import _bags
+
+    ids = [list(range(40)), [7]]
+    flat, offsets, weights = _bags(ids, "cpu", 0.5, random.Random(0))
+    kept = len(flat) - 1  # the second intent keeps its only feature
+    assert offsets.tolist() == [0, kept]
+    assert flat.tolist()[-1] == 7
+    assert 10 <= kept <= 30                         # about half of 40 (binomial, p = 0.5)
+    assert weights[:kept].tolist() == pytest.approx([kept ** -0.5] * kept)
+    full, _, _ = _bags(ids, "cpu")                  # no dropout: everything, 1 / sqrt(40)
+    assert full.tolist() == [*range(40), 7]
 
 
 def test_fine_tuning_saves_the_encoder_and_leaves_the_shared_one_alone(encoder: Any,

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 import zlib
 from collections.abc import Sequence
@@ -91,6 +92,8 @@ class HeadsConfig:
     device: str = "auto"              # auto | cpu | cuda (auto: the GPU when there is one)
     runtime: str = "onnx"             # onnx: a saved student embeds with ONNX Runtime on CPU
     lexical_buckets: int = 16_384     # hashed n-gram features beside the embedding; 0: none
+    lexical_version: int = 2          # which features the bag reads (LEXICAL_VERSIONS)
+    bag_dropout: float = 0.0          # share of an intent's bag features dropped per step
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -105,46 +108,82 @@ class HeadsConfig:
                 or self.lexical_buckets < 0:
             raise ValueError(f"lexical_buckets must be a non-negative integer, got "
                              f"{self.lexical_buckets!r}")
+        if self.lexical_version not in LEXICAL_VERSIONS:
+            raise ValueError(f"lexical_version must be one of "
+                             f"{', '.join(map(str, LEXICAL_VERSIONS))}, got "
+                             f"{self.lexical_version!r}")
         for name in ("lr", "encoder_lr", "weight_decay", "cosine_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) \
-                or not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("dropout", "bag_dropout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
 
 
 # -- lexical features ----------------------------------------------------------------------------
-def lexical_features(text: str) -> list[str]:
+# Version 1: words, bigrams, number signs and sizes, trigrams. Version 2 adds what ties a word to
+# a word one further on and a number to the word it sets: skip-bigrams ("not so saturated" ->
+# "not _ saturated", "too _ orange") and each number's sign beside its neighbouring words
+# ("shadows +30" -> "shadows #+", "+20 saturation" -> "#+ saturation"), which the sum of
+# single words and numbers cannot say. Runs keep the version they were trained with.
+LEXICAL_VERSIONS = (1, 2)
+
+
+def _is_number(word: str) -> bool:
+    return word[0] in "+-" or word[0].isdigit()
+
+
+def lexical_features(text: str, version: int = 2) -> list[str]:
     """The words of `text` as the bag sees them: lower-cased words and signed numbers, word
     bigrams, each number's sign and size ("#-", "#big"), and the character trigrams of each word
-    with its boundaries ("<co", "con", ... "st>"), so a typo keeps most of a word's features."""
+    with its boundaries ("<co", "con", ... "st>"), so a typo keeps most of a word's features;
+    from version 2 also skip-bigrams and each number's sign beside its neighbours."""
     words = _LEXICAL_TOKEN.findall(" ".join(text.lower().split()))
     features = list(words)
     features += [f"{a} {b}" for a, b in pairwise(words)]
     for word in words:
-        if word[0] in "+-" or word[0].isdigit():
+        if _is_number(word):
             sign = "-" if word.startswith("-") else "+"
             size = abs(float(word))
             features += [f"#{sign}", f"#{sign}{'big' if size >= 50 else 'small'}"]
         elif len(word) > 2:
             padded = f"<{word}>"
             features += [padded[i:i + 3] for i in range(len(padded) - 2)]
+    if version >= 2:
+        features += [f"{a} _ {b}" for a, b in zip(words, words[2:])]
+        for i, word in enumerate(words):
+            if _is_number(word):
+                sign = "#-" if word.startswith("-") else "#+"
+                if i > 0 and not _is_number(words[i - 1]):
+                    features.append(f"{words[i - 1]} {sign}")
+                if i + 1 < len(words) and not _is_number(words[i + 1]):
+                    features.append(f"{sign} {words[i + 1]}")
     return features
 
 
-def lexical_ids(text: str, buckets: int) -> list[int]:
+def lexical_ids(text: str, buckets: int, version: int = 2) -> list[int]:
     """`lexical_features` hashed into [0, buckets) (CRC-32: the same on every machine and run).
     An empty text gets one id, so every intent has a bag."""
     return [zlib.crc32(feature.encode("utf-8")) % buckets
-            for feature in lexical_features(text)] or [0]
+            for feature in lexical_features(text, version)] or [0]
 
 
-def _bags(id_lists: Sequence[list[int]], device: str) -> tuple[Any, Any, Any]:
+def _bags(id_lists: Sequence[list[int]], device: str, drop: float = 0.0,
+          rng: random.Random | None = None) -> tuple[Any, Any, Any]:
     """`EmbeddingBag` inputs for a batch: the ids end to end, where each intent's start, and
     each feature's weight 1 / sqrt(features of its intent): a sum that neither grows with the
-    length of the request nor drowns one telling word among twenty trigrams as a mean would."""
+    length of the request nor drowns one telling word among twenty trigrams as a mean would.
+
+    With `drop` and `rng` (training), each feature is left out with probability `drop` (one is
+    always kept), so no single feature can carry an intent alone."""
     import torch
+
+    if drop and rng is not None:
+        id_lists = [[i for i in ids if rng.random() >= drop] or [rng.choice(ids)]
+                    for ids in id_lists]
 
     offsets = [0]
     for ids in id_lists[:-1]:
@@ -166,7 +205,8 @@ def _build_net(dim: int, hidden: int, dropout: float, n_filters: int, buckets: i
             super().__init__()
             self.first = nn.Linear(dim, hidden)
             # The bag's mean joins the embedding in the first layer (none when buckets is 0).
-            self.bag = nn.EmbeddingBag(buckets, hidden, mode="sum") if buckets else None
+            self.bag = nn.EmbeddingBag(buckets, hidden, mode="sum", sparse=True) \
+                if buckets else None
             self.trunk = nn.Sequential(
                 nn.GELU(), nn.Dropout(dropout),
                 nn.Linear(hidden, hidden), nn.GELU(), nn.Dropout(dropout))
@@ -294,6 +334,9 @@ class HeadsStudent:
                     progress("embed", min(start + EMBED_BATCH, len(texts)), len(texts))
         return result
 
+    def _lexical_ids(self, text: str) -> list[int]:
+        return lexical_ids(text, self.config.lexical_buckets, self.config.lexical_version)
+
     # -- train ----------------------------------------------------------------------------------
     def train(self, data: TrainingData, progress: Progress | None = None) -> None:
         """Fit the heads (then, with fine_tune_encoder, heads and encoder), seeded by config.seed.
@@ -306,7 +349,7 @@ class HeadsStudent:
         intents = list(data.intents)
         target = {k: v.to(self.device) for k, v in _targets(data.answers, FILTER_NAMES).items()}
         embeddings = self.embed(intents, progress).clone()  # (N, D), outside inference mode
-        self._id_lists = [lexical_ids(text, self.config.lexical_buckets) for text in intents] \
+        self._id_lists = [self._lexical_ids(text) for text in intents] \
             if self.config.lexical_buckets else []
         self._fit(intents, embeddings, target, progress)
         if self.config.fine_tune_encoder:
@@ -352,26 +395,38 @@ class HeadsStudent:
 
         cfg = self.config
         total_epochs = cfg.epochs + (cfg.fine_tune_epochs if cfg.fine_tune_encoder else 0)
-        optimiser = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+        # The bag's table gets sparse gradients (a batch touches a few thousand of its rows)
+        # and lazy Adam on those rows alone; a dense AdamW step over the whole table cost
+        # more than the rest of the step together.
+        table = {id(self.net.bag.weight)} if self.net.bag is not None else set()
+        dense = [{**g, "params": [p for p in g["params"] if id(p) not in table]} for g in groups]
+        lazy = [{**g, "params": [p for p in g["params"] if id(p) in table]} for g in groups]
+        optimisers: list[torch.optim.Optimizer] = [torch.optim.AdamW([g for g in dense if g["params"]],
+                                        weight_decay=cfg.weight_decay)]
+        if any(g["params"] for g in lazy):
+            optimisers.append(torch.optim.SparseAdam([g for g in lazy if g["params"]]))
         n = len(intents)
         steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimiser, T_max=epochs * steps_per_epoch)
+        schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimiser, T_max=epochs * steps_per_epoch) for optimiser in optimisers]
         shuffle = torch.Generator().manual_seed(cfg.seed + len(self.history))
+        dropping = random.Random(cfg.seed + len(self.history))
         for _ in range(epochs):
             self.net.train()
             self.encoder.train(tune_encoder)
             total = 0.0
             for batch in torch.randperm(n, generator=shuffle).split(cfg.batch_size):
                 index = batch.to(self.device)
-                bags = _bags([self._id_lists[i] for i in batch.tolist()], self.device) \
-                    if self._id_lists else None
+                bags = _bags([self._id_lists[i] for i in batch.tolist()], self.device,
+                             cfg.bag_dropout, dropping) if self._id_lists else None
                 loss = _loss(self.net(inputs(batch), bags),
                              {k: v[index] for k, v in target.items()}, cfg.cosine_weight)
-                optimiser.zero_grad()
+                for optimiser in optimisers:
+                    optimiser.zero_grad()
                 loss.backward()
-                optimiser.step()
-                schedule.step()
+                for optimiser, schedule in zip(optimisers, schedules, strict=True):
+                    optimiser.step()
+                    schedule.step()
                 total += loss.item() * len(batch)
             self.history.append(total / n)
             if progress is not None:
@@ -397,8 +452,8 @@ class HeadsStudent:
                     embeddings = torch.from_numpy(self.onnx.encode(batch)).to(self.device)
                 else:
                     embeddings = self._encode(batch)
-                bags = _bags([lexical_ids(text, self.config.lexical_buckets) for text in batch],
-                             self.device) if self.config.lexical_buckets else None
+                bags = _bags([self._lexical_ids(text) for text in batch], self.device) \
+                    if self.config.lexical_buckets else None
                 out = self.net(embeddings, bags)
                 answers.extend(self._decode({k: v.cpu().numpy() for k, v in out.items()}))
         return answers
@@ -460,6 +515,7 @@ class HeadsStudent:
         folder = Path(folder)
         stored = json.loads((folder / CONFIG_FILE).read_text())
         stored["config"].setdefault("lexical_buckets", 0)  # saved before the bag existed
+        stored["config"].setdefault("lexical_version", 1)  # saved before version 2
         config = HeadsConfig(**stored["config"])
         if config.fine_tune_encoder:
             from workbench.embeddings import load_encoder
