@@ -21,9 +21,13 @@ answered instructions the wrong way about one time in six. The bag adds what the
 exactly: word unigrams and bigrams ("less saturated", "too dark"), signed numbers with their size,
 and character trigrams of each word so that a typo ("contrats") still shares most of its
 features. Each feature is hashed into `lexical_buckets` rows of an `EmbeddingBag` whose sum,
-each feature weighted 1 / sqrt(the intent's feature count), is added to the trunk's first layer, so the bag and the embedding are read together. It costs a
-few milliseconds per batch and no download; `lexical_buckets=0` turns it off (the student as it
-was, and how runs saved before it load).
+each feature weighted 1 / sqrt(the intent's feature count), is added to the trunk's first layer,
+so the bag and the embedding are read together. It costs a few milliseconds per batch and no
+download; `lexical_buckets=0` turns it off (the student as it was, and how runs saved before it
+load). In training each intent's features are dropped at random
+(`bag_dropout`, 30%), so that no one n-gram answers for an intent alone: on the paper-scale
+demo it raised Overall by about .02 (.774 -> .797 and .776 -> .791 over two seeds) with the
+same share of directions right.
 
 By default the encoder is frozen: the training intents are embedded once and only the heads are
 trained (seconds to tens of seconds on a CPU). With `fine_tune_encoder`, that stage is followed
@@ -93,7 +97,7 @@ class HeadsConfig:
     runtime: str = "onnx"             # onnx: a saved student embeds with ONNX Runtime on CPU
     lexical_buckets: int = 16_384     # hashed n-gram features beside the embedding; 0: none
     lexical_version: int = 2          # which features the bag reads (LEXICAL_VERSIONS)
-    bag_dropout: float = 0.0          # share of an intent's bag features dropped per step
+    bag_dropout: float = 0.3          # share of an intent's bag features dropped per step
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -516,6 +520,7 @@ class HeadsStudent:
         stored = json.loads((folder / CONFIG_FILE).read_text())
         stored["config"].setdefault("lexical_buckets", 0)  # saved before the bag existed
         stored["config"].setdefault("lexical_version", 1)  # saved before version 2
+        stored["config"].setdefault("bag_dropout", 0.0)    # trained before bag dropout
         config = HeadsConfig(**stored["config"])
         if config.fine_tune_encoder:
             from workbench.embeddings import load_encoder
