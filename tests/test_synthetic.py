@@ -233,10 +233,15 @@ def test_instructions_alone_are_a_realistic_share(default: list[dict[str, Any]])
     assert several >= 100 and strength >= 100
 
 
+_ALONE = set("please pls a bit little lot touch just tiny slightly much more way really "
+              "heavily significantly big time drastically strongly gently somewhat overall "
+              "for on across the whole entire picture image video".split())
+
+
 @pytest.mark.parametrize(("prefix", "slider", "sign"), [
     ("increase the contrast", "contrast", 1), ("decrease the contrast", "contrast", -1),
     ("darken it", "exposure", -1), ("brighten it", "exposure", 1), ("warmer", "temperature", 1),
-    ("cooler", "temperature", -1), ("less saturated", "saturation", -1),
+    ("cooler", "temperature", -1), ("decrease the saturation", "saturation", -1),
     ("black and white", "saturation", -1), ("lift the shadows", "shadows", 1)])
 def test_the_teacher_answers_instructions_the_way_they_ask(
         default: list[dict[str, Any]], prefix: str, slider: str, sign: int) -> None:
@@ -247,11 +252,31 @@ def test_the_teacher_answers_instructions_the_way_they_ask(
     for r in default:
         key = intent_key(r["intent"])
         answer = parse_answer(r["teacher"])
-        rest = key.replace("black and white", "")
-        if key.startswith(prefix) and " and " not in rest and "," not in rest \
-                and answer.adjust is not None:
+        # The instruction alone, maybe with a strength or politeness word: "cooler please",
+        # not "cooler western effect" (a warm look made a little cooler may stay warm).
+        rest = set(key[len(prefix):].replace("?", "").split())
+        if key.startswith(prefix) and rest <= _ALONE and answer.adjust is not None:
             moved.append(answer.adjust[slider] * sign > 0)
     assert len(moved) >= 5 and sum(moved) / len(moved) >= 0.8, (len(moved), sum(moved))
+
+
+def test_a_number_on_a_slider_sets_it_that_way(default: list[dict[str, Any]]) -> None:
+    """A request that is only "<slider> +N" / "<slider> -N" gets that slider moved with the
+    number's sign in nearly every teacher output (highlights, tint and shadows were once set
+    the opposite way: their "tame" / "greener" / "deepen" edits took raising forms)."""
+    import re
+
+    alone = re.compile(r"^(contrast|saturation|highlights|shadows|tint) ([+-])(\d+)$")
+    signs: dict[str, list[bool]] = {}
+    for r in default:
+        match = alone.match(intent_key(r["intent"]))
+        answer = parse_answer(r["teacher"])
+        if match and answer.adjust is not None and answer.adjust[match[1]] != 0:
+            want = 1 if match[2] == "+" else -1
+            signs.setdefault(match[1], []).append(answer.adjust[match[1]] * want > 0)
+    assert {"highlights", "shadows", "tint"} <= set(signs), sorted(signs)
+    for slider, right in signs.items():
+        assert sum(right) / len(right) >= 0.8, (slider, len(right), sum(right))
 
 
 # sha256 of the JSONL the generator writes since instructions joined the corpus (issue 15).
@@ -259,8 +284,8 @@ def test_the_teacher_answers_instructions_the_way_they_ask(
 # reshaping the generator must leave it byte for byte as it was; a deliberate change of the
 # corpus updates these and reruns the figures.
 PINNED_SHA256 = {
-    PAPER_REQUESTS: "3ac2cc451152ad02fc52068c789c09d77ddda8d15c59982029ec420a0d78ed1d",
-    3_000: "caf73a0044ab317e03e6e94e852e8733545c0c1089605040eec3d6dba0b4f265",
+    PAPER_REQUESTS: "dc0a4eadfaa9ad5f2b13196878e2e194451ee367cc7ba26e76f25245b1579614",
+    3_000: "9e60e267f6ee63eac8ef32c8a32de27206a4d0c353bdb66a54cf9f96224c5900",
 }
 
 

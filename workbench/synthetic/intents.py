@@ -333,10 +333,12 @@ def _noun_phrase(r: random.Random, edit: vocab.Edit, odds: _Odds) -> str:
 
 def _number(r: random.Random, edit: vocab.Edit) -> tuple[str, float]:
     """A slider name with an amount ("contrast +20"); the strength makes the edit's main slider
-    land near the amount."""
-    form = r.choice([f for f, raises in vocab.NUMBER_FORMS if raises == edit.up])
-    amount = r.choice((5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100))
+    land near the amount. The amount's sign is the main slider's ("highlights -20" for taming
+    them), whichever verbs the edit's nouns take."""
     main = max(abs(x) for x in edit.adjust.values())
+    raises = max(edit.adjust.values(), key=abs) > 0
+    form = r.choice([f for f, up in vocab.NUMBER_FORMS if up == raises])
+    amount = r.choice((5, 10, 15, 20, 25, 30, 40, 50, 60, 80, 100))
     return form.format(n=r.choice(edit.nouns + edit.sliders), k=amount), amount / main
 
 

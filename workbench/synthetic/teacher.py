@@ -234,8 +234,11 @@ def _flip_to_share(uses: np.ndarray, tool: int, share: float, protected: np.ndar
 def _derive_unnamed(values: np.ndarray, p: _Parts, v: Vocab, uses: np.ndarray, filt: np.ndarray,
                     intensity: np.ndarray) -> None:
     """Tools switched on without a look behind them get values a teacher would derive: adjust
-    from the filter, selective_adjust from adjust (in place)."""
-    no_adjust_look = uses[:, ADJUST] & (np.abs(values[:, :N_ADJ]).max(axis=1) < 5)
+    from the filter, selective_adjust from adjust (in place). An instruction's sliders are
+    never replaced, however small the teacher's jitter left them ("decrease the contrast a bit"
+    once lost its contrast -12 to the jitter and then to a filter's sliders)."""
+    no_adjust_look = uses[:, ADJUST] & ~p.edits_adjust \
+        & (np.abs(values[:, :N_ADJ]).max(axis=1) < 5)
     fa = v.filter_adjust[np.where(filt >= 0, filt, 0)] * (intensity / 60)[:, None]
     values[:, :N_ADJ] = np.where(no_adjust_look[:, None], fa, values[:, :N_ADJ])
     sel_from_look = ((p.has_a & v.has_selective[p.a]) | (p.has_b & v.has_selective[p.b])
