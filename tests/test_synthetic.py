@@ -233,9 +233,10 @@ def test_instructions_alone_are_a_realistic_share(default: list[dict[str, Any]])
     assert several >= 100 and strength >= 100
 
 
-_ALONE = set("please pls a bit little lot touch just tiny slightly much more way really "
-              "heavily significantly big time drastically strongly gently somewhat overall "
-              "for on across the whole entire picture image video".split())
+_ALONE = {"please", "pls", "a", "bit", "little", "lot", "touch", "just", "tiny", "slightly",
+          "much", "more", "way", "really", "heavily", "significantly", "big", "time",
+          "drastically", "strongly", "gently", "somewhat", "overall", "for", "on", "across",
+          "the", "whole", "entire", "picture", "image", "video"}
 
 
 @pytest.mark.parametrize(("prefix", "slider", "sign"), [
