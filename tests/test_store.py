@@ -140,8 +140,12 @@ def test_read_only_session_inside_a_write_session_of_the_same_process(tmp_path: 
         assert Store(path, lock_timeout=0.5).query("SELECT count(*) AS n FROM settings")
 
 
+@pytest.mark.parametrize("read_only_store", [False, True])
 def test_read_only_session_applies_pending_migrations_first(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch):
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             read_only_store: bool):
+    """Also through a read-only store (a reading command such as `workbench runs` on a
+    database of the previous release), which once recursed until Python gave up."""
     import workbench.store.connection as store_module
 
     known = migrations()
@@ -152,7 +156,7 @@ def test_read_only_session_applies_pending_migrations_first(tmp_path: Path,
     with duckdb.connect(str(path), read_only=True) as connection:
         assert connection.execute("SELECT max(version) FROM schema_migrations").fetchall() == \
             [(known[-2][0],)]
-    assert schema_version(Store(path)) == last
+    assert schema_version(Store(path, read_only=read_only_store)) == last
     assert not holder_path(path).exists()
 
 

@@ -385,8 +385,7 @@ class Store:
             if pending:
                 connection.close()
                 try:
-                    with self.session():   # migrates, briefly holding the file for writing
-                        pass
+                    self._upgrade()
                 except StoreReadOnlyError:
                     raise StoreReadOnlyError(
                         f"the database {self.path} needs its schema upgraded to version "
@@ -400,6 +399,18 @@ class Store:
         _hold(self.path, self.label or default_label())
         try:
             yield from self._serve(connection, migrate=True)
+        finally:
+            _release(self.path)
+
+    def _upgrade(self) -> None:
+        """Apply pending migrations in one short read-write open, holding the file meanwhile;
+        a read-only store too (`workbench runs`, `serve`), since reading needs today's schema
+        (through `session()` it would ask for a read-only session again, and again)."""
+        connection = self._connect(read_only=False)
+        _hold(self.path, self.label or default_label())
+        try:
+            for _ in self._serve(connection, migrate=True):
+                pass
         finally:
             _release(self.path)
 
