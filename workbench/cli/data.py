@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines import curate, demo, export, ingest
+from pipelines import curate, demo, export, ingest, ingest_spool
 from workbench.cli.output import emit, progress_bars
 from workbench.cli.parsing import (
     LIST_ROWS,
@@ -17,6 +17,8 @@ from workbench.cli.parsing import (
     parse_positive_int,
     parse_test_size,
 )
+from workbench.errors import WorkbenchError
+from workbench.serving.spool import is_spool_folder
 from workbench.store import Store, default_db_path
 from workbench.store.versions import Split
 from workbench.terminal import printable
@@ -39,7 +41,58 @@ def ingest_lines(result: ingest.IngestResult) -> list[str]:
     return lines
 
 
+def spool_ingest_lines(result: ingest_spool.SpoolIngestResult) -> list[str]:
+    """The spool ingest summary: a line per segment read, the totals, what was left."""
+    lines = []
+    for s in result.segments:
+        if s.unchanged:
+            continue
+        status = f"error: {printable(s.error)}" if s.error else ("ok, still open" if s.open
+                                                                 else "ok")
+        lines.append(f"{printable(s.source_file)}: read {s.read}, requests {s.requests}, "
+                     f"feedback {s.feedback}, duplicates {s.duplicates}, quarantined "
+                     f"{s.quarantined}, released {s.released} ({status})")
+    t = result.totals
+    unchanged = sum(s.unchanged for s in result.segments)
+    lines.append(f"total: {len(result.segments) - unchanged} segments read ({unchanged} "
+                 f"unchanged since the last ingest): requests {t['requests']}, feedback "
+                 f"{t['feedback']}, duplicates {t['duplicates']}, quarantined {t['quarantined']}, "
+                 f"released {t['released']}")
+    if result.open_left:
+        lines.append(f"{result.open_left} segment(s) still being written were left for later; "
+                     "--include-open reads them up to their last whole line")
+    if t["quarantined"]:
+        lines.append("See the quarantined records and their reasons with `workbench quarantine`.")
+    return lines
+
+
+def _spool_folders(args: argparse.Namespace) -> list[Path]:
+    """The spool folders among the paths given (none: they are all log files); mixing both,
+    or a folder that holds files but no segment, is an error."""
+    folders = [path for path in args.files if path.is_dir()]
+    if not folders:
+        if args.include_open:
+            raise WorkbenchError("--include-open applies to spool folders only; the paths given "
+                                 "are log files")
+        return []
+    if len(folders) < len(args.files):
+        raise WorkbenchError("give either log files or spool folders to one ingest, not both")
+    for folder in folders:
+        if not is_spool_folder(folder) and any(folder.iterdir()):
+            raise WorkbenchError(f"{folder} is a folder without spool segments (spool-*.jsonl); "
+                                 "ingest takes log files, or a spool folder `workbench serve` "
+                                 "wrote")
+    return folders
+
+
 def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
+    folders = _spool_folders(args)
+    if folders:
+        config = ingest_spool.SpoolIngestConfig(tuple(folders), include_open=args.include_open)
+        with progress_bars(args) as progress:
+            spooled = ingest_spool.run(config, store, progress)
+        emit(args, spooled, lambda: spool_ingest_lines(spooled))
+        return 1 if spooled.failed else 0
     with progress_bars(args) as progress:
         result = ingest.run(ingest.IngestConfig(tuple(args.files)), store, progress)
     emit(args, result, lambda: ingest_lines(result))
@@ -181,9 +234,13 @@ def add_demo(commands: Commands) -> None:
 
 
 def add_ingest(commands: Commands) -> None:
-    p = commands.add("ingest", cmd_ingest, "Ingest log files (JSONL, CSV or Parquet) into the "
-                     "database.", creates=True)
-    p.add_argument("files", nargs="+", type=Path, help="log files, in the log contract (SPEC 3)")
+    p = commands.add("ingest", cmd_ingest, "Ingest log files (JSONL, CSV or Parquet), or the "
+                     "spool folder of `workbench serve`, into the database.", creates=True)
+    p.add_argument("files", nargs="+", type=Path,
+                   help="log files in the log contract (SPEC 3), or spool folders")
+    p.add_argument("--include-open", action="store_true",
+                   help="spool folders: also read the segments still being written, up to "
+                        "their last whole line (default: closed segments only)")
     add_progress(p)
 
 

@@ -1,0 +1,1 @@
+"""Serving a student behind the OpenAI API, the spool of served requests, and the online A/B test."""
