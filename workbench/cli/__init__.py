@@ -6,8 +6,8 @@ error into one line. The commands live by group: `data` (demo, ingest, curate, s
 versions, export, quarantine), `models` (train, predict, runs, evaluate, baselines, experiment),
 `augmentation` (augment, slices, review), `renders` (render, gallery), `reality_check`,
 `directions`, `jobs`, `labels` (labels list, show, set, export, stats, commit), `label`
-(teacher labelling and student suggestions) and `app_server`; `parsing` and `output` are what
-they share.
+(teacher labelling and student suggestions), `app_server`, `serve` (the OpenAI-compatible
+gateway) and `ab` (the online A/B test); `parsing` and `output` are what they share.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from workbench.cli import (
+    ab,
     app_server,
     augmentation,
     data,
@@ -29,6 +30,7 @@ from workbench.cli import (
     models,
     reality_check,
     renders,
+    serve,
 )
 from workbench.cli.parsing import Commands
 from workbench.errors import WorkbenchError
@@ -57,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                 models.add_baselines, directions.add_directions,
                 renders.add_render, renders.add_gallery, reality_check.add_commands,
                 jobs.add_commands, app_server.add_app, data.add_quarantine,
-                label.add_label, labels.add_commands):
+                label.add_label, labels.add_commands, serve.add_serve, ab.add_ab):
         add(commands)
     return parser
 
