@@ -446,6 +446,41 @@ def _openai_client(config: LLMConfig, environ: Mapping[str, str] = os.environ) -
                          timeout=config.timeout_s, max_retries=0, default_headers=headers)
 
 
+class CallFailed(WorkbenchError):
+    """One call of `ask_once` failed: the endpoint is down, refused or answered with an error."""
+
+
+class CallTimedOut(CallFailed):
+    """One call of `ask_once` gave no complete answer within its wall-clock limit."""
+
+
+def ask_once(config: LLMConfig, messages: Sequence[Mapping[str, str]],
+             tools: Sequence[Mapping[str, Any]] | None = None) -> str | None:
+    """One chat completion, with no retry, cache or log (the serving gateway's teacher proxy: its
+    caller retries, and it never writes the database): the reply's text (with tools, the whole
+    message as `tool_reply_text` writes it), or None when the reply is not a chat completion.
+    Bounded by `config.timeout_s` of wall clock; CallTimedOut past it, CallFailed (scrubbed
+    message) when the endpoint fails."""
+    import openai
+
+    client = _openai_client(config)
+    extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
+    request = functools.partial(client.chat.completions.create, model=config.model,
+                                messages=list(messages), temperature=config.temperature,
+                                timeout=config.timeout_s, **extra)
+    try:
+        completion = _within(config.timeout_s, request, client.close)
+    except (_Overdue, openai.APITimeoutError):
+        raise CallTimedOut(f"{safe_url(config.base_url)} gave no complete answer within "
+                           f"{config.timeout_s:g} s") from None
+    except (openai.APIError, ValueError) as error:
+        raise CallFailed(_failure(error, config, config.timeout_s).message) from None
+    finally:
+        client.close()
+    text, _, _ = _read_completion(completion, with_tools=bool(tools))
+    return text
+
+
 class LLMClient:
     """Chat requests to one endpoint with bounded time, a reply cache and a log of every call.
 

@@ -32,7 +32,6 @@ appended as a feedback record. `workbench ingest SPOOL` brings both into the sto
 
 from __future__ import annotations
 
-import functools
 import importlib
 import json
 import logging
@@ -127,13 +126,8 @@ def ask_teacher(config: LLMConfig, intent: str) -> Answer:
     """The teacher's answer to one intent: the labelling prompt, sent once (no retries: the
     caller's client retries), within `config.timeout_s` of wall clock; RequestProblem 502 when
     the endpoint is down, fails or answers with something that is not an answer, 504 when it
-    is too slow."""
-    import openai
-
-    # The client and its helpers of workbench.llm, so the key travels only where it is meant
-    # to and a reply is read exactly as `workbench label` reads it; `LLMClient` itself is not
-    # used because it caches and logs into the database, which the server never writes.
-    from workbench.llm import _failure, _openai_client, _Overdue, _read_completion, _within
+    is too slow. A reply is read exactly as `workbench label` reads it."""
+    from workbench.llm import CallFailed, CallTimedOut, ask_once
     from workbench.teacher import (
         ReplyProblem,
         parse_teacher_reply,
@@ -141,26 +135,15 @@ def ask_teacher(config: LLMConfig, intent: str) -> Answer:
         teacher_tools,
     )
 
-    url = safe_url(config.base_url)
-    client = _openai_client(config)
-    request = functools.partial(
-        client.chat.completions.create, model=config.model,
-        messages=teacher_messages(intent),
-        tools=teacher_tools(),
-        temperature=config.temperature, timeout=config.timeout_s)
     try:
-        completion = _within(config.timeout_s, request, client.close)
-    except (_Overdue, openai.APITimeoutError):
+        text = ask_once(config, teacher_messages(intent), teacher_tools())
+    except CallTimedOut:
         raise RequestProblem(504, "teacher_timeout",
-                             f"the teacher ({url}) gave no complete answer within "
-                             f"{config.timeout_s:g} s") from None
-    except (openai.APIError, ValueError) as error:
-        failure = _failure(error, config, config.timeout_s)
+                             f"the teacher ({safe_url(config.base_url)}) gave no complete answer "
+                             f"within {config.timeout_s:g} s") from None
+    except CallFailed as failure:
         raise RequestProblem(502, "teacher_unavailable",
-                             f"the teacher failed: {failure.message}") from None
-    finally:
-        client.close()
-    text, _, _ = _read_completion(completion, with_tools=True)
+                             f"the teacher failed: {failure}") from None
     if text is None:
         raise RequestProblem(502, "teacher_bad_reply",
                              "the teacher's reply is not a chat completion with tool calls")
