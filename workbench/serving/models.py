@@ -17,10 +17,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
+from workbench.log_records import INTENT_MAX_CHARS
 from workbench.tools import TOOLS, Answer
 
 MAX_BODY_BYTES = 2**20                 # 1 MiB: a longer body is refused with 413 unread
-MAX_INTENT_CHARS = 4_000               # a served intent (ingest then applies SPEC 3's 500)
+# An intent is served only when the log contract (SPEC 3) can keep it: 1 to 500 characters
+# after trimming, so no answered request is later quarantined by ingest.
+MAX_INTENT_CHARS = INTENT_MAX_CHARS
 REQUEST_ID = re.compile(r"^req_[0-9a-f]{32}$")
 DEFAULT_MODEL_ALIAS = "default"        # `model="default"`: the A/B split, else the default model
 
@@ -161,7 +164,8 @@ def _intent(messages: list[ChatMessage]) -> str:
     if len(text) > MAX_INTENT_CHARS:
         raise RequestProblem(400, "message_too_long",
                              f"the user message has {len(text):,} characters; an intent may "
-                             f"have at most {MAX_INTENT_CHARS:,}", param="messages")
+                             f"have at most {MAX_INTENT_CHARS:,} (the log contract's limit)",
+                             param="messages")
     return text
 
 
