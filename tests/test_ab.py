@@ -525,3 +525,54 @@ def test_workbench_ab_on_an_empty_database(tmp_path: Path, cli: Any) -> None:
     assert out.strip().endswith(f"verdict: {NO_ARMS}")
     code, out, err = cli("ab", "--db", db, "--expected", "teacher=1,student:x=1", "--json")
     assert code == 0 and json.loads(out)["sample_ratio"]["basis"] == "the given weights"
+
+
+# ------------------------------------------------------------------------------ over time
+
+def test_rates_over_time_by_hand() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from workbench.serving.ab import rates_over_time, window_for
+
+    def at(hour: int, minute: int, **fields: Any) -> dict[str, Any]:
+        return {**row(fields.pop("rid"), fields.pop("arm"), fields.pop("session"), **fields),
+                "created_at": datetime(2026, 11, 29, hour, minute, tzinfo=UTC)}
+
+    rows = [at(10, 5, rid="t1", arm="teacher", session="A", used=("adjust",),
+               exports={"adjust": 1}),
+            at(10, 20, rid="t2", arm="teacher", session="A", used=("adjust",)),
+            at(10, 30, rid="t3", arm="teacher", session="B", used=("filter",),
+               exports={"filter": 2}),
+            at(11, 10, rid="t4", arm="teacher", session="A", used=("adjust",)),
+            at(11, 15, rid="t5", arm="teacher", session="B", status="error:timeout"),
+            at(11, 20, rid="x1", arm=None, session="D", model="student:run",
+               exports={"adjust": 1}),
+            at(10, 40, rid="s1", arm="student", session="C", used=("adjust",),
+               exports={"adjust": 1})]
+    # Answered rows span 10:05 to 11:10, under two days: per hour. The teacher's 10:00 hour has
+    # sessions A (1 exported of 2) and B (1 of 1): 2 of 3. Its resamples of two sessions are AA
+    # (2/4) with probability 1/4, AB (2/3) 1/2 and BB (1) 1/4, so the 95% interval is [0.5, 1].
+    # At 11:00 only A's third request (0 of 1); the error and the request without an arm are
+    # left out. The student has C (1 of 1) at 10:00.
+    windows = rates_over_time(rows, boot=400, seed=0)
+    assert [(w.arm, w.start.hour, w.window, w.sessions) for w in windows] == [
+        ("student", 10, "hour", 1), ("teacher", 10, "hour", 2), ("teacher", 11, "hour", 1)]
+    student, teacher_10, teacher_11 = (w.rate for w in windows)
+    assert (student.exported, student.of, student.low, student.high) == (1, 1, 1.0, 1.0)
+    assert (teacher_10.exported, teacher_10.of) == (2, 3)
+    assert teacher_10.value == pytest.approx(2 / 3)
+    assert (teacher_10.low, teacher_10.high) == (0.5, 1.0)
+    assert (teacher_11.exported, teacher_11.of, teacher_11.low, teacher_11.high) == (0, 1, 0, 0)
+
+    # Two days or more (09:00 on the 29th to 23:30 on 1 December): per day, in UTC. 01:30 on
+    # the 2nd at UTC+2 is 23:30 UTC on the 1st; a naive time is taken as UTC.
+    east = timezone(timedelta(hours=2))
+    later = [{**rows[0], "created_at": datetime(2026, 12, 2, 1, 30, tzinfo=east)},
+             {**rows[2], "created_at": datetime(2026, 11, 29, 9, 0)}]
+    assert window_for(later) == "day"
+    days = rates_over_time(later, boot=50)
+    assert [(w.start, w.rate.exported, w.rate.of) for w in days] == [
+        (datetime(2026, 11, 29, tzinfo=UTC), 1, 1), (datetime(2026, 12, 1, tzinfo=UTC), 1, 1)]
+    assert rates_over_time([], boot=10) == []
+    with pytest.raises(WorkbenchError, match="'hour' or 'day'"):
+        rates_over_time(rows, window="week")

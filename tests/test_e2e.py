@@ -2,7 +2,8 @@
 Debian's Chromium (`.ci/run` installs it). Opens every page, searches an intent, approves an
 augmentation candidate, starts a small training job and waits for it to finish; edits an
 intent's answer with the editor (the preview turns cooler), commits the label and exports it;
-works the label queue while a second curator does. Screenshots go to test-artifacts/e2e/
+works the label queue while a second curator does; sends simulated traffic through a served run
+and reads the Online page. Screenshots go to test-artifacts/e2e/
 (git-ignored); look at them.
 """
 
@@ -25,7 +26,7 @@ from workbench.paraphrase.offline import OfflineParaphraser
 from workbench.store import Store
 
 PAGES = ["overview", "data", "quarantine", "intents", "errors", "augmentation", "labels",
-         "reality-check", "datasets", "runs", "settings"]
+         "reality-check", "datasets", "runs", "online", "settings"]
 
 pytestmark = pytest.mark.slow
 browser, page = e2e_support.browser, e2e_support.page      # the shared fixtures, by name
@@ -266,3 +267,36 @@ def test_the_label_queue_five_in_a_row_while_another_curator_works(page, browser
         labelled = [row["intent_text"] for row in session.query(
             "SELECT intent_text FROM labels WHERE source = 'curator:e2e-one' ORDER BY label_id")]
     assert len(labelled) == 5 and held not in labelled
+
+
+def test_the_online_page_after_simulated_traffic(page, server, world, tmp_path: Path) -> None:
+    """The run behind an A/B split with the fake teacher, 40 simulated sessions through it, the
+    spool ingested: the Online page shows the ratio to the teacher and its interval."""
+    from tests.fake_teacher import fake_teacher
+    from tests.test_serve import start_server
+
+    db, student = world["store"].path, f"student:{world['run_id']}"
+    with fake_teacher() as teacher:
+        gateway = start_server(tmp_path, ["--db", str(db), "--ab", f"teacher=50,{student}=50"],
+                               teacher.base_url)
+        try:
+            sent = subprocess.run(
+                [sys.executable, "-m", "workbench.cli", "simulate-traffic", "--db", str(db),
+                 "--url", gateway.url + "/v1", "--sessions", "40", "--no-progress"],
+                check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        finally:
+            gateway.stop()
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.startswith("SIMULATION (not real users): 40 simulated sessions")
+    ingested = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "ingest", "--db", str(db), str(gateway.spool),
+         "--no-progress"], check=False, cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
+    assert ingested.returncode == 0, ingested.stderr
+    open_page(page, server, "online")
+    page.get_by_text("Simulated traffic", exact=False).first.wait_for()
+    page.get_by_text(f"{student} / teacher", exact=True).wait_for()
+    assert page.locator('[data-testid="stMetricValue"]').first.inner_text().endswith("%")
+    page.get_by_text(re.compile(r"^95% CI \d+\.\d% to \d+\.\d%$")).first.wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    shot(page, "online-simulated")

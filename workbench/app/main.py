@@ -17,6 +17,7 @@ from workbench.app.views import (
     errors,
     intents,
     labels,
+    online,
     overview,
     quarantine,
     reality,
@@ -44,6 +45,7 @@ def run() -> None:
         st.Page(datasets.render, title="Datasets", icon=":material/folder_copy:",
                 url_path="datasets"),
         st.Page(runs.render, title="Runs", icon=":material/model_training:", url_path="runs"),
+        st.Page(online.render, title="Online", icon=":material/insights:", url_path="online"),
         st.Page(settings.render, title="Settings", icon=":material/settings:",
                 url_path="settings"),
     ]

@@ -7,7 +7,8 @@ versions, export, quarantine), `models` (train, predict, runs, evaluate, baselin
 `augmentation` (augment, slices, review), `renders` (render, gallery), `reality_check`,
 `directions`, `jobs`, `labels` (labels list, show, set, export, stats, commit), `label`
 (teacher labelling and student suggestions), `app_server`, `serve` (the OpenAI-compatible
-gateway) and `ab` (the online A/B test); `parsing` and `output` are what they share.
+gateway), `ab` (the online A/B test) and `traffic` (`simulate-traffic`: simulated demo users
+for the online test); `parsing` and `output` are what they share.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from workbench.cli import (
     reality_check,
     renders,
     serve,
+    traffic,
 )
 from workbench.cli.parsing import Commands
 from workbench.errors import WorkbenchError
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                 models.add_baselines, directions.add_directions,
                 renders.add_render, renders.add_gallery, reality_check.add_commands,
                 jobs.add_commands, app_server.add_app, data.add_quarantine,
-                label.add_label, labels.add_commands, serve.add_serve, ab.add_ab):
+                label.add_label, labels.add_commands, serve.add_serve, ab.add_ab,
+                traffic.add_simulate_traffic):
         add(commands)
     return parser
 

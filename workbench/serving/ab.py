@@ -5,7 +5,8 @@ analysis of served requests by export (completion) rate.
 hash, so a session always lands in the same arm; `analyse` compares the arms over the rows of
 `workbench.store.serving.served_rows`: per arm the export rate overall and per tool with 95%
 intervals by bootstrap over sessions, each student arm's ratio to the control (the paper's
-measure), a sample-ratio-mismatch check and the minimum detectable effect at the current size.
+measure), a sample-ratio-mismatch check and the minimum detectable effect at the current size;
+`rates_over_time` gives each arm's export rate per hour or day with the same intervals.
 
 Why sessions: the requests of one session share a user, an image and a mood, so their exports
 are correlated; treating them as independent would make every interval too narrow. Sessions are
@@ -21,6 +22,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
@@ -549,3 +551,73 @@ def _compare(control: str, name: str, summaries: Mapping[str, ArmSummary],
     verdict = _verdict(control, name, base.sessions_answered if base is not None else 0,
                        arm.sessions_answered, ratio, detectable, mismatch)
     return Comparison(name, ratio, detectable, verdict)
+
+
+# ------------------------------------------------------------------------------ over time
+
+HOUR, DAY = "hour", "day"
+_WINDOW_LENGTH = {HOUR: timedelta(hours=1), DAY: timedelta(days=1)}
+HOURLY_BELOW = timedelta(days=2)     # data spanning less than this is shown per hour
+
+
+@dataclass(frozen=True)
+class WindowRate(_Plain):
+    """One arm's export rate over the answered requests created in [start, start + window),
+    with its 95% interval by bootstrap over the sessions seen in that window."""
+
+    arm: str
+    start: datetime                  # UTC, at the start of the hour or day
+    window: str                      # HOUR or DAY
+    sessions: int
+    rate: Rate
+
+
+def _utc(value: Any) -> datetime:
+    """A row's created_at as an aware UTC datetime (a naive one is taken as UTC)."""
+    if not isinstance(value, datetime):
+        raise WorkbenchError(f"created_at must be a datetime, got {value!r}")
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def window_for(rows: Iterable[Mapping[str, Any]]) -> str:
+    """DAY when the rows' created_at span two days or more, else HOUR (a short test still
+    shows a trend)."""
+    times = [_utc(row["created_at"]) for row in rows]
+    return DAY if times and max(times) - min(times) >= HOURLY_BELOW else HOUR
+
+
+def _window_start(moment: datetime, window: str) -> datetime:
+    if window == HOUR:
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def rates_over_time(rows: Iterable[Mapping[str, Any]], *, window: str | None = None,
+                    boot: int = BOOT, seed: int = SEED) -> list[WindowRate]:
+    """Each arm's export rate per time window (`window_for` the rows unless given), with the
+    95% interval of `analyse`: the window's sessions resampled with replacement, the rate a
+    ratio of sums. A session whose requests fall in two windows counts in each, with the
+    requests of that window. Only requests under an arm with status "ok" count; windows
+    without any are left out. Sorted by arm, then time; seeded per arm and window."""
+    if isinstance(boot, bool) or not isinstance(boot, int) or boot < 1:
+        raise WorkbenchError(f"the number of bootstrap resamples must be a positive whole "
+                             f"number, got {boot!r}")
+    answered = [row for row in rows if row["arm"] is not None and row["status"] == OK]
+    if window is None:
+        window = window_for(answered)
+    if window not in _WINDOW_LENGTH:
+        raise WorkbenchError(f"the time window must be {HOUR!r} or {DAY!r}, got {window!r}")
+    grouped: dict[tuple[str, datetime], dict[str, list[int]]] = {}
+    for row in answered:
+        key = (str(row["arm"]), _window_start(_utc(row["created_at"]), window))
+        session = grouped.setdefault(key, {}).setdefault(_session_key(row), [0] * _COLUMNS)
+        _add_counts(session, row)
+    result = []
+    for (arm, start), sessions in sorted(grouped.items()):
+        counts = np.array([sessions[key] for key in sorted(sessions)], dtype=float)   # (S, C)
+        sums = resampled_sums(counts, boot, _arm_generator(seed, f"{arm}@{start.isoformat()}"))
+        totals = counts.sum(axis=0)
+        rate = _rate(totals[_EXPORTED], totals[_OK],
+                     _quotients(sums[:, _EXPORTED], sums[:, _OK]))
+        result.append(WindowRate(arm, start, window, len(sessions), rate))
+    return result
