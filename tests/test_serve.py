@@ -405,6 +405,8 @@ def test_feedback_is_accepted_and_spooled(world: World) -> None:
     ({"request_id": "req_" + "0" * 32, "exports": {"adjust": -1}}, "exports.adjust"),
     ({"request_id": "req_" + "0" * 32, "exports": {"adjust": True}}, "exports.adjust"),
     ({"request_id": "req_" + "0" * 32, "exports": {"vignette": 1}}, "exports.vignette"),
+    # Past the log contract's bound (1e9), which ingest would quarantine: refused now.
+    ({"request_id": "req_" + "0" * 32, "exports": {"filter": 10**30}}, "exports.filter"),
     ({"request_id": "req_" + "0" * 32}, "exports"),
 ])
 def test_bad_feedback_is_refused_with_the_field_named(world: World, body: dict,
@@ -426,6 +428,13 @@ def test_bad_feedback_is_refused_with_the_field_named(world: World, body: dict,
     ({"model": "student:latest", "messages": [{"role": "user", "content": "x" * 501}]}, 400,
      "message_too_long"),
     ({"model": "student:latest", "messages": []}, 400, "invalid_request"),
+    ({"model": "student:latest", "messages": [{"role": "user", "content": "warm"}],
+      "user": "s" * 257}, 400, "invalid_request"),
+    # Text the log contract refuses (ingest would quarantine it): refused before any model.
+    ({"model": "student:latest", "messages": [{"role": "user", "content": "warm \ud800 up"}]},
+     400, "invalid_request"),
+    ({"model": "student:latest", "messages": [{"role": "user", "content": "warm \x00 up"}]},
+     400, "invalid_request"),
     ({"model": "gpt-4o", "messages": [{"role": "user", "content": "warm"}]}, 404,
      "model_not_found"),
     ({"model": "student:no-such-run", "messages": [{"role": "user", "content": "warm"}]}, 404,
@@ -455,6 +464,9 @@ def test_malformed_requests_get_openai_error_bodies(world: World, body: Any, sta
 def test_invalid_json_an_oversized_body_and_unknown_routes(world: World) -> None:
     url = world.server.url
     status, _, body = http("POST", url + "/v1/chat/completions", b'{"messages": [')
+    assert (status, body["error"]["code"]) == (400, "invalid_json")
+    deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"     # 200 KB, nested
+    status, _, body = http("POST", url + "/v1/chat/completions", deep)
     assert (status, body["error"]["code"]) == (400, "invalid_json")
     huge = json.dumps({"model": "student:latest", "messages": [
         {"role": "user", "content": "x" * 2**20}]}).encode()

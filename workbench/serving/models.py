@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
-from workbench.log_records import INTENT_MAX_CHARS
+from workbench.log_records import EXPORTS_MAX, ID_MAX_CHARS, INTENT_MAX_CHARS
 from workbench.tools import TOOLS, Answer
 
 MAX_BODY_BYTES = 2**20                 # 1 MiB: a longer body is refused with 413 unread
@@ -91,9 +91,9 @@ class Exports(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    adjust: StrictInt = Field(default=0, ge=0)
-    selective_adjust: StrictInt = Field(default=0, ge=0)
-    filter: StrictInt = Field(default=0, ge=0)
+    adjust: StrictInt = Field(default=0, ge=0, le=EXPORTS_MAX)     # the log contract's bounds
+    selective_adjust: StrictInt = Field(default=0, ge=0, le=EXPORTS_MAX)
+    filter: StrictInt = Field(default=0, ge=0, le=EXPORTS_MAX)
 
 
 class FeedbackRequest(BaseModel):
@@ -137,9 +137,13 @@ def parse_chat(body: Any, session_header: str | None) -> Completion:
                              "tool calls, returned whole)", param="stream")
     if request.n not in (None, 1):
         raise RequestProblem(400, "invalid_request", f"n must be 1, got {request.n}", param="n")
+    session_id = request.user or session_header or None
+    if session_id is not None and (len(session_id) > ID_MAX_CHARS or "\x00" in session_id):
+        raise RequestProblem(400, "invalid_request",
+                             f"the session id (`user` or x-session-id) must have at most "
+                             f"{ID_MAX_CHARS} characters and no NUL", param="user")
     return Completion(intent=_intent(request.messages), model=_model(request.model),
-                      tools=_offered_tools(request.tools),
-                      session_id=request.user or session_header or None)
+                      tools=_offered_tools(request.tools), session_id=session_id)
 
 
 def _intent(messages: list[ChatMessage]) -> str:
@@ -160,6 +164,9 @@ def _intent(messages: list[ChatMessage]) -> str:
     text = (content or "").strip()
     if not text:
         raise RequestProblem(400, "no_user_message", "the last user message has no text",
+                             param="messages")
+    if "\x00" in text:
+        raise RequestProblem(400, "invalid_request", "the user message contains a NUL character",
                              param="messages")
     if len(text) > MAX_INTENT_CHARS:
         raise RequestProblem(400, "message_too_long",

@@ -362,10 +362,18 @@ async def _read_json(request: Request) -> Any:
     if size > MAX_BODY_BYTES:
         raise too_large
     try:
-        return json.loads(b"".join(chunks))
+        body = json.loads(b"".join(chunks))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RequestProblem(400, "invalid_json", f"the body is not valid JSON ({error})") \
             from None
+    except RecursionError:
+        raise RequestProblem(400, "invalid_json", "the body is nested too deeply") from None
+    try:    # JSON may escape a lone surrogate ("\\ud800"), which no UTF-8 log line can hold
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestProblem(400, "invalid_request", "the body has text that is not valid "
+                             "Unicode (a lone surrogate escape such as \\ud800)") from None
+    return body
 
 
 def _problem_response(problem: RequestProblem, request_id: str | None = None) -> JSONResponse:
