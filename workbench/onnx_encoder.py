@@ -94,6 +94,8 @@ class OnnxEncoder:
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(path), options,
                                                     providers=["CPUExecutionProvider"])
+        self.path = Path(path)
+        self.threads = threads
         self.tokenizer = tokenizer
         self.max_seq_length = max_seq_length
         self.normalize = normalize
@@ -103,6 +105,14 @@ class OnnxEncoder:
         """The ONNX twin of a loaded sentence-transformer (tokenizer and settings from it)."""
         return cls(path, encoder.tokenizer, encoder.max_seq_length,
                    normalize=len(list(encoder)) == 3, threads=threads)
+
+    def with_threads(self, threads: int) -> OnnxEncoder:
+        """The same encoder with a session of `threads` intra-op threads (ONNX Runtime fixes
+        them when a session is created)."""
+        if threads == self.threads:
+            return self
+        return OnnxEncoder(self.path, self.tokenizer, self.max_seq_length, self.normalize,
+                           threads=threads)
 
     def encode(self, texts: Sequence[str]) -> Any:
         """(B, D) float32 embeddings: masked mean of the token states, then unit length."""

@@ -133,7 +133,9 @@ def serve_config(args: argparse.Namespace, store: Store) -> ServeConfig:
         db=str(store.path.resolve()), spool=str(spool.resolve()), default_model=default_model,
         latest_run=_latest_run(store), arms=arms, teacher_timeout_s=args.teacher_timeout,
         spool_max_bytes=int(args.spool_max_mb * 2**20), spool_max_age_s=args.spool_max_age,
-        supervisor_pid=os.getpid() if args.workers > 1 else None)
+        supervisor_pid=os.getpid() if args.workers > 1 else None,
+        threads=args.threads if args.threads is not None else (
+            1 if args.workers > 1 else None))
 
 
 def cmd_serve(args: argparse.Namespace, store: Store) -> int:
@@ -171,6 +173,10 @@ def add_serve(commands: Commands) -> None:
     p.add_argument("--workers", type=parse_positive_int, default=1,
                    help="worker processes; each loads its own students and serves one model "
                         "call at a time (default: %(default)s)")
+    p.add_argument("--threads", type=parse_positive_int, default=None,
+                   help="torch / ONNX Runtime threads per worker (default: 1 when --workers "
+                        "is over 1, so workers do not fight over the cores; else the "
+                        "libraries' default, one per core)")
     routing = p.add_mutually_exclusive_group()
     routing.add_argument("--model", default=None,
                          help="the model for requests that name none (model 'default' or "

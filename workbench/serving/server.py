@@ -98,6 +98,7 @@ class ServeConfig:
     spool_max_bytes: int = 64 * 2**20
     spool_max_age_s: float = 300.0
     supervisor_pid: int | None = None         # with several workers: exit when it is gone
+    threads: int | None = None                # torch / ONNX Runtime threads; None: theirs
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -152,6 +153,23 @@ def ask_teacher(config: LLMConfig, intent: str) -> Answer:
     except ReplyProblem as problem:
         raise RequestProblem(502, "teacher_bad_reply", scrub(
             f"the teacher's reply is not an answer: {problem}", config.api_key)) from None
+
+
+def pin_threads(student: Student, threads: int) -> None:
+    """Run this process's torch and the student's ONNX Runtime session on `threads` threads.
+
+    Their defaults take one thread per core each; with several workers on few cores (or the
+    HTTP side and clients on the same cores) those threads wait on each other: on a busy
+    2-core machine one heads prediction took ~24 ms p50 with the defaults and ~5 ms with one
+    thread (benchmarks/serve_benchmark.py says more)."""
+    import torch
+
+    from workbench.onnx_encoder import OnnxEncoder
+
+    torch.set_num_threads(threads)
+    onnx = getattr(student, "onnx", None)
+    if isinstance(onnx, OnnxEncoder):
+        student.onnx = onnx.with_threads(threads)   # type: ignore[attr-defined]
 
 
 class Gateway:
@@ -218,7 +236,10 @@ class Gateway:
             return found
         with self._load_lock:
             if run_id not in self._students:
-                _, self._students[run_id] = runs.load_run(self.store, run_id)
+                _, student = runs.load_run(self.store, run_id)
+                if self.config.threads is not None:
+                    pin_threads(student, self.config.threads)
+                self._students[run_id] = student
                 log.info("loaded the student of run %s", run_id)
             return self._students[run_id]
 
