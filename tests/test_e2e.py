@@ -220,6 +220,17 @@ def test_editing_an_intent_saves_a_label_that_a_commit_exports(page, server, wor
     assert old["adjust"]["temperature"] >= 0 and old["label_source"] != "curator:e2e-ana"
 
 
+def click_keyed(page: Any, key: str) -> None:
+    """Click the button with this Streamlit key once exactly one of it is visible: while a
+    rerun replaces the queue's item, the previous item's button can still be drawn beside the
+    new one (and a hidden copy can sit in the page), so a click by name alone is ambiguous."""
+    selector = f".st-key-{key} button"
+    page.wait_for_function(
+        "s => [...document.querySelectorAll(s)].filter(b => b.offsetParent !== null).length === 1",
+        arg=selector, timeout=60_000)
+    page.locator(f"{selector}:visible").click()
+
+
 def test_the_label_queue_five_in_a_row_while_another_curator_works(page, browser, server,
                                                                    world) -> None:
     store = world["store"]
@@ -249,12 +260,12 @@ def test_the_label_queue_five_in_a_row_while_another_curator_works(page, browser
             assert intent != held, "two curators were given the same intent"
             seen.append(intent)
             if n == 2:              # one of them edited, the rest accepted
-                page.get_by_role("button", name="Edit", exact=True).click()
+                click_keyed(page, "labels_edit")
                 settle(page)
                 set_slider(page, "st-key-queue_editor-adjust-contrast", 25)
                 page.get_by_role("button", name="Save and next").click()
             else:
-                page.get_by_role("button", name="Accept", exact=True).click()
+                click_keyed(page, "labels_accept")
             settle(page)
             if n == 0:
                 shot(page, "labels-queue")
