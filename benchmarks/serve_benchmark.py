@@ -235,18 +235,10 @@ def warm_up(url: str, intents: list[str], workers: int) -> int:
 
 
 def process_tree(pid: int) -> list[int]:
-    """`pid` and its children (the workers of a multi-worker server), from /proc."""
-    found = [pid]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
+    """`pid` and its children (the workers of a multi-worker server)."""
+    from workbench.processes import child_pids
+
+    return [pid, *child_pids(pid)]
 
 
 def resident_mib(pids: list[int]) -> float | None:

@@ -30,7 +30,7 @@ import pytest
 from tests.conftest import curated_store
 from tests.fake_teacher import MODEL as FAKE_MODEL
 from tests.fake_teacher import FakeTeacher, fake_teacher, good_calls, intent_of
-from workbench.processes import pid_alive
+from workbench.processes import child_pids, pid_alive
 from workbench.tools import ADJUST_KEYS, TOOLS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,21 +148,6 @@ def http(method: str, url: str, body: bytes | None = None,
 def post_json(url: str, value: Any, headers: dict[str, str] | None = None
               ) -> tuple[int, dict[str, Any], Any]:
     return http("POST", url, json.dumps(value).encode(), headers)
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def wait_gone(pids: list[int], timeout_s: float = STOP_TIMEOUT_S) -> list[int]:
@@ -499,7 +484,7 @@ def test_workers_answer_502_at_once_when_the_teacher_is_down_and_sigterm_closes_
     server = start_server(tmp_path, ["--db", str(tmp_path / "none.duckdb"), "--model",
                                      "teacher", "--workers", "2"], closed)
     try:
-        workers = children(server.process.pid)
+        workers = child_pids(server.process.pid)
         for n in range(4):
             started = time.monotonic()
             status, headers, body = post_json(server.url + "/v1/chat/completions", {
@@ -531,7 +516,7 @@ def test_a_worker_stops_and_closes_its_segment_when_its_supervisor_is_killed(
     server = start_server(tmp_path, ["--db", str(tmp_path / "none.duckdb"), "--model",
                                      "teacher", "--workers", "2"], closed)
     try:
-        workers = children(server.process.pid)
+        workers = child_pids(server.process.pid)
         for n in range(4):
             post_json(server.url + "/v1/chat/completions", {
                 "model": "teacher", "messages": [{"role": "user", "content": f"cool {n}"}]})

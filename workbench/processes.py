@@ -4,6 +4,7 @@ name the process that left them)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def pid_alive(pid: int) -> bool:
@@ -17,3 +18,23 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from Linux's /proc (empty elsewhere): the workers
+    of a multi-worker server, for tests and benchmarks that stop or measure them."""
+    found: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # After the command name in parentheses: state, then the parent's pid.
+        if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found

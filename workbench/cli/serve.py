@@ -18,7 +18,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from workbench.cli.parsing import Commands, parse_positive_int
+from workbench.cli.parsing import Commands, parse_positive_int, parse_positive_number
 from workbench.errors import WorkbenchError
 from workbench.store import Store
 from workbench.terminal import printable
@@ -31,16 +31,6 @@ DEFAULT_PORT = 8000
 DEFAULT_MODEL = "student:latest"
 DEFAULT_TEACHER_TIMEOUT_S = 20.0
 SHUTDOWN_GRACE_S = 5                    # beyond the teacher timeout, for requests in flight
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
 
 
 def _teacher_configured(timeout_s: float) -> str | None:
@@ -188,13 +178,13 @@ def add_serve(commands: Commands) -> None:
                         "x-session-id header) sticks to one arm by a hash")
     p.add_argument("--spool", type=Path, default=None,
                    help="folder of the request log (default: spool/ beside the database)")
-    p.add_argument("--teacher-timeout", type=_positive_seconds,
+    p.add_argument("--teacher-timeout", type=parse_positive_number,
                    default=DEFAULT_TEACHER_TIMEOUT_S,
                    help="seconds a teacher call may take before the request gets 504 "
                         "(default: %(default)s)")
-    p.add_argument("--spool-max-mb", type=_positive_seconds, default=64.0,
+    p.add_argument("--spool-max-mb", type=parse_positive_number, default=64.0,
                    help="close a spool segment past this size in MiB (default: %(default)s)")
-    p.add_argument("--spool-max-age", type=_positive_seconds, default=300.0,
+    p.add_argument("--spool-max-age", type=parse_positive_number, default=300.0,
                    help="close a spool segment after this many seconds, so ingest can read "
                         "it (default: %(default)s)")
     p.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False,

@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 
 from pipelines import traffic
 from workbench.cli.output import emit, progress_bars
-from workbench.cli.parsing import Commands, add_progress, parse_positive_int
+from workbench.cli.parsing import (
+    Commands,
+    add_progress,
+    parse_positive_int,
+    parse_positive_number,
+)
 from workbench.store import Store
 from workbench.terminal import printable
 
@@ -22,16 +26,6 @@ HELP = ("SIMULATED demo traffic, not real users: simulated sessions (ids startin
         "modal teacher answer): 0.15 + 0.7 x the mean per-tool similarity over the tools the "
         "look uses. Exports are posted to /v1/feedback. Then ingest the server's spool and run "
         "`workbench ab` or open the app's Online page.")
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
-    return value
 
 
 def format_result(result: traffic.TrafficResult, spool_hint: str) -> list[str]:
@@ -83,7 +77,7 @@ def add_simulate_traffic(commands: Commands) -> None:
                         "seed sends the same simulated users (default: %(default)s)")
     p.add_argument("--concurrency", type=parse_positive_int, default=traffic.DEFAULT_CONCURRENCY,
                    help="simulated users at a time, one thread each (default: %(default)s)")
-    p.add_argument("--timeout", type=_seconds, default=traffic.DEFAULT_TIMEOUT_S,
+    p.add_argument("--timeout", type=parse_positive_number, default=traffic.DEFAULT_TIMEOUT_S,
                    help="seconds each HTTP call may take (default: %(default)s)")
     p.add_argument("--version", type=int, default=None,
                    help="the dataset version whose test split is sent (default: current)")
