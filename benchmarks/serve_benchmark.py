@@ -49,7 +49,6 @@ import json
 import math
 import os
 import platform
-import signal
 import socket
 import subprocess
 import sys
@@ -306,13 +305,9 @@ class Server:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL when it has not gone within STOP_TIMEOUT_S; its exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait(timeout=STOP_TIMEOUT_S)
+        from workbench import processes
+
+        return processes.stop(self.process, STOP_TIMEOUT_S)
 
 
 # ------------------------------------------------------------------------------ the runs

@@ -248,6 +248,11 @@ class RQ2Trial:
         return {**asdict(self), "augmentation_ids": list(self.augmentation_ids)}
 
 
+def _mean_of(trials: Sequence[RQ2Trial], name: str) -> float:
+    """The mean over the seeds of one numeric field of the trials (train_size, ...)."""
+    return sum(getattr(trial, name) for trial in trials) / len(trials)
+
+
 def _tool_intervals(trials: Sequence[RQ2Trial]) -> dict[str, Interval]:
     return {tool: mean_ci([v for t in trials if (v := t.tools.get(tool)) is not None])
             for tool in TOOLS}
@@ -271,7 +276,7 @@ class RQ2Arm:
         return mean_ci([v for v in self.values if v is not None])
 
     def mean_of(self, name: str) -> float:
-        return sum(getattr(trial, name) for trial in self.trials) / len(self.trials)
+        return _mean_of(self.trials, name)
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "kind": self.kind.value, "label": self.label,
@@ -309,8 +314,8 @@ class RQ2CurvePoint:
 
     def to_dict(self) -> dict[str, Any]:
         return {"round": self.round, "overall": self.overall.to_dict(),
-                "train_size": sum(t.train_size for t in self.trials) / len(self.trials),
-                "augmentations": sum(t.augmentations for t in self.trials) / len(self.trials),
+                "train_size": _mean_of(self.trials, "train_size"),
+                "augmentations": _mean_of(self.trials, "augmentations"),
                 "trials": [trial.to_dict() for trial in self.trials]}
 
 

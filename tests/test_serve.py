@@ -30,6 +30,7 @@ import pytest
 from tests.conftest import curated_store
 from tests.fake_teacher import MODEL as FAKE_MODEL
 from tests.fake_teacher import FakeTeacher, fake_teacher, good_calls, intent_of
+from workbench import processes
 from workbench.processes import child_pids, pid_alive
 from workbench.tools import ADJUST_KEYS, TOOLS
 
@@ -77,13 +78,7 @@ class Server:
 
     def stop(self) -> int:
         """SIGTERM, then SIGKILL if it has not gone within STOP_TIMEOUT_S; its exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                return self.process.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        return self.process.wait(timeout=STOP_TIMEOUT_S)
+        return processes.stop(self.process, STOP_TIMEOUT_S)
 
     def records(self) -> list[dict[str, Any]]:
         """Every record of the spool, open segments included (each line is whole: it was

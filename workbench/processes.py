@@ -4,6 +4,8 @@ name the process that left them)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 
@@ -38,3 +40,15 @@ def child_pids(pid: int) -> list[int]:
         if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
             found.append(int(entry.name))
     return found
+
+
+def stop(process: subprocess.Popen, timeout_s: float) -> int:
+    """SIGTERM, then SIGKILL when it has not gone within `timeout_s`; its exit code (a server a
+    test or benchmark started, stopped by its id)."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait(timeout=timeout_s)
