@@ -261,17 +261,37 @@ def test_a_slow_teacher_gets_504_in_bounded_time_while_the_student_keeps_answeri
 def test_serve_pins_threads_per_worker_when_asked_or_when_there_are_several(
         cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str],
         threads: int | None) -> None:
-    import uvicorn
-
+    from workbench.cli import serve
     from workbench.serving.server import CONFIG_ENV, ServeConfig
 
     monkeypatch.setenv("WORKBENCH_LLM_BASE_URL", "http://127.0.0.1:9/v1")
     monkeypatch.setenv("WORKBENCH_LLM_MODEL", "m")
     monkeypatch.setenv(CONFIG_ENV, "")            # restored after the test
-    started: list[dict[str, Any]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: started.append(kw))
+    started: list[Any] = []
+    monkeypatch.setattr(serve, "_run", lambda config, sock: started.append(config) or 0)
     code, _, err = cli("serve", "--db", tmp_path / "none.duckdb", "--model", "teacher",
                        "--port", free_port(), "--spool", tmp_path / "spool", *args)
     assert code == 0, err
     assert ServeConfig.from_json(os.environ[CONFIG_ENV]).threads == threads
-    assert started[0]["workers"] == (2 if "--workers" in args else 1)
+    assert started[0].workers == (2 if "--workers" in args else 1)
+
+
+def test_serve_passes_max_batch_to_its_workers(cli: Any, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.cli import serve
+    from workbench.serving.batching import DEFAULT_MAX_BATCH
+    from workbench.serving.server import CONFIG_ENV, ServeConfig
+
+    monkeypatch.setenv("WORKBENCH_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("WORKBENCH_LLM_MODEL", "m")
+    monkeypatch.setenv(CONFIG_ENV, "")
+    monkeypatch.setattr(serve, "_run", lambda config, sock: 0)
+    base = ["serve", "--db", tmp_path / "none.duckdb", "--model", "teacher",
+            "--spool", tmp_path / "spool"]
+    for extra, expected in (([], DEFAULT_MAX_BATCH), (["--max-batch", "1"], 1)):
+        code, _, err = cli(*base, "--port", free_port(), *extra)
+        assert code == 0, err
+        assert ServeConfig.from_json(os.environ[CONFIG_ENV]).max_batch == expected
+    with pytest.raises(SystemExit) as refused:      # argparse: usage and one line
+        cli(*base, "--port", free_port(), "--max-batch", "0")
+    assert refused.value.code == 2

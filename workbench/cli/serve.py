@@ -2,10 +2,11 @@
 
 Everything that can be wrong is checked before the server starts, so a mistake is one line and
 exit 2, not a worker that dies: the models named (`--model`, the `--ab` arms) resolve to runs
-of the database or to a configured teacher, the spool folder can be written, the port is free.
-Then uvicorn runs in this process (with `--workers N`, as the supervisor of N worker processes,
-each started from the app factory with the checked config in its environment); SIGTERM or
-Ctrl+C stops it, its workers with it, and each worker closes its spool segment.
+of the database or to a configured teacher, the spool folder can be written, the port is bound
+(here, see `_listen`). Then uvicorn runs in this process (with `--workers N`, as the supervisor
+of N worker processes that share the socket, each started from the app factory with the checked
+config in its environment); SIGTERM or Ctrl+C stops it, its workers with it, and each worker
+closes its spool segment.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from typing import TYPE_CHECKING
 
 from workbench.cli.parsing import Commands, parse_positive_int, parse_positive_number
 from workbench.errors import WorkbenchError
+from workbench.serving.batching import DEFAULT_MAX_BATCH
 from workbench.store import Store
 from workbench.terminal import printable
 
 if TYPE_CHECKING:   # the server imports FastAPI: only `workbench serve` pays for that
+    import uvicorn
+
     from workbench.serving.server import ServeConfig
 
 DEFAULT_HOST = "127.0.0.1"              # this machine only
@@ -84,23 +88,32 @@ def _check_spool(folder: Path) -> None:
                              "--spool")
 
 
-def _check_port(host: str, port: int) -> None:
-    """Fail now, in one line, when the address cannot be listened on (uvicorn would log it and
-    exit from inside its own startup)."""
+def _listen(host: str, port: int) -> socket.socket:
+    """The bound listening socket every worker accepts on, or one line saying why not.
+
+    Bound here rather than by uvicorn so that a busy port fails before anything starts, and so
+    that the socket carries its protocol (IPPROTO_TCP): asyncio turns Nagle's algorithm off
+    only on connections of such a socket. uvicorn 0.54 binds its multi-worker socket without
+    it (its issue #3149), and every request after the first on a keep-alive connection then
+    waits ~40 ms for the client's delayed ACK."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                   proto=socket.IPPROTO_TCP)
     except socket.gaierror as error:
         raise WorkbenchError(f"cannot listen on {host}: {error.strerror}") from None
     family, kind, proto, _, address = infos[0]
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn binds
-        try:
-            probe.bind(address)
-        except OSError as error:
-            hint = ("another server is using it; choose another --port"
-                    if error.errno == errno.EADDRINUSE else "choose another --host or --port")
-            raise WorkbenchError(f"cannot listen on {host}:{port}: "
-                                 f"{error.strerror or error}; {hint}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)   # as uvicorn binds
+    try:
+        sock.bind(address)
+    except OSError as error:
+        sock.close()
+        hint = ("another server is using it; choose another --port"
+                if error.errno == errno.EADDRINUSE else "choose another --host or --port")
+        raise WorkbenchError(f"cannot listen on {host}:{port}: "
+                             f"{error.strerror or error}; {hint}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve_config(args: argparse.Namespace, store: Store) -> ServeConfig:
@@ -125,14 +138,15 @@ def serve_config(args: argparse.Namespace, store: Store) -> ServeConfig:
         spool_max_bytes=int(args.spool_max_mb * 2**20), spool_max_age_s=args.spool_max_age,
         supervisor_pid=os.getpid() if args.workers > 1 else None,
         threads=args.threads if args.threads is not None else (
-            1 if args.workers > 1 else None))
+            1 if args.workers > 1 else None),
+        max_batch=args.max_batch)
 
 
 def cmd_serve(args: argparse.Namespace, store: Store) -> int:
     from workbench.serving.server import CONFIG_ENV
 
     config = serve_config(args, store)
-    _check_port(args.host, args.port)
+    sock = _listen(args.host, args.port)
     import uvicorn
 
     routing = (f"default model {config.default_model}" if config.default_model is not None
@@ -144,11 +158,26 @@ def cmd_serve(args: argparse.Namespace, store: Store) -> int:
     # Each worker process reads its config from here (uvicorn starts them from an import
     # string, so nothing else can be handed over).
     os.environ[CONFIG_ENV] = config.to_json()
-    uvicorn.run("workbench.serving.server:app_from_environment", factory=True,
-                host=args.host, port=args.port, workers=args.workers,
-                timeout_graceful_shutdown=math.ceil(args.teacher_timeout) + SHUTDOWN_GRACE_S,
-                access_log=args.access_log, log_level="info")
-    return 0
+    server_config = uvicorn.Config(
+        "workbench.serving.server:app_from_environment", factory=True, workers=args.workers,
+        timeout_graceful_shutdown=math.ceil(args.teacher_timeout) + SHUTDOWN_GRACE_S,
+        access_log=args.access_log, log_level="info")
+    with sock:
+        return _run(server_config, sock)
+
+
+def _run(config: uvicorn.Config, sock: socket.socket) -> int:
+    """Serve on the bound socket until SIGTERM or Ctrl+C: this process is the server, or with
+    several workers their supervisor."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    if config.workers > 1:
+        Multiprocess(config, sockets=[sock]).run()
+        return 0
+    server = uvicorn.Server(config)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
 
 
 def add_serve(commands: Commands) -> None:
@@ -167,6 +196,10 @@ def add_serve(commands: Commands) -> None:
                    help="torch / ONNX Runtime threads per worker (default: 1 when --workers "
                         "is over 1, so workers do not fight over the cores; else the "
                         "libraries' default, one per core)")
+    p.add_argument("--max-batch", type=parse_positive_int, default=DEFAULT_MAX_BATCH,
+                   help="under load, the requests waiting for a busy student are answered "
+                        "together, up to this many per call (default: %(default)s; 1 answers "
+                        "one at a time)")
     routing = p.add_mutually_exclusive_group()
     routing.add_argument("--model", default=None,
                          help="the model for requests that name none (model 'default' or "

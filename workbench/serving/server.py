@@ -12,8 +12,11 @@ server's default model answers.
 
 Concurrency, on purpose:
 - One model call at a time per worker process: a student's `predict` runs under one lock, so
-  the CPU threads of torch / ONNX Runtime serve one request at a time instead of thrashing; the
+  the CPU threads of torch / ONNX Runtime serve one call at a time instead of thrashing; the
   HTTP side stays concurrent (the model call runs in the thread pool, off the event loop).
+  Under load one call is one batch (`workbench.serving.batching`): the requests that arrived
+  while the student was busy are answered together by its next `predict` (up to `max_batch`),
+  which costs far less CPU per request than one call each; an idle student answers at once.
   Teacher calls wait on the network, not the CPU, so they run side by side, each bounded by
   `teacher_timeout_s` of wall clock (502 when the endpoint is down or answers badly, 504 when
   it is slow), and students keep serving meanwhile.
@@ -40,7 +43,7 @@ import secrets
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -55,6 +58,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from workbench.errors import WorkbenchError
 from workbench.llm import LLMConfig, llm_config, safe_url, scrub
 from workbench.serving.ab import assign
+from workbench.serving.batching import DEFAULT_MAX_BATCH, Batcher
 from workbench.serving.models import (
     MAX_BODY_BYTES,
     Completion,
@@ -99,6 +103,7 @@ class ServeConfig:
     spool_max_age_s: float = 300.0
     supervisor_pid: int | None = None         # with several workers: exit when it is gone
     threads: int | None = None                # torch / ONNX Runtime threads; None: theirs
+    max_batch: int = DEFAULT_MAX_BATCH        # intents per student call under load; 1: none
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -181,8 +186,9 @@ class Gateway:
         self.teacher = teacher
         self.store = Store(Path(config.db), lock_timeout=DB_LOCK_TIMEOUT_S, read_only=True)
         self._students: dict[str, Student] = {}
+        self._batchers: dict[str, Batcher[Answer]] = {}   # run id -> its student's batcher
         self._load_lock = threading.Lock()       # one student loads at a time
-        self._predict_lock = threading.Lock()    # one student prediction at a time
+        self._predict_lock = threading.Lock()    # one student call (batch) at a time
         self._runs_lock = threading.Lock()
         self._runs: dict[str, dict] = {}         # run id -> its row
         self._runs_read_at = -float("inf")
@@ -243,6 +249,21 @@ class Gateway:
                 log.info("loaded the student of run %s", run_id)
             return self._students[run_id]
 
+    def batcher(self, run_id: str, student: Student) -> Batcher[Answer]:
+        """The run's batcher; every student's calls share the worker's one predict lock."""
+        found = self._batchers.get(run_id)
+        if found is None:
+            with self._load_lock:
+                found = self._batchers.setdefault(run_id, Batcher(
+                    self._locked(student), self.config.max_batch))
+        return found
+
+    def _locked(self, student: Student) -> Callable[[Sequence[str]], list[Answer]]:
+        def predict(intents: Sequence[str]) -> list[Answer]:
+            with self._predict_lock:
+                return student.predict(list(intents))
+        return predict
+
     # -- answering ----------------------------------------------------------------------------
 
     def route(self, completion: Completion, request_id: str) -> tuple[str, str | None]:
@@ -266,14 +287,14 @@ class Gateway:
         """The answer of a resolved model."""
         if model == TEACHER and self.teacher is not None:
             return ask_teacher(self.teacher, intent)
+        run_id = model.removeprefix(STUDENT_PREFIX)
         try:
-            student = self.student(model.removeprefix(STUDENT_PREFIX))
+            student = self.student(run_id)
         except WorkbenchError as error:     # its folder is gone, the database is busy, ...
             raise RequestProblem(503, "model_unavailable",
                                  f"the student {model} could not be loaded: {error}") from None
         try:
-            with self._predict_lock:
-                answer = student.predict([intent])[0]
+            answer = self.batcher(run_id, student)(intent)
         except Exception as error:   # any failure of the model: answered with 500, and logged
             log.exception("the student of %s failed", model)
             raise RequestProblem(500, "student_failed",
