@@ -21,23 +21,26 @@ then SIGKILL after a bound) and its resident memory (all its processes, after th
 The issue's goals, for the heads student: p50 under 15 ms end to end at 1 client, and at least
 200 requests/s at 32 clients, on 2 cores. Read the figures with what shares those cores:
 - The client threads run on the same 2 cores as the server and cost about as much CPU per
-  request as the server's HTTP side (the openai client builds and parses pydantic models), so
-  the throughput here is a lower bound of what the server alone does. `--clients-process`
+  request as the whole server (the openai client builds and parses pydantic models over
+  httpx): each level reports both, as CPU milliseconds per answered request (the server's from
+  /proc for all its processes, the clients' as this process's CPU time), so the throughput
+  here is a lower bound of what the server alone does, and 2000 / (server + client CPU per
+  request) is the most 2 busy cores can give. `--clients-process`
   runs the client threads in a separate process (not in this one): it no longer shares this
   process's GIL with the bookkeeping, but still shares the cores.
 - Workers: each `--workers` process imports torch and ONNX Runtime and loads its own copy of
   the student (the MiniLM encoder and the heads or the retrieval index), about the resident
-  memory `rss_mib` reports divided by the processes, and runs one prediction at a time. On 2
+  memory `rss_mib` reports divided by the processes, and runs one prediction (one batch of
+  the requests waiting: `workbench.serving.batching`) at a time. On 2
   cores a second worker lets two predictions run at once, but every worker's prediction then
   wants both cores if torch / ONNX Runtime keep their default thread counts (one thread per
   core each), so `--threads 1` (one thread per worker; the default of `workbench serve` when
   workers > 1) is what makes 2 workers pay off; and the clients want the same cores.
-- With `--workers` over 1, uvicorn (0.54 here) binds the listening socket itself and leaves
+- With `--workers` over 1, uvicorn (0.54 here) would bind the listening socket itself and leave
   Nagle's algorithm on for the connections (uvicorn issue #3149): each request after the first
-  on a keep-alive connection, which is what an openai client holds, waits ~40 ms for the
-  client's delayed ACK. Seen here: 56 ms p50 per request on one keep-alive connection with 2
-  workers, 10 ms with 1 worker, 12 ms on fresh connections; the 1-client figure of 2 workers
-  shows it.
+  on a keep-alive connection, which is what an openai client holds, waited ~40 ms for the
+  client's delayed ACK (56 ms p50 at 1 client with 2 workers). `workbench serve` binds the
+  socket itself so that this does not happen (`workbench.cli.serve._listen`).
 - The machine's load average at the start of each run is recorded: figures taken while other
   work runs are not the server's.
 """
@@ -94,6 +97,8 @@ class Level:
     p95_ms: float | None = None
     p99_ms: float | None = None
     max_ms: float | None = None
+    client_cpu_ms_per_request: float | None = None   # CPU the client threads used, per answer
+    server_cpu_ms_per_request: float | None = None   # CPU of the server's processes, per answer
 
 
 def percentile(sorted_ms: list[float], q: float) -> float | None:
@@ -116,6 +121,7 @@ def drive(base_url: str, intents: list[str], clients: int, seconds: float) -> Le
         clock.extend((now, now + seconds))
 
     start = threading.Barrier(clients + 1, action=go)
+    cpu_before = time.process_time()   # this process's CPU: in a level, the clients'
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures: list[dict[str, int]] = [{} for _ in range(clients)]
 
@@ -156,6 +162,7 @@ def drive(base_url: str, intents: list[str], clients: int, seconds: float) -> Le
         raise BenchmarkError(f"a client did not finish within {REQUEST_TIMEOUT_S:g} s of the "
                              "end of its level")
     elapsed = time.perf_counter() - clock[0]
+    client_cpu_s = time.process_time() - cpu_before
     every = sorted(ms for mine in latencies for ms in mine)
     kinds: dict[str, int] = {}
     for failed in failures:
@@ -165,7 +172,9 @@ def drive(base_url: str, intents: list[str], clients: int, seconds: float) -> Le
                  errors=sum(kinds.values()), error_kinds=kinds,
                  requests_per_s=round(len(every) / elapsed, 1),
                  p50_ms=percentile(every, 0.50), p95_ms=percentile(every, 0.95),
-                 p99_ms=percentile(every, 0.99), max_ms=round(every[-1], 2) if every else None)
+                 p99_ms=percentile(every, 0.99), max_ms=round(every[-1], 2) if every else None,
+                 client_cpu_ms_per_request=round(client_cpu_s * 1000 / len(every), 2)
+                 if every else None)
 
 
 def drive_elsewhere(base_url: str, intents: list[str], clients: int, seconds: float) -> Level:
@@ -238,6 +247,18 @@ def process_tree(pid: int) -> list[int]:
     from workbench.processes import child_pids
 
     return [pid, *child_pids(pid)]
+
+
+def cpu_seconds(pids: list[int]) -> float | None:
+    """The user + system CPU these processes have used (Linux), or None where /proc is absent."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        total += int(fields[11]) + int(fields[12])     # utime, stime (fields 14, 15)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def resident_mib(pids: list[int]) -> float | None:
@@ -357,10 +378,17 @@ def bench_run(args: argparse.Namespace, row: dict, intents: list[str],
         drive_level = drive_elsewhere if args.clients_process else drive
         levels = []
         for clients in args.levels:
+            pids = process_tree(server.process.pid)
+            server_before = cpu_seconds(pids)
             level = drive_level(server.url + "/v1", intents, clients, args.seconds)
+            server_after = cpu_seconds(pids)
+            if server_before is not None and server_after is not None and level.answered:
+                level.server_cpu_ms_per_request = round(
+                    (server_after - server_before) * 1000 / level.answered, 2)
             print(f"  {row['student']} {clients:>3} clients: {level.requests_per_s} req/s, "
-                  f"p50 {level.p50_ms} ms, p99 {level.p99_ms} ms, {level.errors} errors",
-                  flush=True)
+                  f"p50 {level.p50_ms} ms, p99 {level.p99_ms} ms, {level.errors} errors, "
+                  f"CPU per request: server {level.server_cpu_ms_per_request} ms, clients "
+                  f"{level.client_cpu_ms_per_request} ms", flush=True)
             levels.append(level)
         rss = resident_mib(process_tree(server.process.pid))
         spooled = server.spooled_requests()
@@ -380,13 +408,15 @@ def bench_run(args: argparse.Namespace, row: dict, intents: list[str],
 
 def markdown(results: list[dict[str, Any]]) -> str:
     header = ("student", "workers", "clients", "requests", "req/s", "p50 ms", "p95 ms",
-              "p99 ms", "errors")
+              "p99 ms", "errors", "server CPU ms/req", "client CPU ms/req")
     rows = ["| " + " | ".join(header) + " |", "|---" + "|---:" * (len(header) - 1) + "|"]
     for result in results:
         for level in result["levels"]:
             rows.append(f"| {result['student']} | {result['workers']} | {level['clients']} | "
                         f"{level['answered']} | {level['requests_per_s']} | {level['p50_ms']} | "
-                        f"{level['p95_ms']} | {level['p99_ms']} | {level['errors']} |")
+                        f"{level['p95_ms']} | {level['p99_ms']} | {level['errors']} | "
+                        f"{level['server_cpu_ms_per_request']} | "
+                        f"{level['client_cpu_ms_per_request']} |")
     return "\n".join(rows)
 
 
