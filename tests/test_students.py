@@ -311,6 +311,29 @@ def test_heads_saved_with_the_first_bag_keep_its_features(encoder: Any, tmp_path
     assert loaded.predict(list(DATA.intents)) == student.predict(list(DATA.intents))
 
 
+def test_heads_saved_before_clauses_answer_requests_whole(encoder: Any, tmp_path: Path) -> None:
+    """New heads runs answer a request of several clauses clause by clause; a run saved before
+    that setting existed answers it whole, as it did."""
+    import json
+
+    from workbench.students.clauses import answer_by_clauses
+
+    student = make_student("heads", {**HEADS_SETTINGS, "epochs": 3}, encoder=encoder)
+    assert student.config.clauses
+    student.train(DATA)
+    requests = ["brighter and less saturated", "warmer, more contrast", "golden hour"]
+    whole = student._predict_whole(requests, 256)
+    assert student.predict(requests) == answer_by_clauses(
+        requests, whole, lambda texts: student._predict_whole(texts, 256))
+    student.save(tmp_path)
+    stored = json.loads((tmp_path / "student.json").read_text())
+    del stored["config"]["clauses"]
+    (tmp_path / "student.json").write_text(json.dumps(stored))
+    loaded = load_student(tmp_path, encoder=encoder)
+    assert not loaded.config.clauses
+    assert loaded.predict(requests) == whole
+
+
 @pytest.mark.parametrize(("setting", "message"), [
     ({"bag_dropout": 1.0}, "bag_dropout must be in [0, 1), got 1.0"),
     ({"bag_dropout": -0.1}, "bag_dropout must be in [0, 1), got -0.1"),
