@@ -11,6 +11,11 @@ merged into the stored ones (no recomputation over the whole table).
 
 No single record can sink a file: whatever goes wrong with one record (including a failure
 nobody foresaw) quarantines that record with a reason, and the rest of the file lands.
+
+Records that do not come from a file take the same path through `stage_records` and
+`write_staged`: the teacher's served answers that `pipelines.fold_served` folds into the logs
+are validated, staged, deduplicated, quarantined and counted exactly like a file's, so a folded
+request cannot be told from an ingested one.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -163,7 +168,7 @@ def remove_leftover_staging(store: Store) -> tuple[int, int]:
 
 
 @contextmanager
-def _staging_folder(store: Store) -> Iterator[Path]:
+def staging_folder(store: Store) -> Iterator[Path]:
     """A fresh folder `<database>.staging/<pid>-XXXX/`, removed afterwards."""
     root = staging_root(store)
     for attempt in range(3):
@@ -399,6 +404,38 @@ def _write(session: Session, summary: FileSummary, stager: _Stager | None,
         n_duplicates=summary.duplicates, n_quarantined=summary.quarantined, error=summary.error)
 
 
+@dataclass
+class StagedRecords:
+    """One source's records validated and staged by `stage_records`, for `write_staged`."""
+
+    summary: FileSummary
+    stager: _Stager
+    quarantine: list[dict]
+    started_at: datetime
+
+
+def stage_records(records: Iterable[RawRecord], source_file: str, format: str,
+                  folder: Path) -> StagedRecords:
+    """Validate and stage records that were not read from a log file (the served teacher
+    requests of `pipelines.fold_served`) exactly as a file's records are: the log contract,
+    quarantine reasons, duplicates within the source. `folder` is an existing folder of their
+    own inside a `staging_folder`; `source_file` and each record's location are what the
+    requests and the quarantine will say they came from, `format` what the ingest history says."""
+    started_at = datetime.now(UTC)
+    stager, quarantine, read, duplicates = _stage_file(iter(records), folder, None, source_file)
+    summary = FileSummary(source_file=_storable(source_file) or "", format=format, read=read,
+                          duplicates=duplicates)
+    return StagedRecords(summary, stager, quarantine, started_at)
+
+
+def write_staged(session: Session, staged: StagedRecords) -> FileSummary:
+    """Write staged records inside the caller's transaction, as `ingest_file` writes a file:
+    new requests, their intents and browse statistics, conflicts and bad records quarantined,
+    one ingest history row. Returns the summary (its quarantine list grows by the conflicts)."""
+    _write(session, staged.summary, staged.stager, staged.quarantine, staged.started_at)
+    return staged.summary
+
+
 @contextmanager
 def _held(store: Store, summary: FileSummary) -> Iterator[Session]:
     """The file's one transaction; `summary.hold_s` gets the time from the open to the close."""
@@ -425,7 +462,7 @@ def ingest_file(path: Path, store: Store,
     started_at = datetime.now(UTC)
     try:
         records = read_records(path, fmt)  # a missing or unreadable file raises here
-        with _staging_folder(store) as folder:
+        with staging_folder(store) as folder:
             try:
                 stager, quarantine, read, duplicates = _stage_file(records, folder, progress,
                                                                    path.name)

@@ -11,6 +11,10 @@ Feedback whose request is not stored yet is quarantined ("feedback for unknown r
 <id>"): its request may sit in a segment not ingested yet (another worker's, or one still
 open). Every ingest then releases the quarantined feedback whose request has arrived into
 `served_feedback`, so early feedback is never lost.
+
+Served requests stay out of `requests` here: `workbench ingest SPOOL_FOLDER` then runs
+`pipelines.fold_served`, which folds the teacher's answers whose feedback window has closed
+into the logs, with their exports, in a transaction of its own (closing the loop, SPEC 12).
 """
 
 from __future__ import annotations

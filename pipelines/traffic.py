@@ -41,13 +41,13 @@ from workbench.errors import WorkbenchError
 from workbench.metrics import score_intent
 from workbench.progress import Progress
 from workbench.store import Store
+from workbench.store.serving import SIMULATION_PREFIX
 from workbench.store.versions import Split, resolve_version, version_rows
 from workbench.tools import TOOLS, Answer, ToolValidationError, answer_from_json, parse_answer
 
 if TYPE_CHECKING:
     import openai
 
-SIMULATION_PREFIX = "sim-"       # every simulated session id starts with this
 BASE_PROBABILITY = 0.15          # the chance a user exports an answer that misses the look
 SPAN_PROBABILITY = 0.70          # added, times the similarity, for one that matches it
 MIN_REQUESTS, MAX_REQUESTS = 1, 6   # per simulated session

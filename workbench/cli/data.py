@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipelines import curate, demo, export, ingest, ingest_spool
+from pipelines import curate, demo, export, fold_served, ingest, ingest_spool
 from workbench.cli.output import emit, progress_bars
 from workbench.cli.parsing import (
     LIST_ROWS,
@@ -23,6 +23,9 @@ from workbench.store import Store, default_db_path
 from workbench.store.versions import Split
 from workbench.terminal import printable
 
+QUARANTINE_HINT = "See the quarantined records and their reasons with `workbench quarantine`."
+NOT_FOLDED = ["served teacher requests were not folded into the logs (--no-fold)"]
+
 
 def ingest_lines(result: ingest.IngestResult) -> list[str]:
     """The ingest summary: a line per file, the totals of several, where to find quarantined
@@ -37,7 +40,7 @@ def ingest_lines(result: ingest.IngestResult) -> list[str]:
         lines.append(f"total: read {t['read']}, ingested {t['ingested']}, duplicates "
                      f"{t['duplicates']}, quarantined {t['quarantined']}")
     if any(f.quarantined for f in result.files):
-        lines.append("See the quarantined records and their reasons with `workbench quarantine`.")
+        lines.append(QUARANTINE_HINT)
     return lines
 
 
@@ -62,18 +65,45 @@ def spool_ingest_lines(result: ingest_spool.SpoolIngestResult) -> list[str]:
         lines.append(f"{result.open_left} segment(s) still being written were left for later; "
                      "--include-open reads them up to their last whole line")
     if t["quarantined"]:
-        lines.append("See the quarantined records and their reasons with `workbench quarantine`.")
+        lines.append(QUARANTINE_HINT)
+    return lines
+
+
+def fold_lines(result: fold_served.FoldResult) -> list[str]:
+    """The fold's summary: teacher requests folded into the logs, those still waiting, and the
+    feedback that came after its request was folded."""
+    if result.error is not None:
+        return [f"fold into the logs: error: {printable(result.error)}"]
+    line = (f"folded {result.folded} teacher request{'' if result.folded == 1 else 's'} into "
+            f"the logs ({result.with_exports} with exports), duplicates {result.duplicates}, "
+            f"quarantined {result.quarantined}")
+    if result.feedback_window_hours or result.waiting:
+        line += (f"; {result.waiting} wait for their {result.feedback_window_hours:g}-hour "
+                 "feedback window to close")
+    lines = [line]
+    if result.late_feedback:
+        n = result.late_feedback
+        records = "1 feedback record" if n == 1 else f"{n} feedback records"
+        lines.append(f"{records} came after {'its' if n == 1 else 'their'} request was folded "
+                     "into the logs (past its feedback window, or ingested after the fold): the "
+                     "A/B test counts them, curation does not")
+    if result.quarantined:
+        lines.append(QUARANTINE_HINT)
     return lines
 
 
 def _spool_folders(args: argparse.Namespace) -> list[Path]:
     """The spool folders among the paths given (none: they are all log files); mixing both,
-    or a folder that holds files but no segment, is an error."""
+    a folder that holds files but no segment, or spool options with log files, is an error."""
     folders = [path for path in args.files if path.is_dir()]
     if not folders:
-        if args.include_open:
-            raise WorkbenchError("--include-open applies to spool folders only; the paths given "
-                                 "are log files")
+        given = [flag for flag, value in (("--include-open", args.include_open),
+                                          ("--no-fold", args.no_fold),
+                                          ("--feedback-window", args.feedback_window is not None))
+                 if value]
+        if given:
+            raise WorkbenchError(f"{' and '.join(given)} appl{'y' if len(given) > 1 else 'ies'} "
+                                 "to spool folders only; the paths given are log files")
         return []
     if len(folders) < len(args.files):
         raise WorkbenchError("give either log files or spool folders to one ingest, not both")
@@ -85,14 +115,32 @@ def _spool_folders(args: argparse.Namespace) -> list[Path]:
     return folders
 
 
+def _fold_config(args: argparse.Namespace) -> fold_served.FoldConfig | None:
+    """The fold that follows a spool ingest (None with --no-fold); checked before any work."""
+    if args.no_fold:
+        if args.feedback_window is not None:
+            raise WorkbenchError("give --no-fold or --feedback-window, not both")
+        return None
+    if args.feedback_window is None:
+        return fold_served.FoldConfig()
+    return fold_served.FoldConfig(feedback_window_hours=args.feedback_window)
+
+
 def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
     folders = _spool_folders(args)
     if folders:
         config = ingest_spool.SpoolIngestConfig(tuple(folders), include_open=args.include_open)
+        fold_config = _fold_config(args)
         with progress_bars(args) as progress:
             spooled = ingest_spool.run(config, store, progress)
-        emit(args, spooled, lambda: spool_ingest_lines(spooled))
-        return 1 if spooled.failed else 0
+        # After the segments, in its own transaction: the teacher's answers whose feedback
+        # window has closed go into the logs (SPEC 12, closing the loop).
+        folded = None if fold_config is None else fold_served.run(fold_config, store)
+        emit(args, {**spooled.to_dict(), "fold": None if folded is None else folded.to_dict()},
+             lambda: list(dict.fromkeys(   # the quarantine hint once, if both need it
+                 spool_ingest_lines(spooled) + (NOT_FOLDED if folded is None
+                                                else fold_lines(folded)))))
+        return 1 if spooled.failed or (folded is not None and folded.error) else 0
     with progress_bars(args) as progress:
         result = ingest.run(ingest.IngestConfig(tuple(args.files)), store, progress)
     emit(args, result, lambda: ingest_lines(result))
@@ -235,12 +283,23 @@ def add_demo(commands: Commands) -> None:
 
 def add_ingest(commands: Commands) -> None:
     p = commands.add("ingest", cmd_ingest, "Ingest log files (JSONL, CSV or Parquet), or the "
-                     "spool folder of `workbench serve`, into the database.", creates=True)
+                     "spool folder of `workbench serve`, into the database. After a spool "
+                     "folder, the teacher's served answers whose feedback window has closed are "
+                     "folded into the logs with their exports, so curation sees them.",
+                     creates=True)
     p.add_argument("files", nargs="+", type=Path,
                    help="log files in the log contract (SPEC 3), or spool folders")
     p.add_argument("--include-open", action="store_true",
                    help="spool folders: also read the segments still being written, up to "
                         "their last whole line (default: closed segments only)")
+    p.add_argument("--feedback-window", type=float, default=None, metavar="HOURS",
+                   help="spool folders: fold the teacher's served answers into the logs once "
+                        "this many hours have passed since they were served, with the export "
+                        "feedback of those hours (default: "
+                        f"{fold_served.DEFAULT_FEEDBACK_WINDOW_HOURS:g}; 0 folds every one "
+                        "ingested so far with the feedback known now)")
+    p.add_argument("--no-fold", action="store_true",
+                   help="spool folders: do not fold the teacher's served answers into the logs")
     add_progress(p)
 
 

@@ -3,7 +3,9 @@
 
 Only ingest writes them, one transaction per file (`write_staged_requests`,
 `quarantine_records`, `record_ingest`): every statement there reads only the staged file and
-what it touches, merging the file's numbers into the stored ones. The rest reads: what
+what it touches, merging the file's numbers into the stored ones. The teacher's served answers
+folded into the logs (pipelines.fold_served) come through the same functions, one ingest per
+spool segment with format 'served'. The rest reads: what
 curation needs (the ground truth by the export-rate rule), the browse queries of the Intents
 page (search, filter, sort, page) and one intent's teacher outputs.
 
@@ -166,6 +168,17 @@ def _merge_intent_stats(session: Session) -> None:
         "INSERT INTO intent_stats (intent_key, request_count, exported_count, export_rate, "
         "output_count, last_seen_at) SELECT intent_key, n, exported, exported / n, outputs, "
         "last_seen FROM file_intents ANTI JOIN intent_stats USING (intent_key)")
+
+
+def requests_of_ingests(session: Session, ingest_ids: Sequence[int]) -> dict[str, int]:
+    """How many requests the given ingests wrote ("requests") and how many of those had an
+    export of any tool ("exported")."""
+    if not ingest_ids:
+        return {"requests": 0, "exported": 0}
+    row = session.first(
+        f"SELECT count(*) AS requests, count(*) FILTER (WHERE {_EXPORTED}) AS exported "
+        "FROM requests WHERE list_contains(?, ingest_id)", [list(ingest_ids)]) or {}
+    return {key: int(row.get(key) or 0) for key in ("requests", "exported")}
 
 
 def quarantine_records(session: Session, ingest_id: int, source_file: str,

@@ -1,11 +1,17 @@
-"""Serving (SPEC 12): the tables `served_requests`, `served_feedback`, `spool_segments` and
-`served_feedback_releases`.
+"""Serving (SPEC 12): the tables `served_requests`, `served_feedback`, `spool_segments`,
+`served_feedback_releases`, `served_folds` and `served_late_feedback`.
 
 Only the spool ingest writes them, one transaction per spool segment: new requests and
 feedback (the same id twice is a no-op, or a conflict when its content differs), how far each
 segment was read, and the release of feedback that had been quarantined because it arrived
 before its request. The online test reads `served_rows`: each served request with the sum of
 its feedback.
+
+The fold (pipelines.fold_served, at the end of every spool ingest) closes the loop: it reads
+the teacher's served answers whose feedback window has closed (`fold_candidates`, each with
+the sum of its feedback in the window), writes them into `requests` through the log ingest's
+own path, marks each as folded (`record_folds`: once only) and records the feedback its folded
+exports leave out (`record_late_feedback`), which stays here for the online test.
 """
 
 from __future__ import annotations
@@ -197,3 +203,101 @@ def served_counts(session: Session) -> dict[str, int]:
         "(SELECT count(*) FROM served_feedback) AS feedback, "
         "(SELECT count(*) FROM spool_segments) AS segments") or {}
     return {key: int(row.get(key) or 0) for key in ("requests", "feedback", "segments")}
+
+
+# ------------------------------------------------------------------------------ the fold
+
+TEACHER_PREFIX = "teacher:"    # served_requests.model of the teacher's answers
+# `workbench simulate-traffic` names its sessions so: their exports are simulated, so the online
+# test may show them (labelled) but the fold never takes them into the logs that train students.
+SIMULATION_PREFIX = "sim-"
+_REAL = "(r.session_id IS NULL OR NOT starts_with(r.session_id, ?))"
+LATE_PAST_WINDOW = "past the feedback window"
+LATE_AFTER_FOLD = "ingested after the fold"
+
+# The feedback a fold sums into a request's exports: all of it that is stored (window None), or
+# that created within the window. The fragments are ours; the window is a bound parameter.
+_IN_WINDOW = {False: "", True: "WHERE f.created_at <= r.created_at + to_microseconds(?) "}
+_UNTIL = {False: "NULL::TIMESTAMPTZ", True: "r.created_at + to_microseconds(?)"}
+
+
+def fold_candidates(session: Session, served_until: datetime,
+                    window_us: int | None) -> list[dict]:
+    """The served requests a fold takes up now: the teacher's (model `teacher:...`), status
+    'ok', served up to `served_until` (now minus the feedback window), of a real session (not
+    simulated: SIMULATION_PREFIX), not folded before; by
+    spool segment and line. Each row: request_id, created_at, session_id, model, intent_text,
+    adjust, selective_adjust, filter, latency_ms, source_file, source_location, and the
+    feedback summed into it: exports_adjust, exports_selective_adjust, exports_filter (sums,
+    0 without any), n_feedback (records), feedback_until. The feedback is that created up to
+    created_at + `window_us` microseconds (feedback_until), or with `window_us` None every
+    feedback stored now (feedback_until None)."""
+    windowed = window_us is not None
+    params: list[Any] = [window_us] * (2 if windowed else 0)
+    return session.query(
+        "SELECT r.request_id, r.created_at, r.session_id, r.model, r.intent_text, r.adjust, "
+        "r.selective_adjust, r.filter, r.latency_ms, r.source_file, r.source_location, "
+        "coalesce(f.exports_adjust, 0)::BIGINT AS exports_adjust, "
+        "coalesce(f.exports_selective_adjust, 0)::BIGINT AS exports_selective_adjust, "
+        "coalesce(f.exports_filter, 0)::BIGINT AS exports_filter, "
+        f"coalesce(f.n_feedback, 0)::BIGINT AS n_feedback, {_UNTIL[windowed]} AS feedback_until "
+        "FROM served_requests r LEFT JOIN ("
+        " SELECT f.request_id, sum(f.exports_adjust) AS exports_adjust, "
+        " sum(f.exports_selective_adjust) AS exports_selective_adjust, "
+        " sum(f.exports_filter) AS exports_filter, count(*) AS n_feedback "
+        " FROM served_feedback f JOIN served_requests r USING (request_id) "
+        f" {_IN_WINDOW[windowed]}GROUP BY f.request_id"
+        ") f USING (request_id) "
+        f"WHERE starts_with(r.model, ?) AND r.status = 'ok' AND r.created_at <= ? AND {_REAL} "
+        "AND NOT EXISTS (SELECT 1 FROM served_folds s WHERE s.request_id = r.request_id) "
+        "ORDER BY r.source_file, "
+        "TRY_CAST(regexp_extract(r.source_location, '[0-9]+$') AS BIGINT), r.request_id",
+        [*params, TEACHER_PREFIX, served_until, SIMULATION_PREFIX])
+
+
+def teacher_requests_waiting(session: Session, served_after: datetime) -> int:
+    """Teacher requests served with status 'ok' after `served_after` and not folded yet: those
+    whose feedback window is still open."""
+    return int(session.value(
+        "SELECT count(*) FROM served_requests r WHERE starts_with(r.model, ?) "
+        f"AND r.status = 'ok' AND r.created_at > ? AND {_REAL} "
+        "AND NOT EXISTS (SELECT 1 FROM served_folds s WHERE s.request_id = r.request_id)",
+        [TEACHER_PREFIX, served_after, SIMULATION_PREFIX]) or 0)
+
+
+def record_folds(session: Session, folds: Sequence[dict[str, Any]], now: datetime) -> None:
+    """Mark served requests as folded (dicts: request_id, ingest_id, feedback_until,
+    n_feedback), so that no later fold takes them up again."""
+    import pyarrow as pa
+
+    if not folds:
+        return
+    session.register("folding", pa.table({
+        "request_id": pa.array([f["request_id"] for f in folds], pa.string()),
+        "ingest_id": pa.array([f["ingest_id"] for f in folds], pa.int64()),
+        "feedback_until": pa.array([f["feedback_until"] for f in folds],
+                                   pa.timestamp("us", tz="UTC")),
+        "n_feedback": pa.array([f["n_feedback"] for f in folds], pa.int64())}))
+    try:
+        session.execute(
+            "INSERT INTO served_folds (request_id, ingest_id, folded_at, feedback_until, "
+            "n_feedback) SELECT request_id, ingest_id, ?, feedback_until, n_feedback "
+            "FROM folding ANTI JOIN served_folds USING (request_id)", [now])
+    finally:
+        session.unregister("folding")
+
+
+def record_late_feedback(session: Session, now: datetime) -> int:
+    """Find the feedback of folded requests that their folded exports do not include (created
+    after the request's feedback window, or stored after the fold) and not found before;
+    record it in served_late_feedback with the reason. Returns how many were new."""
+    return int(session.value(
+        "INSERT INTO served_late_feedback (feedback_id, request_id, reason, noticed_at) "
+        "SELECT f.feedback_id, f.request_id, CASE WHEN s.feedback_until IS NOT NULL "
+        "AND f.created_at > s.feedback_until THEN ? ELSE ? END, ? "
+        "FROM served_feedback f JOIN served_folds s USING (request_id) "
+        "WHERE (f.ingest_id > s.ingest_id OR (s.feedback_until IS NOT NULL "
+        "AND f.created_at > s.feedback_until)) "
+        "AND NOT EXISTS (SELECT 1 FROM served_late_feedback l "
+        "WHERE l.feedback_id = f.feedback_id)",
+        [LATE_PAST_WINDOW, LATE_AFTER_FOLD, now]) or 0)

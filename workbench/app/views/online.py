@@ -19,10 +19,9 @@ import streamlit as st
 from workbench.app import state
 from workbench.serving import ab
 from workbench.store import Store
-from workbench.store.serving import served_counts, served_rows
+from workbench.store.serving import SIMULATION_PREFIX, served_counts, served_rows
 from workbench.tools import TOOLS
 
-SIMULATION_PREFIX = "sim-"     # `workbench simulate-traffic` names its sessions so
 TIME_BOOT = 1000               # resamples per time window (the overall numbers use ab.BOOT)
 CONTROL_KEY = "online_control"
 
