@@ -7,7 +7,7 @@ TEACHER answered in production, so it reaches curation like any logged teacher c
 
 - a served request is folded when its model is `teacher:<name>`, its status 'ok', and its
   feedback window has closed (created_at <= now - window). Student answers are never folded
-  (they are not teacher outputs), nor failed calls;
+  (they are not teacher outputs), nor failed calls, nor simulated sessions (`sim-...`);
 - the record is the log contract's: the same request id, intent, created_at and session id,
   teacher = the answer served, teacher_model = the model without `teacher:`, latency_ms, and
   exports = the per-tool sum of its feedback created up to created_at + window. The content is
