@@ -203,6 +203,13 @@ def test_a_saved_student_answers_through_onnx_with_the_torch_encoders_numbers(
     texts = [*DATA.intents[:10], *GARBAGE]
     expected = encoder.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
     assert np.abs(loaded.onnx.encode(texts) - expected).max() < 1e-4
+    # Length buckets: a long text among short ones changes nothing, each row comes back in
+    # its place (the same numbers as encoding it alone), and no text gives (0, D).
+    mixed = ["warm", "a golden hour glow with soft faded shadows and a little more contrast",
+             "", "b&w", *DATA.intents[:20]]
+    alone = np.concatenate([loaded.onnx.encode([text]) for text in mixed])
+    assert np.abs(loaded.onnx.encode(mixed) - alone).max() < 1e-5
+    assert loaded.onnx.encode([]).shape == (0, expected.shape[1])
 
 
 def test_the_torch_runtime_saves_no_onnx_twin(encoder: Any, tmp_path: Path) -> None:
