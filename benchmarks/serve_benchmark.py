@@ -52,6 +52,7 @@ import json
 import math
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -451,6 +452,10 @@ def _levels(text: str) -> tuple[int, ...]:
     return levels
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--db", type=Path, default=None,
@@ -477,6 +482,9 @@ def main() -> int:
     from workbench.store.connection import default_db_path
 
     args.db_path = (args.db or default_db_path()).resolve()
+    # SIGTERM unwinds like Ctrl+C, so the server of the run in progress is stopped by its pid
+    # (bench_run's finally) and nothing is left running.
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         chosen = chosen_runs(args.db_path, args.runs)
         results = []
@@ -488,6 +496,9 @@ def main() -> int:
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stopped; the server was stopped too, nothing was written", file=sys.stderr)
+        return 130
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
                    f"{platform.python_version()}",
