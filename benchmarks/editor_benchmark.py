@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import statistics
 import sys
 import time
@@ -176,7 +177,13 @@ def _browser(app: str, raw: dict[str, Any], repeats: int) -> dict[str, float]:
     return timing
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    # SIGTERM unwinds like Ctrl+C, so the app server this benchmark started is stopped too.
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", default="coffee", help="a sample name or an image path")
     parser.add_argument("--repeats", type=int, default=200)
