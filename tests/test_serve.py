@@ -179,6 +179,7 @@ class World:
     teacher: FakeTeacher
     run_id: str
     client: Any          # openai.OpenAI with no retries
+    ready_at_start: dict[str, Any]   # /readyz before any request
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +202,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0,
                                timeout=120)
         try:
-            yield World(server, teacher, run.run_id, client)
+            ready = http("GET", server.url + "/readyz")[2]
+            yield World(server, teacher, run.run_id, client, ready)
         finally:
             client.close()
             server.stop()
@@ -362,6 +364,9 @@ def test_models_health_and_readiness(world: World) -> None:
     assert http("GET", world.server.url + "/healthz")[0] == 200
     status, _, body = http("GET", world.server.url + "/readyz")
     assert status == 200 and body["status"] == "ready"
+    # The A/B arm's student was loaded (and warmed up) before the first request: --preload.
+    assert world.ready_at_start["students_loaded"] == [f"student:{world.run_id}"]
+    assert not any(r.get("intent") == "warm up" for r in world.server.records())
 
 
 @slow

@@ -276,7 +276,7 @@ def test_serve_pins_threads_per_worker_when_asked_or_when_there_are_several(
     assert started[0].workers == (2 if "--workers" in args else 1)
 
 
-def test_serve_passes_max_batch_to_its_workers(cli: Any, tmp_path: Path,
+def test_serve_passes_max_batch_and_preload_to_its_workers(cli: Any, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     from workbench.cli import serve
     from workbench.serving.batching import DEFAULT_MAX_BATCH
@@ -288,10 +288,12 @@ def test_serve_passes_max_batch_to_its_workers(cli: Any, tmp_path: Path,
     monkeypatch.setattr(serve, "_run", lambda config, sock: 0)
     base = ["serve", "--db", tmp_path / "none.duckdb", "--model", "teacher",
             "--spool", tmp_path / "spool"]
-    for extra, expected in (([], DEFAULT_MAX_BATCH), (["--max-batch", "1"], 1)):
+    for extra, batch, preload in (([], DEFAULT_MAX_BATCH, True),
+                                  (["--max-batch", "1", "--no-preload"], 1, False)):
         code, _, err = cli(*base, "--port", free_port(), *extra)
         assert code == 0, err
-        assert ServeConfig.from_json(os.environ[CONFIG_ENV]).max_batch == expected
+        config = ServeConfig.from_json(os.environ[CONFIG_ENV])
+        assert (config.max_batch, config.preload) == (batch, preload)
     with pytest.raises(SystemExit) as refused:      # argparse: usage and one line
         cli(*base, "--port", free_port(), "--max-batch", "0")
     assert refused.value.code == 2

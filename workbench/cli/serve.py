@@ -139,7 +139,7 @@ def serve_config(args: argparse.Namespace, store: Store) -> ServeConfig:
         supervisor_pid=os.getpid() if args.workers > 1 else None,
         threads=args.threads if args.threads is not None else (
             1 if args.workers > 1 else None),
-        max_batch=args.max_batch)
+        max_batch=args.max_batch, preload=args.preload)
 
 
 def cmd_serve(args: argparse.Namespace, store: Store) -> int:
@@ -196,6 +196,10 @@ def add_serve(commands: Commands) -> None:
                    help="torch / ONNX Runtime threads per worker (default: 1 when --workers "
                         "is over 1, so workers do not fight over the cores; else the "
                         "libraries' default, one per core)")
+    p.add_argument("--preload", action=argparse.BooleanOptionalAction, default=True,
+                   help="load the students the server routes to (--model, the --ab arms) and "
+                        "warm them up before accepting requests, so the first caller does not "
+                        "wait for the load (default: on)")
     p.add_argument("--max-batch", type=parse_positive_int, default=DEFAULT_MAX_BATCH,
                    help="under load, the requests waiting for a busy student are answered "
                         "together, up to this many per call (default: %(default)s; 1 answers "

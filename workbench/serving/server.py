@@ -104,6 +104,7 @@ class ServeConfig:
     supervisor_pid: int | None = None         # with several workers: exit when it is gone
     threads: int | None = None                # torch / ONNX Runtime threads; None: theirs
     max_batch: int = DEFAULT_MAX_BATCH        # intents per student call under load; 1: none
+    preload: bool = True                      # load the routed students before serving
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -363,6 +364,22 @@ class Gateway:
                   for row in rows]
         return {"object": "list", "data": cards}
 
+    def preload(self) -> None:
+        """Load every student the server routes to without a name (the default model, the A/B
+        arms) and answer one intent with it, so that the first caller does not wait seconds for
+        the load and ONNX Runtime's first run. A student that cannot be loaded is logged and
+        left to answer 503 when asked, as it would without preloading."""
+        routed = [self.config.default_model] if self.config.default_model else []
+        for name in [*routed, *self.config.arms]:
+            try:
+                model = self.resolve(name)
+                if model == TEACHER:
+                    continue
+                self.answer(model, "warm up")
+                log.info("preloaded %s", model)
+            except RequestProblem as problem:
+                log.error("could not preload %s: %s", name, problem.message)
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Whether every model the server routes to without a name resolves and the spool
         folder can be written; the problems when not."""
@@ -379,7 +396,8 @@ class Gateway:
         if problems:
             return False, {"status": "not ready", "problems": problems}
         return True, {"status": "ready", "default_model": self.config.default_model,
-                      "arms": self.config.arms, "pid": os.getpid()}
+                      "arms": self.config.arms, "pid": os.getpid(),
+                      "students_loaded": sorted(STUDENT_PREFIX + run for run in self._students)}
 
 
 # ------------------------------------------------------------------------------ the app
@@ -446,6 +464,8 @@ def create_app(config: ServeConfig) -> FastAPI:
             # teacher request's time.
             importlib.import_module("openai")
         state["gateway"] = Gateway(config, spool, teacher)
+        if config.preload:     # before the first request is accepted (readyz waits for it too)
+            await run_in_threadpool(state["gateway"].preload)
         stop = threading.Event()
         if config.supervisor_pid is not None:
             threading.Thread(target=_watch_parent, args=(config.supervisor_pid, stop),
