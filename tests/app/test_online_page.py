@@ -94,6 +94,11 @@ def test_the_ratio_and_its_interval_are_shown(page, tmp_path: Path, prefix: str)
     assert table.loc["teacher (control)", "95% interval"] == "0.0% to 100.0%"
     assert table.loc["student:run-1", "export rate"] == "50.0%"
     assert table.loc["student:run-1", "sessions"] == 2
+    # Per tool with its interval: every answer used adjust only (the same sessions as the
+    # overall rate); no answer used a filter.
+    assert table.loc["teacher (control)", "adjust"] == "50.0% (0.0% to 100.0%)"
+    assert table.loc["student:run-1", "adjust"] == "50.0% (50.0% to 50.0%)"
+    assert table.loc["student:run-1", "filter"] == "-"
     simulated = [w.body for w in at.warning if "Simulated traffic" in w.body]
     assert len(simulated) == (1 if prefix == "sim-" else 0)
 

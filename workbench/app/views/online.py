@@ -214,6 +214,14 @@ def _time_chart(windows: tuple[ab.WindowRate, ...]) -> None:
                "with 95% intervals over the window's sessions.")
 
 
+def _with_interval(rate: ab.Rate) -> str:
+    """`42.0% (35.1% to 49.0%)`; `-` when no answer used the tool."""
+    if rate.value is None:
+        return "-"
+    interval = _interval(rate.low, rate.high).removeprefix("95% CI ")
+    return f"{_percent(rate.value)} ({interval})"
+
+
 def _arms_table(result: ab.Analysis) -> None:
     rows = []
     for arm in result.arms:
@@ -224,13 +232,14 @@ def _arms_table(result: ab.Analysis) -> None:
             "exported": arm.overall.exported, "export rate": _percent(arm.overall.value),
             "95% interval": _interval(arm.overall.low, arm.overall.high).removeprefix(
                 "95% CI "),
-            **{tool: _percent(arm.tools[tool].value) for tool in TOOLS},
+            **{tool: _with_interval(arm.tools[tool]) for tool in TOOLS},
             "latency p50 (ms)": (None if arm.latency_p50_ms is None
                                  else round(arm.latency_p50_ms, 1)),
             "models": ", ".join(arm.models)})
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="online_arms")
-    st.caption("Per tool: among the answers that used the tool, the share exported with it. "
-               "Only answered (ok) requests are in the rates; errors are counted apart.")
+    st.caption("Per tool: among the answers that used the tool, the share exported with it, "
+               "with its 95% interval over sessions. Only answered (ok) requests are in the "
+               "rates; errors are counted apart.")
 
 
 def _checks(result: ab.Analysis) -> None:
