@@ -3,6 +3,8 @@ training run that learns, saves and loads."""
 
 from __future__ import annotations
 
+import json
+
 import random
 import subprocess
 import sys
@@ -227,6 +229,15 @@ def test_tiny_training_learns_saves_and_loads(tmp_path: Path, one_thread: None,
     assert loaded.generate(intents) == student.generate(intents)
     assert loaded.predict(intents) == predicted
     assert loaded.predict(["", "🙂"]) == student.predict(["", "🙂"])
+    # Typos are read as the training word meant (spelling), by the loaded student too; a run
+    # saved before spelling existed reads them as typed.
+    assert loaded.speller is not None
+    assert loaded.generate(["cyberpnuk street lihgts"]) == \
+        student.generate(["cyberpunk street lights"])
+    stored = json.loads((tmp_path / "run" / "student.json").read_text())
+    del stored["config"]["spelling"]
+    (tmp_path / "run" / "student.json").write_text(json.dumps(stored))
+    assert Seq2SeqStudent.load(tmp_path / "run").speller is None
     # transformers' own bars ("Loading weights", "Writing model shards") stay quiet: the
     # workbench reports its own progress, and none at all with --no-progress
     err = capfd.readouterr().err

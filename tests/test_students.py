@@ -318,6 +318,27 @@ def test_heads_saved_with_the_first_bag_keep_its_features(encoder: Any, tmp_path
     assert loaded.predict(list(DATA.intents)) == student.predict(list(DATA.intents))
 
 
+def test_heads_read_typos_as_the_training_word_meant(encoder: Any, tmp_path: Path) -> None:
+    """`spelling`: the saved vocabulary corrects a typo of a training word before anything
+    reads it; a run saved before spelling existed reads it as typed."""
+    import json
+
+    student = make_student("heads", {**HEADS_SETTINGS, "epochs": 3}, encoder=encoder)
+    student.train(DATA)
+    assert student.predict(["cyberpnuk street lihgts"]) == \
+        student.predict(["cyberpunk street lights"])
+    student.save(tmp_path)
+    loaded = load_student(tmp_path, encoder=encoder)
+    assert loaded.predict(["icy frozne dwan"]) == student.predict(["icy frozen dawn"])
+    stored = json.loads((tmp_path / "student.json").read_text())
+    del stored["config"]["spelling"]
+    (tmp_path / "student.json").write_text(json.dumps(stored))
+    old: Any = load_student(tmp_path, encoder=encoder)
+    assert old.speller is None
+    assert old.predict(["cyberpnuk street lihgts"]) == \
+        old._predict_whole(["cyberpnuk street lihgts"], 256)
+
+
 def test_heads_saved_before_clauses_answer_requests_whole(encoder: Any, tmp_path: Path) -> None:
     """New heads runs answer a request of several clauses clause by clause; a run saved before
     that setting existed answers it whole, as it did."""

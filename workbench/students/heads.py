@@ -29,7 +29,10 @@ load). In training each intent's features are dropped at random
 demo it raised Overall by about .02 (.774 -> .797 and .776 -> .791 over two seeds) with the
 same share of directions right.
 
-A request of several clauses ("brighter and less saturated") is answered clause by clause, each
+Typos are corrected against the training intents' words before anything reads a request
+("incrase the contrats" -> "increase the contrast"; `spelling`, on by default for new runs):
+see `workbench.students.spelling`. A request of several clauses ("brighter and less saturated")
+is answered clause by clause, each
 adjust slider from the clause that moves it most (`clauses`, on by default for new runs; runs
 saved before it answer whole): see `workbench.students.clauses`.
 
@@ -61,6 +64,7 @@ from workbench.onnx_encoder import OnnxEncoder, load_twin, save_twin
 from workbench.progress import Progress
 from workbench.students.base import TrainingData, device_name
 from workbench.students.clauses import answer_by_clauses
+from workbench.students.spelling import Speller, corrected, tokenizer_words
 from workbench.tools import (
     ADJUST_KEYS,
     COLOUR_CHANNELS,
@@ -104,6 +108,7 @@ class HeadsConfig:
     lexical_version: int = 2          # which features the bag reads (LEXICAL_VERSIONS)
     bag_dropout: float = 0.3          # share of an intent's bag features dropped per step
     clauses: bool = True              # a request of several clauses: sliders clause by clause
+    spelling: bool = True             # typos corrected against the training words first
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -306,6 +311,7 @@ class HeadsStudent:
         self.filter_names: tuple[str, ...] = FILTER_NAMES
         self.history: list[float] = []   # mean training loss per epoch
         self.onnx: OnnxEncoder | None = None  # set by load() when an ONNX twin was saved
+        self.speller: Speller | None = None   # with `spelling`: from the training intents
         self._id_lists: list[list[int]] = []  # the training intents' bags, while training
 
     @property
@@ -357,6 +363,8 @@ class HeadsStudent:
         if not data.intents:
             raise WorkbenchError("the heads student needs at least one training intent")
         intents = list(data.intents)
+        self.speller = Speller.from_texts(intents, tokenizer_words(self.encoder.tokenizer)) \
+            if self.config.spelling else None
         target = {k: v.to(self.device) for k, v in _targets(data.answers, FILTER_NAMES).items()}
         embeddings = self.embed(intents, progress).clone()  # (N, D), outside inference mode
         self._id_lists = [self._lexical_ids(text) for text in intents] \
@@ -448,8 +456,10 @@ class HeadsStudent:
     def predict(self, intents: Sequence[str], batch_size: int = 256) -> list[Answer]:
         """One valid answer per intent. Any string is accepted: an empty or meaningless one is
         embedded like any other text and gets the answer the heads give to that embedding.
-        With `clauses`, a request of several clauses gets its sliders clause by clause
+        With `spelling`, typos are corrected first (`workbench.students.spelling`); with
+        `clauses`, a request of several clauses gets its sliders clause by clause
         (`workbench.students.clauses`)."""
+        intents = corrected(self.speller, intents)
         whole = self._predict_whole(intents, batch_size)
         if not self.config.clauses:
             return whole
@@ -525,6 +535,8 @@ class HeadsStudent:
             self.encoder.save(str(folder / ENCODER_DIR))
         if self.config.runtime == "onnx":
             save_twin(self.encoder, folder)
+        if self.speller is not None:
+            self.speller.save(folder)
 
     @classmethod
     def load(cls, folder: Path, encoder: Encoder | None = None) -> HeadsStudent:
@@ -537,6 +549,7 @@ class HeadsStudent:
         stored["config"].setdefault("lexical_version", 1)  # saved before version 2
         stored["config"].setdefault("bag_dropout", 0.0)    # trained before bag dropout
         stored["config"].setdefault("clauses", False)      # answered whole before clauses
+        stored["config"].setdefault("spelling", False)     # read typos as typed before
         config = HeadsConfig(**stored["config"])
         if config.fine_tune_encoder:
             from workbench.embeddings import load_encoder
@@ -557,4 +570,6 @@ class HeadsStudent:
         student.encoder.eval()
         if config.runtime == "onnx":
             student.onnx = load_twin(folder, student.encoder, student.device)
+        if config.spelling:
+            student.speller = Speller.load(folder, tokenizer_words(student.encoder.tokenizer))
         return student

@@ -22,7 +22,9 @@ Training is a plain torch loop (AdamW, linear warm-up and decay, teacher forcing
 checkpoint (e.g. google/flan-t5-base, where the user has it) is fine-tuned instead when given as
 `model`, with its own tokenizer on both sides and every parameter at `lr`.
 
-Every generated text goes through `parse_generation`, which turns any text into a valid answer and
+Intents are read with their typos corrected against the training intents' words (`spelling`,
+on by default for new runs; `workbench.students.spelling`). Every generated text goes through
+`parse_generation`, which turns any text into a valid answer and
 lists what it had to repair; the student counts repaired outputs in `last_parse_failures`.
 """
 
@@ -40,6 +42,7 @@ from workbench.embeddings import Encoder
 from workbench.errors import WorkbenchError
 from workbench.progress import Progress
 from workbench.students.base import TrainingData, device_name
+from workbench.students.spelling import Speller, corrected, tokenizer_words
 from workbench.tools import (
     ADJUST_KEYS,
     COLOURS,
@@ -324,6 +327,7 @@ class Seq2SeqConfig:
     decoder_layers: int = 2      # the offline default's decoder
     decoder_hidden: int = 256
     decoder_heads: int = 4
+    spelling: bool = True        # typos corrected against the training words first
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -422,6 +426,7 @@ class Seq2SeqStudent:
         self.target: WordVocabulary | CheckpointTokenizer | None = None
         self.last_parse_failures = 0        # outputs of the last predict() that needed repair
         self.last_parse_problems: list[list[str]] = []   # per intent of the last predict()
+        self.speller: Speller | None = None  # with `spelling`: from the training intents
 
     # -- model ---------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -496,6 +501,8 @@ class Seq2SeqStudent:
         c = self.config
         self._build()
         assert self.target is not None
+        self.speller = Speller.from_texts(data.intents, tokenizer_words(self.tokenizer)) \
+            if c.spelling else None
         model = self.model.to(self.device)
         targets = self.target.encode([format_answer(a) for a in data.answers], c.max_target_len)
         pad = int(model.config.pad_token_id if model.config.pad_token_id is not None else 0)
@@ -547,6 +554,7 @@ class Seq2SeqStudent:
 
         if self.model is None or self.target is None:
             raise WorkbenchError("the seq2seq student is not trained")
+        intents = corrected(self.speller, intents)
         self.model.eval()
         # A checkpoint may keep its special tokens in `config` only, not `generation_config`.
         special = {"decoder_start_token_id": self._start_token()}
@@ -595,6 +603,8 @@ class Seq2SeqStudent:
         self.tokenizer.save_pretrained(folder / TOKENIZER_DIR)
         if isinstance(self.target, WordVocabulary):
             (folder / TARGET_VOCAB_FILE).write_text(json.dumps(self.target.words))
+        if self.speller is not None:
+            self.speller.save(folder)
         (folder / CONFIG_FILE).write_text(json.dumps(
             {"kind": self.kind, "config": self.config_dict()}, indent=2))
 
@@ -608,8 +618,11 @@ class Seq2SeqStudent:
         if not (folder / CONFIG_FILE).exists():
             raise WorkbenchError(f"{folder} holds no saved seq2seq student ({CONFIG_FILE} missing)")
         stored = json.loads((folder / CONFIG_FILE).read_text())
+        stored["config"].setdefault("spelling", False)   # read typos as typed before
         student = cls(Seq2SeqConfig(**stored["config"]))
         student.tokenizer = AutoTokenizer.from_pretrained(folder / TOKENIZER_DIR)
+        if student.config.spelling:
+            student.speller = Speller.load(folder, tokenizer_words(student.tokenizer))
         if (folder / TARGET_VOCAB_FILE).exists():
             student.model = EncoderDecoderModel.from_pretrained(folder / MODEL_DIR)
             student.target = WordVocabulary(json.loads((folder / TARGET_VOCAB_FILE).read_text()))
