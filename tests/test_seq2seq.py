@@ -4,7 +4,6 @@ training run that learns, saves and loads."""
 from __future__ import annotations
 
 import json
-
 import random
 import subprocess
 import sys

@@ -191,3 +191,19 @@ def rq2_differences_table(rows: Sequence[tuple[str, Interval, Sequence[float]]],
         table.append([label, signed(ci.mean), interval(ci, differences=True), excludes,
                       per_seed(values, differences=True)])
     return _rendered(table, fmt)
+
+
+def rq2_verdict(strategy: str, ci: Interval) -> str:
+    """One sentence: does the arm mined with `strategy` beat its random control, by the paired
+    95% interval `ci` of (mined - control)? The CLI prints it and the app shows it."""
+    said = f"{signed(ci.mean)} (95% CI {interval(ci, differences=True)}, {ci.n} seeds)"
+    if ci.excludes_zero is None:
+        return f"Mining ({strategy}) against its random control: {said}; too few seeds for an " \
+               "interval."
+    if not ci.excludes_zero:
+        return (f"Mining ({strategy}) against its random control: {said}; the interval "
+                "includes 0, so mining is not shown to beat random augmentation of the same "
+                "size.")
+    better = "beats" if (ci.mean or 0) > 0 else "does worse than"
+    return (f"Mining ({strategy}) {better} its random control of the same size by {said}; "
+            "the interval excludes 0.")

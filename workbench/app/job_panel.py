@@ -37,6 +37,27 @@ def unfinished_job(current: Store, key: str) -> jobs.Job | None:
     return None if job.finished else job
 
 
+def job_title(job: jobs.Job) -> str:
+    """A job in a few readable words: the paper's experiments with their main settings ("RQ2
+    experiment (heads, 5 seeds, mean + worst, 3 rounds)"), any other job by its kind."""
+    config: dict[str, Any] = job.config or {}
+    if job.kind is jobs.JobKind.EXPERIMENT_RQ1:
+        from pipelines.experiments import DEFAULT_STUDENTS
+
+        students = ", ".join(map(str, config.get("students") or DEFAULT_STUDENTS))
+        return f"RQ1 experiment ({students})"
+    if job.kind is jobs.JobKind.EXPERIMENT_RQ2:
+        from pipelines.experiments import RQ2Config
+
+        defaults = RQ2Config()
+        strategies = config.get("strategies") or [s.value for s in defaults.strategies]
+        return (f"RQ2 experiment ({config.get('student', defaults.student)}, "
+                f"{config.get('seeds', defaults.seeds)} seeds, "
+                f"{' + '.join(map(str, strategies))}, "
+                f"{config.get('rounds', defaults.rounds)} rounds)")
+    return job.kind.value
+
+
 def result_text(job: jobs.Job) -> str:
     """What a succeeded job made, in words (Markdown): the run, the evaluation, or the round
     with its counts."""
@@ -54,6 +75,8 @@ def result_text(job: jobs.Job) -> str:
         return f"evaluation {result['evaluation_id']}"
     if "run_id" in result:
         return f"run `{result['run_id']}`"
+    if job.kind in (jobs.JobKind.EXPERIMENT_RQ1, jobs.JobKind.EXPERIMENT_RQ2):
+        return "its result is under *Experiments* in the Launch tab"
     return ""
 
 
@@ -88,7 +111,7 @@ def _running(db: Path, job_ids: list[str], key: str) -> None:
     for job in loaded:
         with st.container(border=True):
             took = "" if job.duration_s is None else f" ({job.duration_s:.0f} s)"
-            st.markdown(f"**{job.kind.value}** `{job.id}` · {job.status.value}{took}")
+            st.markdown(f"**{job_title(job)}** `{job.id}` · {job.status.value}{took}")
             progress = job.progress()
             if not progress and not job.finished:
                 st.caption("Starting (loading the student and the encoder)…")
@@ -109,7 +132,7 @@ def _latest_outcome(job: jobs.Job | None) -> None:
     if job is None:
         return
     took = "" if job.duration_s is None else f" after {job.duration_s:.0f} s"
-    what = f"Latest finished job: {job.kind.value} `{job.id}` {job.status.value}{took}"
+    what = f"Latest finished job: {job_title(job)} `{job.id}` {job.status.value}{took}"
     if job.status is jobs.JobStatus.SUCCEEDED:
         made = result_text(job)
         st.success(what + (f": {made}" if made else "") + ".")
@@ -122,7 +145,7 @@ def _latest_outcome(job: jobs.Job | None) -> None:
 
 
 def _row(job: jobs.Job) -> dict[str, Any]:
-    return {"job": job.id, "kind": job.kind.value, "status": job.status.value,
+    return {"job": job.id, "kind": job_title(job), "status": job.status.value,
             "created": job.created_at,
             "seconds": None if job.duration_s is None else round(job.duration_s, 1),
             "outcome": job.error or (json.dumps(job.result)[:120] if job.result else "")}

@@ -194,21 +194,9 @@ def cmd_rq2(args: argparse.Namespace, store: Store) -> int:
 
 def _verdict(comparison: experiments.RQ2Comparison) -> str:
     """One sentence: does this mined arm beat its random control, by the paired interval?"""
-    from workbench.report import interval, signed
+    from workbench.report import rq2_verdict
 
-    ci = comparison.interval
-    strategy = comparison.arm.split(":", 1)[1]
-    said = f"{signed(ci.mean)} (95% CI {interval(ci, differences=True)}, {ci.n} seeds)"
-    if ci.excludes_zero is None:
-        return f"Mining ({strategy}) against its random control: {said}; too few seeds for an " \
-               "interval."
-    if not ci.excludes_zero:
-        return (f"Mining ({strategy}) against its random control: {said}; the interval "
-                "includes 0, so mining is not shown to beat random augmentation of the same "
-                "size.")
-    better = "beats" if (ci.mean or 0) > 0 else "does worse than"
-    return (f"Mining ({strategy}) {better} its random control of the same size by {said}; "
-            "the interval excludes 0.")
+    return rq2_verdict(comparison.arm.split(":", 1)[1], comparison.interval)
 
 
 def cmd_baselines(args: argparse.Namespace, store: Store) -> int:

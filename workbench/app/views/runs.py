@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pipelines.compare import run_difference
-from workbench.app import job_panel, jobs, state
+from workbench.app import experiment_panel, job_panel, jobs, state
 from workbench.app.state import RUNS_JOB_KEY
 from workbench.bootstrap import OVERALL
 from workbench.errors import WorkbenchError
@@ -55,6 +55,11 @@ def render() -> None:
     launch, watch, compare = st.tabs(["Launch", "Jobs", "Compare runs"], key="runs_tabs")
     with launch:
         _launch(current, versions, current_id, runs)
+        if versions:
+            experiment_panel.show(current.path, versions,
+                                  job_panel.unfinished_job(current, RUNS_JOB_KEY),
+                                  lambda kind, config, started, where:
+                                  _start(current, kind, config, started, where))
     with watch:
         job_panel.show(current, "runs", expanded=True)
     with compare:
@@ -73,7 +78,7 @@ def _jobs_elsewhere(current: Store) -> None:
         if job.finished or job.kind not in RUNS_KINDS or job.id == own:
             continue
         age = (now - job.created_at).total_seconds()
-        st.info(f"A {job.kind.value} job is {job.status.value}: `{job.id}` (started "
+        st.info(f"A {job_panel.job_title(job)} job is {job.status.value}: `{job.id}` (started "
                 f"{_age(age)} ago, from another tab or before a reload). Watch it, or cancel "
                 "it, in the **Jobs** tab below.", icon=":material/sync:")
 
@@ -86,9 +91,11 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _start(current: Store, kind: str, config: dict[str, Any], started: str) -> None:
+def _start(current: Store, kind: str, config: dict[str, Any], started: str,
+           where: Any = None) -> None:
     """Submit a job, remember it as this session's, and rerun with a flash saying so (or
-    follow the identical job already running); a refused config is shown as an error."""
+    follow the identical job already running); a refused config is shown as an error, in
+    `where` (a form's slot) when given, else where the page is."""
     try:
         job = jobs.submit(current.path, kind, config)
     except jobs.JobAlreadyRunningError as error:
@@ -96,7 +103,7 @@ def _start(current: Store, kind: str, config: dict[str, Any], started: str) -> N
         st.session_state[_FLASH] = ("warning", str(error))
         st.rerun()
     except WorkbenchError as error:
-        st.error(str(error))
+        (where or st).error(str(error))
         return
     st.session_state[RUNS_JOB_KEY] = job.id
     st.session_state[_FLASH] = ("success", f"Started job {job.id}: {started}")
@@ -126,7 +133,8 @@ def _launch(current: Store, versions: list[int], current_id: int | None,
         st.session_state["launch_note"] = ""
     running = job_panel.unfinished_job(current, RUNS_JOB_KEY)
     if running is not None:
-        st.caption(f"Your {running.kind.value} job {running.id} is {running.status.value}: "
+        st.caption(f"Your {job_panel.job_title(running)} job {running.id} is "
+                   f"{running.status.value}: "
                    "*Start* is available again when it ends (follow or cancel it in the Jobs "
                    "tab).")
     kind = st.radio("Job", ["train", "evaluate"], horizontal=True, key="launch_kind")
