@@ -30,6 +30,15 @@ class Gated:
         return [intent.upper() for intent in intents]
 
 
+def queued(batcher: Batcher, n: int) -> None:
+    """Wait (bounded) until `n` requests wait behind the busy student."""
+    for _ in range(1000):
+        if len(batcher._pending) >= n:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{len(batcher._pending)} requests queued, expected {n}")
+
+
 def test_an_idle_student_answers_one_intent_in_its_own_call() -> None:
     student = Gated()
     batcher = Batcher(student)
@@ -46,8 +55,7 @@ def test_requests_that_wait_for_a_busy_student_go_together_in_its_next_call() ->
         first = pool.submit(batcher, "first")
         assert student.entered.wait(10)          # the student is busy with "first"
         rest = [pool.submit(batcher, f"intent {i}") for i in range(6)]
-        while len(batcher._pending) < 6:         # all six queued behind it
-            threading.Event().wait(0.01)
+        queued(batcher, 6)
         student.release.set()
         assert first.result(10) == "FIRST"
         assert [f.result(10) for f in rest] == [f"INTENT {i}" for i in range(6)]
@@ -64,8 +72,7 @@ def test_a_batch_is_never_larger_than_max_batch() -> None:
         first = pool.submit(batcher, "first")
         assert student.entered.wait(10)
         rest = [pool.submit(batcher, f"i{i}") for i in range(10)]
-        while len(batcher._pending) < 10:
-            threading.Event().wait(0.01)
+        queued(batcher, 10)
         student.release.set()
         assert [f.result(10) for f in [first, *rest]] == ["FIRST"] + [f"I{i}" for i in range(10)]
     assert [len(call) for call in student.calls] == [1, 4, 4, 2]
@@ -80,8 +87,7 @@ def test_an_intent_that_breaks_the_student_fails_alone() -> None:
         assert student.entered.wait(10)
         intents = ["a", "b boom", "c"]
         rest = [pool.submit(batcher, intent) for intent in intents]
-        while len(batcher._pending) < 3:
-            threading.Event().wait(0.01)
+        queued(batcher, 3)
         student.release.set()
         assert first.result(10) == "FIRST"
         assert rest[0].result(10) == "A" and rest[2].result(10) == "C"

@@ -7,7 +7,6 @@ and augmentation round 1 with three pending candidates and one dropped near a te
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from streamlit.proto.SelectWidgetFilterMode_pb2 import FILTER_MODE_PREFIX
 
+from tests.app.conftest import write_job as write_app_job
 from tests.app.test_errors_page import shared_world
 from tests.conftest import curated_store
 from workbench.app import jobs
@@ -204,16 +204,8 @@ def test_a_configured_endpoint_is_named_but_its_key_never_shown(page, db: Path,
 
 
 def write_job(db: Path, job_id: str, **fields: Any) -> Path:
-    """A job folder as the job process leaves it."""
-    folder = jobs.jobs_dir(db) / job_id
-    folder.mkdir(parents=True)
-    data = {"id": job_id, "kind": "augment", "config": {"run_id": None}, "db": str(db),
-            "status": "running", "created_at": datetime.now(UTC).isoformat(),
-            "started_at": datetime.now(UTC).isoformat(), "finished_at": None,
-            "pid": os.getpid(), "pgid": None, "proc_start": None, "result": None, "error": None,
-            "error_type": None, **fields}
-    (folder / jobs.JOB_FILE).write_text(json.dumps(data))
-    return folder
+    """An augment job's folder as the job process leaves it."""
+    return write_app_job(db, job_id, "augment", **{"config": {"run_id": None}, **fields})
 
 
 def test_the_job_panel_shows_progress_then_the_outcome(page, db: Path) -> None:

@@ -6,7 +6,6 @@ result is drawn: RQ1's table with the direction shares, RQ2's arms, verdicts and
 from __future__ import annotations
 
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from pipelines import experiments
+from tests.app.conftest import write_job
 from tests.conftest import curated_store
+from tests.test_rq2 import hand_made_result
 from workbench.app import jobs
 
 
@@ -50,19 +50,6 @@ def submitted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, dict[str, Any]
 
     monkeypatch.setattr(jobs, "submit", submit)
     return calls
-
-
-def write_job(db: Path, job_id: str, kind: str, **fields: Any) -> Path:
-    """A job folder as the job process leaves it (running, by this process, unless told)."""
-    folder = jobs.jobs_dir(db) / job_id
-    folder.mkdir(parents=True)
-    now = datetime.now(UTC).isoformat()
-    data = {"id": job_id, "kind": kind, "config": {}, "db": str(db), "status": "running",
-            "created_at": now, "started_at": now, "finished_at": None, "pid": os.getpid(),
-            "pgid": None, "proc_start": None, "result": None, "error": None,
-            "error_type": None, **fields}
-    (folder / jobs.JOB_FILE).write_text(json.dumps(data))
-    return folder
 
 
 def succeeded(db: Path, job_id: str, kind: str, config: dict[str, Any],
@@ -263,27 +250,10 @@ RQ1_RESULT = {"direction_set": "/data/directions.jsonl", "rows": [
 ]}
 
 
-def trial(seed: int, overall: float, size: int, added: int = 0) -> experiments.RQ2Trial:
-    return experiments.RQ2Trial(seed, 1, size, added, overall,
-                                {tool: overall for tool in TOOL_NAMES}, f"r{seed}", seed)
-
-
 def rq2_stored() -> dict[str, Any]:
-    """Two strategies over 3 seeds, Overall values chosen to work by hand, as job.json holds
-    the pipeline's to_dict()."""
-    config = experiments.RQ2Config(seeds=3, rounds=2, strategies=("worst", "mean"))
-    trials = {
-        "full": [trial(s, v, 800) for s, v in enumerate((0.80, 0.79, 0.81))],
-        "low": [trial(s, v, 100) for s, v in enumerate((0.66, 0.65, 0.67))],
-        "mined:worst": [trial(s, v, 120, 20) for s, v in enumerate((0.70, 0.70, 0.72))],
-        "control:worst": [trial(s, v, 120, 20) for s, v in enumerate((0.67, 0.66, 0.68))],
-        "mined:mean": [trial(s, v, 170, 70) for s, v in enumerate((0.69, 0.68, 0.69))],
-        "control:mean": [trial(s, v, 170, 70) for s, v in enumerate((0.68, 0.70, 0.69))],
-    }
-    rounds = [trials["mined:worst"],
-              [trial(s, v, 140, 40) for s, v in enumerate((0.72, 0.71, 0.73))]]
-    result = experiments.rq2_result(config, 1, 1000, trials, rounds, 61.0)
-    return json.loads(json.dumps(result.to_dict()))
+    """tests/test_rq2.py's hand-made result (two strategies over 3 seeds, Overall values chosen
+    to work by hand), as job.json holds the pipeline's to_dict()."""
+    return json.loads(json.dumps(hand_made_result().to_dict()))
 
 
 def test_a_finished_rq1_shows_the_posters_table_and_the_direction_shares(page, db) -> None:

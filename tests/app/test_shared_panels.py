@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.app.conftest import write_job
 from tests.conftest import curated_store
 from workbench.app import jobs
 
@@ -33,24 +33,13 @@ def test_the_errors_page_hands_intents_over_through_the_shared_keys() -> None:
         assert getattr(errors, key) is getattr(augmentation, key) is getattr(state, key)
 
 
-def _write_job(db: Path, job_id: str, kind: str, **fields: object) -> None:
-    folder = jobs.jobs_dir(db) / job_id
-    folder.mkdir(parents=True)
-    now = datetime.now(UTC).isoformat()
-    data = {"id": job_id, "kind": kind, "config": {}, "db": str(db), "status": "running",
-            "created_at": now, "started_at": now, "finished_at": None, "pid": os.getpid(),
-            "pgid": None, "proc_start": None, "result": None, "error": None,
-            "error_type": None, **fields}
-    (folder / jobs.JOB_FILE).write_text(json.dumps(data))
-
-
 def test_both_pages_show_jobs_through_one_panel(page, tmp_path: Path) -> None:
     db = curated_store(tmp_path).path
-    _write_job(db, "20240101-000000-augment-aaaaaa", "augment", status="succeeded",
+    write_job(db, "20240101-000000-augment-aaaaaa", "augment", status="succeeded",
                finished_at=datetime.now(UTC).isoformat(),
                result={"augmentation_id": 4, "n_sources": 2, "n_generated": 9, "n_kept": 6,
                        "dropped": {}, "n_failed": 0})
-    _write_job(db, "20240102-000000-train-bbbbbb", "train")
+    write_job(db, "20240102-000000-train-bbbbbb", "train")
     (jobs.jobs_dir(db) / "20240102-000000-train-bbbbbb" / jobs.PROGRESS_FILE).write_text(
         json.dumps({"t": 1.0, "stage": "epoch", "done": 1, "total": 4}) + "\n")
     runs_page = page("runs", db).run()
