@@ -89,3 +89,11 @@ def test_tokenizer_words_are_whole_words_only() -> None:
 
     assert sorted(tokenizer_words(Tokenizer())) == ["hint", "sunset", "warm"]
     assert tokenizer_words(object()) == []
+
+
+def test_hostile_text_is_survived(tmp_path: Path) -> None:
+    speller = Speller.from_texts([*TRAINING, "odd \ud800 word", "odd \ud800 word"])
+    assert speller.correct("x" * 5000) == "x" * 5000          # far from every word: kept
+    assert speller.correct("lone \udfff surrogate") == "lone \udfff surrogate"
+    speller.save(tmp_path)                                     # escapes what UTF-8 cannot hold
+    assert Speller.load(tmp_path).counts == speller.counts

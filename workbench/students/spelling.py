@@ -26,11 +26,13 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 VOCABULARY_FILE = "vocabulary.json"
 MIN_COUNT = 2          # a training word used fewer times is never a correction's target
 MIN_LENGTH = 4         # shorter words are left as typed: too many neighbours to guess
+CACHE_WORDS = 65_536   # corrections remembered per speller
 _WORD = re.compile(r"[^\W\d_]+")
 
 
@@ -63,7 +65,8 @@ class Speller:
         self._targets = sorted((word for word, n in self.counts.items()
                                 if n >= MIN_COUNT and len(word) >= MIN_LENGTH - 1),
                                key=lambda word: -self.counts[word])
-        self._cache: dict[str, str] = {}
+        # Bounded: a server meets endless new words, and each is worked out once.
+        self._nearest = lru_cache(maxsize=CACHE_WORDS)(self._nearest_uncached)
 
     @classmethod
     def from_texts(cls, texts: Iterable[str], dictionary: Iterable[str] = ()) -> Speller:
@@ -77,17 +80,18 @@ class Speller:
         lowered = word.lower()
         if len(lowered) < MIN_LENGTH or lowered in self.counts or lowered in self.dictionary:
             return word
-        if lowered not in self._cache:
-            limit = 2 if len(lowered) >= 8 else 1
-            best, best_distance = word, limit + 1
-            for target in self._targets:            # most used first: ties keep the first
-                distance = damerau_levenshtein(lowered, target, limit)
-                if distance < best_distance:
-                    best, best_distance = target, distance
-                    if distance == 1:
-                        break
-            self._cache[lowered] = best
-        return self._cache[lowered]
+        return self._nearest(lowered) or word
+
+    def _nearest_uncached(self, lowered: str) -> str | None:
+        limit = 2 if len(lowered) >= 8 else 1
+        best, best_distance = None, limit + 1
+        for target in self._targets:            # most used first: ties keep the first
+            distance = damerau_levenshtein(lowered, target, limit)
+            if distance < best_distance:
+                best, best_distance = target, distance
+                if distance == 1:
+                    break
+        return best
 
     def correct(self, text: str) -> str:
         """`text` with each word the vocabulary lacks replaced by its correction."""
@@ -95,7 +99,7 @@ class Speller:
 
     def save(self, folder: Path) -> None:
         (Path(folder) / VOCABULARY_FILE).write_text(
-            json.dumps(self.counts, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+            json.dumps(self.counts, sort_keys=True) + "\n", encoding="utf-8")   # ASCII, with \\u escapes
 
     @classmethod
     def load(cls, folder: Path, dictionary: Iterable[str] = ()) -> Speller:
