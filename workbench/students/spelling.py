@@ -99,7 +99,7 @@ class Speller:
 
     def save(self, folder: Path) -> None:
         (Path(folder) / VOCABULARY_FILE).write_text(
-            json.dumps(self.counts, sort_keys=True) + "\n", encoding="utf-8")   # ASCII, with \\u escapes
+            json.dumps(self.counts, sort_keys=True) + "\n", encoding="utf-8")   # ASCII, with \u escapes
 
     @classmethod
     def load(cls, folder: Path, dictionary: Iterable[str] = ()) -> Speller:
