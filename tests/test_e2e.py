@@ -103,11 +103,11 @@ def test_a_training_job_started_in_the_app_finishes(page, server, world) -> None
     with store.session() as session:
         runs_before = session.value("SELECT count(*) FROM runs")
     open_page(page, server, "runs")
-    page.get_by_role("textbox", name="Student settings (JSON)").fill('{"runtime": "torch"}')
+    page.get_by_role("textbox", name="Student settings (JSON)", exact=True).fill('{"runtime": "torch"}')
     page.get_by_role("textbox", name="Note").fill("started in the browser")
     page.get_by_test_id("stSelectbox").filter(has_text="Student").first.click()
     page.get_by_role("option", name="retrieval").click()
-    page.get_by_role("button", name="Start").click()
+    page.get_by_role("button", name="Start", exact=True).click()
     settle(page)
     page.get_by_text("Started job", exact=False).wait_for()
     deadline = time.monotonic() + 240

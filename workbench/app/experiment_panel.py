@@ -166,7 +166,7 @@ def _rq2_form(versions: list[int], running: jobs.Job | None, start: Start) -> No
                                   index=STUDENT_KINDS.index(defaults.student))
         with second:
             version = _version_choice(versions, "rq2_version")
-        settings = st.text_input("Student settings (JSON)", "{}", key="rq2_settings",
+        settings = st.text_input("RQ2 student settings (JSON)", "{}", key="rq2_settings",
                                  help='e.g. {"epochs": 20}; the experiment sets the seed')
         strategies = st.multiselect(
             "Mining strategies", STRATEGIES, default=[s.value for s in defaults.strategies],
