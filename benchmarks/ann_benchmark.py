@@ -35,6 +35,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -244,16 +245,25 @@ def main() -> None:
     exact_s = time.perf_counter() - started
     print(f"exact top {K}: {len(queries) / exact_s:.1f} queries/s", flush=True)
 
-    names = args.only or [name for name in CONFIGURATIONS if name != "workbench.ann"]
-    results = {name: measure(name, rows, queries, exact_sims, exact_ids) for name in names}
     import faiss
-    import usearch
+    try:
+        import usearch
+        usearch_version = usearch.__version__
+    except ImportError:            # not a dependency of the workbench: only for this comparison
+        usearch_version = None
+        print("usearch is not installed (pip install usearch to compare it); measuring faiss "
+              "only", flush=True)
+    names = args.only or [name for name in CONFIGURATIONS if name != "workbench.ann"
+                          and (usearch_version or not name.startswith("usearch"))]
+    if usearch_version is None and any(name.startswith("usearch") for name in names):
+        sys.exit("error: --only names a usearch index, and usearch is not installed")
+    results = {name: measure(name, rows, queries, exact_sims, exact_ids) for name in names}
 
     entry = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "data": f"synthetic clustered unit vectors, {DIMENSION} wide",
         "existing": args.existing, "queries": args.queries, "k": K,
-        "versions": {"faiss-cpu": faiss.__version__, "usearch": usearch.__version__},
+        "versions": {"faiss-cpu": faiss.__version__, "usearch": usearch_version},
         "exact_queries_per_s": round(len(queries) / exact_s, 1),
         "indexes": results,
     }
