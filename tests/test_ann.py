@@ -248,18 +248,24 @@ def test_kept_candidates_block_later_ones_the_same_in_any_block_size(
 
 # -- kept beside the database: loaded, extended, rebuilt ---------------------------------------
 
-def test_a_persisted_index_is_reused_extended_or_rebuilt(tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench import ann
-
-    folder = tmp_path / "ann" / "model-train"
-    built: list[int] = []
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The row counts of every CosineIndex.build from here on (the builds still happen)."""
+    sizes: list[int] = []
     real_build = CosineIndex.build.__func__                      # type: ignore[attr-defined]
 
     def counting_build(cls: type[CosineIndex], rows: Any, **settings: int) -> CosineIndex:
-        built.append(len(rows))
+        sizes.append(len(rows))
         return real_build(cls, rows, **settings)
     monkeypatch.setattr(CosineIndex, "build", classmethod(counting_build))
+    return sizes
+
+
+def test_a_persisted_index_is_reused_extended_or_rebuilt(tmp_path: Path,
+                                                         built: list[int]) -> None:
+    from workbench import ann
+
+    folder = tmp_path / "ann" / "model-train"
 
     first = ann.persisted_index(folder, ["x", "y"], np.stack([X, Y]))
     assert len(first) == 2 and built == [2]
@@ -280,14 +286,7 @@ def test_a_persisted_index_is_reused_extended_or_rebuilt(tmp_path: Path,
 
 
 def test_an_index_is_built_for_the_call_only_when_the_sizes_make_it_pay(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    built: list[int] = []
-    real_build = CosineIndex.build.__func__                      # type: ignore[attr-defined]
-
-    def counting_build(cls: type[CosineIndex], rows: Any, **settings: int) -> CosineIndex:
-        built.append(len(rows))
-        return real_build(cls, rows, **settings)
-    monkeypatch.setattr(CosineIndex, "build", classmethod(counting_build))
+        monkeypatch: pytest.MonkeyPatch, built: list[int]) -> None:
     monkeypatch.setattr("workbench.dedup.INDEX_FROM", 3)
     monkeypatch.setattr("workbench.dedup.BUILD_FOR", 2)
     train, test = np.stack([X, Y, Z]), np.stack([Y, Z])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 
@@ -39,6 +39,19 @@ def queued(batcher: Batcher, n: int) -> None:
     raise AssertionError(f"{len(batcher._pending)} requests queued, expected {n}")
 
 
+def behind_a_busy_student(pool: ThreadPoolExecutor, student: Gated, batcher: Batcher,
+                          intents: list[str]) -> tuple[Future, list[Future]]:
+    """"first" keeps the student busy while `intents` queue behind it; then it is released.
+    The futures of "first" and of the intents, in order."""
+    student.release.clear()
+    first = pool.submit(batcher, "first")
+    assert student.entered.wait(10)          # the student is busy with "first"
+    rest = [pool.submit(batcher, intent) for intent in intents]
+    queued(batcher, len(intents))
+    student.release.set()
+    return first, rest
+
+
 def test_an_idle_student_answers_one_intent_in_its_own_call() -> None:
     student = Gated()
     batcher = Batcher(student)
@@ -49,14 +62,10 @@ def test_an_idle_student_answers_one_intent_in_its_own_call() -> None:
 
 def test_requests_that_wait_for_a_busy_student_go_together_in_its_next_call() -> None:
     student = Gated()
-    student.release.clear()
     batcher = Batcher(student)
     with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(batcher, "first")
-        assert student.entered.wait(10)          # the student is busy with "first"
-        rest = [pool.submit(batcher, f"intent {i}") for i in range(6)]
-        queued(batcher, 6)
-        student.release.set()
+        first, rest = behind_a_busy_student(pool, student, batcher,
+                                            [f"intent {i}" for i in range(6)])
         assert first.result(10) == "FIRST"
         assert [f.result(10) for f in rest] == [f"INTENT {i}" for i in range(6)]
     assert student.calls[0] == ["first"]
@@ -66,29 +75,18 @@ def test_requests_that_wait_for_a_busy_student_go_together_in_its_next_call() ->
 
 def test_a_batch_is_never_larger_than_max_batch() -> None:
     student = Gated()
-    student.release.clear()
     batcher = Batcher(student, max_batch=4)
     with ThreadPoolExecutor(12) as pool:
-        first = pool.submit(batcher, "first")
-        assert student.entered.wait(10)
-        rest = [pool.submit(batcher, f"i{i}") for i in range(10)]
-        queued(batcher, 10)
-        student.release.set()
+        first, rest = behind_a_busy_student(pool, student, batcher, [f"i{i}" for i in range(10)])
         assert [f.result(10) for f in [first, *rest]] == ["FIRST"] + [f"I{i}" for i in range(10)]
     assert [len(call) for call in student.calls] == [1, 4, 4, 2]
 
 
 def test_an_intent_that_breaks_the_student_fails_alone() -> None:
     student = Gated()
-    student.release.clear()
     batcher = Batcher(student)
     with ThreadPoolExecutor(8) as pool:
-        first = pool.submit(batcher, "first")
-        assert student.entered.wait(10)
-        intents = ["a", "b boom", "c"]
-        rest = [pool.submit(batcher, intent) for intent in intents]
-        queued(batcher, 3)
-        student.release.set()
+        first, rest = behind_a_busy_student(pool, student, batcher, ["a", "b boom", "c"])
         assert first.result(10) == "FIRST"
         assert rest[0].result(10) == "A" and rest[2].result(10) == "C"
         with pytest.raises(ValueError, match="boom"):

@@ -121,15 +121,22 @@ def _rq1_form(versions: list[int], running: jobs.Job | None, start: Start) -> No
         slot = st.empty()          # a refused setting is said here, in the form
         submitted = st.form_submit_button("Start RQ1", type="primary", key="rq1_start",
                                           disabled=running is not None)
-    if not submitted or running is not None:
-        return
+    if submitted and running is None:
+        _submit(jobs.JobKind.EXPERIMENT_RQ1, lambda: rq1_settings(students, version, directions),
+                "RQ1; follow it in the Jobs tab, its table appears below when it ends.",
+                slot, start)
+
+
+def _submit(kind: jobs.JobKind, settings: Callable[[], dict[str, Any]], started: str,
+            slot: Any, start: Start) -> None:
+    """Start the job of a submitted form: its settings checked first, a refusal said in the
+    form's `slot` in one line (what was typed stays in the form)."""
     try:
-        config = rq1_settings(students, version, directions)
+        config = settings()
     except WorkbenchError as error:
         slot.error(str(error))
         return
-    start(jobs.JobKind.EXPERIMENT_RQ1.value, config,
-          "RQ1; follow it in the Jobs tab, its table appears below when it ends.", slot)
+    start(kind.value, config, started, slot)
 
 
 # ---------------------------------------------------------------------------- RQ2
@@ -217,21 +224,15 @@ def _rq2_form(versions: list[int], running: jobs.Job | None, start: Start) -> No
         slot = st.empty()          # a refused setting is said here, in the form
         submitted = st.form_submit_button("Start RQ2", type="primary", key="rq2_start",
                                           disabled=running is not None)
-    if not submitted or running is not None:
-        return
-    try:
-        config = rq2_settings(
+    if submitted and running is None:
+        _submit(jobs.JobKind.EXPERIMENT_RQ2, lambda: rq2_settings(
             student=student, settings=settings, version=version, fraction=fraction,
             seeds=None if seeds is None else int(seeds), first_seed=int(first_seed),
             strategies=strategies, rounds=None if rounds is None else int(rounds), quick=quick,
             margin=margin, worst_percent=worst_percent,
             clusters=None if clusters is None else int(clusters), slice_gap=slice_gap,
-            n=int(n), threshold=threshold, paraphraser=paraphraser)
-    except WorkbenchError as error:
-        slot.error(str(error))
-        return
-    start(jobs.JobKind.EXPERIMENT_RQ2.value, config,
-          "RQ2; follow it in the Jobs tab, its arms appear below when it ends.", slot)
+            n=int(n), threshold=threshold, paraphraser=paraphraser),
+            "RQ2; follow it in the Jobs tab, its arms appear below when it ends.", slot, start)
 
 
 # ---------------------------------------------------------------------------- results

@@ -44,7 +44,6 @@ class Batcher(Generic[Answer]):
         self._pending: list[_Slot[Answer]] = []
         self._queue_lock = threading.Lock()     # guards _pending
         self._predict_lock = threading.Lock()   # one predict at a time
-        self.batches = 0                        # predict calls made, for tests and logs
 
     def __call__(self, intent: str) -> Answer:
         slot: _Slot[Answer] = _Slot(intent)
@@ -81,7 +80,6 @@ class Batcher(Generic[Answer]):
                 slot.done.set()
 
     def _call(self, intents: list[str]) -> Sequence[Answer]:
-        self.batches += 1
         answers = self._predict(intents)
         if len(answers) != len(intents):
             raise RuntimeError(f"the student returned {len(answers)} answers for "

@@ -364,13 +364,17 @@ class Gateway:
                   for row in rows]
         return {"object": "list", "data": cards}
 
+    def _routed(self) -> list[str]:
+        """The models requests that name none go to: the default model, or the A/B arms."""
+        default = [self.config.default_model] if self.config.default_model else []
+        return [*default, *self.config.arms]
+
     def preload(self) -> None:
         """Load every student the server routes to without a name (the default model, the A/B
         arms) and answer one intent with it, so that the first caller does not wait seconds for
         the load and ONNX Runtime's first run. A student that cannot be loaded is logged and
         left to answer 503 when asked, as it would without preloading."""
-        routed = [self.config.default_model] if self.config.default_model else []
-        for name in [*routed, *self.config.arms]:
+        for name in self._routed():
             try:
                 model = self.resolve(name)
                 if model == TEACHER:
@@ -384,8 +388,7 @@ class Gateway:
         """Whether every model the server routes to without a name resolves and the spool
         folder can be written; the problems when not."""
         problems = []
-        routed = [self.config.default_model] if self.config.default_model else []
-        for name in [*routed, *self.config.arms]:
+        for name in self._routed():
             try:
                 self.resolve(name)
             except RequestProblem as problem:

@@ -32,9 +32,9 @@ same share of directions right.
 Typos are corrected against the training intents' words before anything reads a request
 ("incrase the contrats" -> "increase the contrast"; `spelling`, on by default for new runs):
 see `workbench.students.spelling`. A request of several clauses ("brighter and less saturated")
-is answered clause by clause, each
-adjust slider from the clause that moves it most (`clauses`, on by default for new runs; runs
-saved before it answer whole): see `workbench.students.clauses`.
+is answered clause by clause, each adjust slider from the clause that moves it most (`clauses`,
+on by default for new runs; runs saved before it answer whole): see
+`workbench.students.clauses`.
 
 By default the encoder is frozen: the training intents are embedded once and only the heads are
 trained (seconds to tens of seconds on a CPU). With `fine_tune_encoder`, that stage is followed

@@ -24,8 +24,8 @@ checkpoint (e.g. google/flan-t5-base, where the user has it) is fine-tuned inste
 
 Intents are read with their typos corrected against the training intents' words (`spelling`,
 on by default for new runs; `workbench.students.spelling`). Every generated text goes through
-`parse_generation`, which turns any text into a valid answer and
-lists what it had to repair; the student counts repaired outputs in `last_parse_failures`.
+`parse_generation`, which turns any text into a valid answer and lists what it had to repair;
+the student counts repaired outputs in `last_parse_failures`.
 """
 
 from __future__ import annotations

@@ -133,10 +133,17 @@ def _percent(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{100 * value:.{digits}f}%"
 
 
+def _bounds(low: float | None, high: float | None) -> str:
+    """`35.1% to 49.0%`, or `no interval`."""
+    if low is None or high is None:
+        return "no interval"
+    return f"{_percent(low)} to {_percent(high)}"
+
+
 def _interval(low: float | None, high: float | None) -> str:
     if low is None or high is None:
         return "no interval"
-    return f"95% CI {_percent(low)} to {_percent(high)}"
+    return f"95% CI {_bounds(low, high)}"
 
 
 def _ratios(result: ab.Analysis) -> None:
@@ -218,8 +225,7 @@ def _with_interval(rate: ab.Rate) -> str:
     """`42.0% (35.1% to 49.0%)`; `-` when no answer used the tool."""
     if rate.value is None:
         return "-"
-    interval = _interval(rate.low, rate.high).removeprefix("95% CI ")
-    return f"{_percent(rate.value)} ({interval})"
+    return f"{_percent(rate.value)} ({_bounds(rate.low, rate.high)})"
 
 
 def _arms_table(result: ab.Analysis) -> None:
@@ -230,8 +236,7 @@ def _arms_table(result: ab.Analysis) -> None:
             "requests": arm.requests, "errors": sum(arm.errors.values()),
             "sessions": arm.sessions, "answered": arm.ok,
             "exported": arm.overall.exported, "export rate": _percent(arm.overall.value),
-            "95% interval": _interval(arm.overall.low, arm.overall.high).removeprefix(
-                "95% CI "),
+            "95% interval": _bounds(arm.overall.low, arm.overall.high),
             **{tool: _with_interval(arm.tools[tool]) for tool in TOOLS},
             "latency p50 (ms)": (None if arm.latency_p50_ms is None
                                  else round(arm.latency_p50_ms, 1)),

@@ -51,19 +51,19 @@ def render() -> None:
     if flash is not None:                      # above the tabs: seen from whichever tab
         getattr(st, flash[0])(flash[1])
     _jobs_elsewhere(current)
+    running = job_panel.unfinished_job(current, RUNS_JOB_KEY)   # this session's, if any
     # A key keeps the tab the curator is on when a notice above appears or goes.
     launch, watch, compare = st.tabs(["Launch", "Jobs", "Compare runs"], key="runs_tabs")
     with launch:
-        _launch(current, versions, current_id, runs)
+        _launch(current, versions, current_id, runs, running)
         if versions:
-            experiment_panel.show(current.path, versions,
-                                  job_panel.unfinished_job(current, RUNS_JOB_KEY),
+            experiment_panel.show(current.path, versions, running,
                                   lambda kind, config, started, where:
                                   _start(current, kind, config, started, where))
     with watch:
         job_panel.show(current, "runs", expanded=True)
     with compare:
-        _baselines_button(current, current_id, baselines)
+        _baselines_button(current, current_id, baselines, running)
         _compare(current, runs, baselines)
 
 
@@ -125,13 +125,12 @@ def _follow_current_version(versions: list[int], current_id: int | None) -> None
 
 
 def _launch(current: Store, versions: list[int], current_id: int | None,
-            runs: list[dict]) -> None:
+            runs: list[dict], running: jobs.Job | None) -> None:
     if not versions:
         st.info("No dataset version yet: run `workbench curate` (or `workbench demo`) first.")
         return
     if st.session_state.pop(_CLEAR_NOTE, False):     # the note belonged to the job started
         st.session_state["launch_note"] = ""
-    running = job_panel.unfinished_job(current, RUNS_JOB_KEY)
     if running is not None:
         st.caption(f"Your {job_panel.job_title(running)} job {running.id} is "
                    f"{running.status.value}: "
@@ -178,9 +177,9 @@ def _launch(current: Store, versions: list[int], current_id: int | None,
 # ---------------------------------------------------------------------------- compare
 
 def _baselines_button(current: Store, current_id: int | None,
-                      baselines: dict[str, dict]) -> None:
+                      baselines: dict[str, dict], running: jobs.Job | None) -> None:
     """The ceiling and the floor: which version's the chart draws, and a button that computes
-    them on the current version as a background job."""
+    them on the current version as a background job (disabled while `running` runs)."""
     if current_id is None:
         return
     shown = {row["version_id"] for row in baselines.values()}
@@ -193,7 +192,6 @@ def _baselines_button(current: Store, current_id: int | None,
     else:
         when = max(str(row["created_at"])[:16] for row in baselines.values())
         st.caption(f"Ceiling and floor of version {current_id}, computed {when} UTC.")
-    running = job_panel.unfinished_job(current, RUNS_JOB_KEY)
     if st.button(f"Compute the ceiling and the floor (version {current_id})",
                  key="compare_baselines", disabled=running is not None,
                  help="the teacher's self-consistency (ceiling) and a constant answer, the "
