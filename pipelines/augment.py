@@ -31,9 +31,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 from pipelines import evaluate, review
+from workbench import dedup
+from workbench.ann import persisted_index
 from workbench.dedup import Decision, deduplicate
 from workbench.embeddings import Encoder, embedding_dimension
 from workbench.errors import WorkbenchError
@@ -350,6 +353,33 @@ def cached_embeddings(store: Store, encoder: Encoder | None, model: str, texts: 
     return np.stack([found[text] for text in texts]).astype(np.float32)
 
 
+def index_folder(store: Store, model: str) -> Path:
+    """Where the training intents' nearest-neighbour index for `model` is kept: beside the
+    database, `<db>.ann/<model's last path part>-<hash of the model name>/train`."""
+    import hashlib
+    import re
+
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model.rstrip("/")).name)[:60] or "model"
+    digest = hashlib.sha256(model.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return store.path.with_name(f"{store.path.name}.ann") / f"{tail}-{digest}" / "train"
+
+
+def training_side(store: Store, model: str, texts: list[str], vectors: Any,
+                  candidates: int) -> tuple[Any, list[str]]:
+    """What dedup checks candidates against for the training intents, and the text of each of
+    its rows: the index kept beside the database (`index_folder`, `ann.persisted_index`) when
+    the training set has at least dedup.INDEX_FROM intents and the index is already there (it is
+    extended with the intents added since) or the round has at least dedup.BUILD_FOR candidates
+    (building it then pays); else the exact matrix. A read-only store keeps to the matrix."""
+    folder = index_folder(store, model)
+    if (store.read_only or len(texts) < dedup.INDEX_FROM
+            or not (folder.exists() or candidates >= dedup.BUILD_FOR)
+            or len(set(texts)) != len(texts)):
+        return vectors, texts
+    held = persisted_index(folder, texts, vectors)
+    return held.index, held.texts
+
+
 # ---------------------------------------------------------------------------------- paraphraser
 
 def make_paraphraser(choice: ParaphraserChoice, store: Store, seed: int = 0) -> Paraphraser:
@@ -447,12 +477,13 @@ def run(config: AugmentConfig, store: Store, progress: Progress | None = None,
     test = cached_embeddings(store, encoder, model, test_texts, progress)
     found = cached_embeddings(store, encoder, model, [text for _, _, text in candidates],
                               progress)
-    decisions = deduplicate(found, train, test, config.threshold)
+    against, against_texts = training_side(store, model, train_texts, train, len(found))
+    decisions = deduplicate(found, against, test, config.threshold)
 
     def neighbour(kind: str | None, index: int | None) -> str | None:
         if kind is None or index is None:
             return None
-        texts = {"train": train_texts, "test": test_texts,
+        texts = {"train": against_texts, "test": test_texts,
                  "candidate": [text for _, _, text in candidates]}[kind]
         return texts[index]
 

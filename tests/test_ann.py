@@ -268,21 +268,32 @@ def test_a_persisted_index_is_reused_extended_or_rebuilt(tmp_path: Path,
     folder = tmp_path / "ann" / "model-train"
 
     first = ann.persisted_index(folder, ["x", "y"], np.stack([X, Y]))
-    assert len(first) == 2 and built == [2]
-    again = ann.persisted_index(folder, ["x", "y"], np.stack([X, Y]))
-    assert len(again) == 2 and built == [2]                     # loaded, not built
-    grown = ann.persisted_index(folder, ["x", "y", "z"], np.stack([X, Y, Z]))
-    assert len(grown) == 3 and built == [2]                     # extended, not rebuilt
-    assert ann.persisted_index(folder, ["x", "y", "z"], np.stack([X, Y, Z])).nearest(
-        Z[None, :])[1].tolist() == [2]
-    reordered = ann.persisted_index(folder, ["z", "x"], np.stack([Z, X]))
-    assert built == [2, 2] and reordered.nearest(Z[None, :])[1].tolist() == [0]
+    assert len(first.index) == 2 and first.texts == ["x", "y"] and built == [2]
+    again = ann.persisted_index(folder, ["y", "x"], np.stack([Y, X]))
+    assert again.texts == ["x", "y"] and built == [2]           # loaded, in its own order
+    grown = ann.persisted_index(folder, ["z", "x", "y"], np.stack([Z, X, Y]))
+    assert grown.texts == ["x", "y", "z"] and built == [2]      # extended, not rebuilt
+    assert grown.index.nearest(Z[None, :])[1].tolist() == [2]
+    reloaded = ann.persisted_index(folder, ["x", "y", "z"], np.stack([X, Y, Z]))
+    assert reloaded.texts == ["x", "y", "z"] and built == [2]
+    assert reloaded.index.nearest(NEAR_X[None, :])[1].tolist() == [0]
+    fewer = ann.persisted_index(folder, ["z", "x"], np.stack([Z, X]))   # "y" is gone: rebuilt
+    assert built == [2, 2] and fewer.texts == ["z", "x"]
+    assert fewer.index.nearest(Z[None, :])[1].tolist() == [0]
     (folder / "graph.faiss").write_bytes(b"damaged")
-    assert len(ann.persisted_index(folder, ["z", "x"], np.stack([Z, X]))) == 2
+    assert len(ann.persisted_index(folder, ["z", "x"], np.stack([Z, X])).index) == 2
     assert built == [2, 2, 2]                                   # a damaged folder is rebuilt
-    assert sorted(path.name for path in folder.parent.iterdir()) == ["model-train"]
+    (folder / "texts.json").write_text('{"not": "a list"}')
+    assert ann.persisted_index(folder, ["z", "x"], np.stack([Z, X])).texts == ["z", "x"]
+    assert built == [2, 2, 2, 2]
+    (folder.parent / "model-train.new-999999").mkdir()           # what a killed writer left
+    ann.persisted_index(folder, ["z", "x", "y"], np.stack([Z, X, Y]))
+    assert sorted(path.name for path in folder.parent.iterdir()) == [
+        "model-train", "model-train.lock"]
     with pytest.raises(WorkbenchError, match="2 texts for 1 rows"):
         ann.persisted_index(folder, ["x", "y"], X[None, :])
+    with pytest.raises(WorkbenchError, match="distinct"):
+        ann.persisted_index(folder, ["x", "x"], np.stack([X, X]))
 
 
 def test_an_index_is_built_for_the_call_only_when_the_sizes_make_it_pay(

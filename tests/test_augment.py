@@ -471,3 +471,41 @@ def test_two_identical_rounds_at_once_propose_each_text_once(world, encoder) -> 
     assert later.dropped == {"already_pending": 3}
     assert review.count_candidates(store, review.ReviewFilter(status=review.Status.PENDING)) \
         == {"pending": 3}
+
+
+def test_large_training_sets_are_checked_through_an_index_kept_beside_the_database(
+        world, encoder, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench import ann
+
+    monkeypatch.setattr("workbench.dedup.INDEX_FROM", 4)     # 15 training intents: large
+    monkeypatch.setattr("workbench.dedup.BUILD_FOR", 2)
+    builds: list[int] = []
+    real_build = ann.CosineIndex.build.__func__               # type: ignore[attr-defined]
+    monkeypatch.setattr(ann.CosineIndex, "build", classmethod(
+        lambda cls, rows, **settings: builds.append(len(rows)) or real_build(cls, rows)))
+    store, rows = world
+    source, other = train_keys(rows)[:2]
+    near_train = rows[other]["intent_text"] + "!"
+    scripted = Scripted({rows[source]["intent_text"]: [near_train, "a sunny honey glow"]})
+    result = augment.run(augment.AugmentConfig(sources=(source,), n=2, threshold=0.9),
+                         store, encoder=encoder, paraphraser=scripted)
+    folder = augment.index_folder(store, embeddings.model_path(None))
+    assert folder.is_dir() and folder.parent.parent.name == store.path.name + ".ann"
+    n_train = sum(row["split"] == "train" for row in rows.values())
+    assert builds == [n_train]
+    by_text = {c["intent_text"]: c for c in review.list_candidates(store, review.ReviewFilter(
+        augmentation_id=result.augmentation_id, uncommitted=False))}
+    assert (by_text[near_train]["drop_reason"], by_text[near_train]["nearest_text"]) == \
+        ("near_train", rows[other]["intent_text"])
+    assert by_text["a sunny honey glow"]["status"] == "pending"
+
+    # A round with fewer candidates than BUILD_FOR still uses the index, now that it is there.
+    monkeypatch.setattr("workbench.dedup.BUILD_FOR", 10**9)
+    again = Scripted({rows[other]["intent_text"]: [rows[source]["intent_text"] + "?"]})
+    second = augment.run(augment.AugmentConfig(sources=(other,), n=1, threshold=0.9),
+                         store, encoder=encoder, paraphraser=again)
+    assert builds == [n_train]                                # loaded, not built again
+    (only,) = review.list_candidates(store, review.ReviewFilter(
+        augmentation_id=second.augmentation_id, uncommitted=False))
+    assert (only["drop_reason"], only["nearest_text"]) == ("near_train",
+                                                           rows[source]["intent_text"])

@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -207,40 +208,80 @@ class CosineIndex:
         return index
 
 
-def persisted_index(folder: Path, texts: Sequence[str], rows: Any) -> CosineIndex:
-    """The index over `rows` (row i embeds texts[i]) kept in `folder` between calls.
+@dataclass(frozen=True)
+class PersistedIndex:
+    """An index kept on disk and the text of each of its rows: `texts[i]` is id i."""
+    index: CosineIndex
+    texts: list[str]
 
-    Loaded when the folder holds exactly these texts; loaded, extended with the new rows and
-    saved again when it holds a prefix of them (texts appended since, the common case as intents
-    are embedded); built and saved otherwise (nothing there, another order, a removed text, a
-    damaged folder). The new state is written beside the folder and swapped in by renames, so a
-    reader never loads half of one; a single writer is assumed (the database's write lock)."""
+
+def persisted_index(folder: Path, texts: Sequence[str], rows: Any) -> PersistedIndex:
+    """The index over `rows` (row i embeds texts[i], texts distinct) kept in `folder` between
+    calls, in the order ITS rows were added (`PersistedIndex.texts`), which need not be the
+    caller's.
+
+    Loaded when the folder holds exactly these texts; loaded, extended with the texts it lacks
+    and saved again when it holds some of them and no others (intents added since: the common
+    case as training sets grow version by version); built and saved otherwise (nothing there,
+    a text no longer wanted, another width, a damaged folder). The new state is written beside
+    the folder and swapped in by renames, so a reader never loads half of one, under an
+    exclusive lock on `<folder>.lock`, so two processes extending it do not interleave."""
+    import fcntl
+
     matrix = np.asarray(rows, dtype=np.float32)
-    if len(texts) != len(matrix):
-        raise WorkbenchError(f"{len(texts)} texts for {len(matrix)} rows to index")
-    held: list[str] = []
-    index: CosineIndex | None = None
+    wanted = list(texts)
+    if len(wanted) != len(matrix):
+        raise WorkbenchError(f"{len(wanted)} texts for {len(matrix)} rows to index")
+    position = {text: i for i, text in enumerate(wanted)}
+    if len(position) != len(wanted):
+        raise WorkbenchError("the texts to index must be distinct: each is one row")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(f"{folder.name}.lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        held, index = _held_index(folder, position, matrix)
+        if index is not None and len(held) == len(wanted):
+            return PersistedIndex(index, held)
+        if index is None:
+            held, index = wanted, CosineIndex.build(matrix)
+        else:
+            have = set(held)
+            added = [text for text in wanted if text not in have]
+            index.add(matrix[[position[text] for text in added]])
+            held = held + added
+        _save_swapped(folder, index, held)
+        return PersistedIndex(index, held)
+
+
+def _held_index(folder: Path, wanted: dict[str, int],
+                matrix: np.ndarray) -> tuple[list[str], CosineIndex | None]:
+    """(texts, index) the folder holds when they are a usable start for `wanted`, else
+    ([], None)."""
     try:
         held = json.loads((folder / TEXTS_FILE).read_text())
-        if held == list(texts[:len(held)]) and matrix.ndim == 2:
-            index = CosineIndex.load(folder)
-            if len(index) != len(held) or index.dimension != matrix.shape[1]:
-                index = None
-    except (OSError, ValueError, WorkbenchError):
-        index = None        # nothing usable there: build afresh below
-    if index is not None and len(index) == len(texts):
-        return index
-    if index is None:
-        index = CosineIndex.build(matrix)
-    else:
-        index.add(matrix[len(index):])
+        if (matrix.ndim != 2 or not isinstance(held, list)
+                or not all(isinstance(text, str) and text in wanted for text in held)):
+            return [], None
+        index = CosineIndex.load(folder)
+    except (OSError, ValueError, TypeError, WorkbenchError):
+        return [], None     # nothing usable there: the caller builds afresh
+    if len(index) != len(held) or index.dimension != matrix.shape[1]:
+        return [], None
+    return held, index
+
+
+def _save_swapped(folder: Path, index: CosineIndex, texts: list[str]) -> None:
+    """Write `index` and its texts beside `folder`, then swap them in by two renames (under the
+    caller's lock, so what a killed writer left beside the folder is removed first)."""
+    for leftover in folder.parent.glob(f"{folder.name}.new-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in folder.parent.glob(f"{folder.name}.old-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     staging = folder.with_name(f"{folder.name}.new-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     index.save(staging)
-    (staging / TEXTS_FILE).write_text(json.dumps(list(texts)))
+    (staging / TEXTS_FILE).write_text(json.dumps(texts))
     retired = folder.with_name(f"{folder.name}.old-{os.getpid()}")
     if folder.exists():
         folder.rename(retired)
     staging.rename(folder)
     shutil.rmtree(retired, ignore_errors=True)
-    return index
