@@ -41,7 +41,7 @@ from workbench.errors import WorkbenchError
 from workbench.metrics import score_intent
 from workbench.progress import Progress
 from workbench.store import Store
-from workbench.store.serving import SIMULATION_PREFIX
+from workbench.store.serving import SIMULATION_HEADER, SIMULATION_PREFIX
 from workbench.store.versions import Split, resolve_version, version_rows
 from workbench.tools import TOOLS, Answer, ToolValidationError, answer_from_json, parse_answer
 
@@ -299,8 +299,8 @@ def run(config: TrafficConfig, store: Store, progress: Progress | None = None) -
     tools = tool_definitions()
     tally = _Tally()
     stop = threading.Event()
-    with openai.OpenAI(base_url=url, api_key=API_KEY, max_retries=0,
-                       timeout=config.timeout_s) as client:
+    with openai.OpenAI(base_url=url, api_key=API_KEY, max_retries=0, timeout=config.timeout_s,
+                       default_headers={SIMULATION_HEADER: "1"}) as client:
         check_server(client, url)
         done = 0
         if progress is not None:

@@ -476,6 +476,24 @@ def test_the_openai_client_sees_4xx_as_its_own_errors(world: World) -> None:
     assert streamed.value.body["code"] == "stream_not_supported"
 
 
+@slow
+def test_only_simulate_traffic_may_use_simulated_session_ids(world: World) -> None:
+    import openai
+
+    for where in ({"user": "sim-1-0001"}, {"extra_headers": {"x-session-id": "sim-x"}}):
+        with pytest.raises(openai.BadRequestError) as posing:
+            ask(world, "warm golden sunset", model=f"student:{world.run_id}", **where)
+        assert (posing.value.body["code"], posing.value.body["param"]) == (
+            "reserved_session_id", "user")
+    completion = ask(world, "warm golden sunset", model=f"student:{world.run_id}",
+                     user="sim-1-0001",
+                     extra_headers={"x-workbench-simulation": "1"}).parse()
+    assert world.server.record(completion.id)["session_id"] == "sim-1-0001"
+    similar = ask(world, "warm golden sunset", model=f"student:{world.run_id}",
+                  user="simon").parse()                      # only the prefix is reserved
+    assert world.server.record(similar.id)["session_id"] == "simon"
+
+
 # ------------------------------------------------------------------------------ workers, signals
 
 def test_workers_answer_502_at_once_when_the_teacher_is_down_and_sigterm_closes_the_spool(

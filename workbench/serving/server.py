@@ -72,6 +72,7 @@ from workbench.serving.models import (
 )
 from workbench.serving.spool import Spool
 from workbench.store import Store, runs
+from workbench.store.serving import SIMULATION_HEADER, SIMULATION_PREFIX
 from workbench.tools import TOOLS, Answer
 
 if TYPE_CHECKING:
@@ -405,6 +406,18 @@ class Gateway:
 
 # ------------------------------------------------------------------------------ the app
 
+def _refuse_posing_as_simulated(session_id: str | None, headers: Any) -> None:
+    """A session id with the simulation prefix from a caller that is not `workbench
+    simulate-traffic` (no SIMULATION_HEADER) is refused: its requests would be left out of the
+    logs that train students and flagged as simulated on the Online page."""
+    if (session_id is not None and session_id.startswith(SIMULATION_PREFIX)
+            and headers.get(SIMULATION_HEADER) != "1"):
+        raise RequestProblem(400, "reserved_session_id",
+                             f"session ids starting with {SIMULATION_PREFIX!r} are reserved for "
+                             "`workbench simulate-traffic`; use another session id",
+                             param="user")
+
+
 async def _read_json(request: Request) -> Any:
     """The decoded JSON body; 413 past MAX_BODY_BYTES, 400 if not JSON.
 
@@ -508,6 +521,7 @@ def create_app(config: ServeConfig) -> FastAPI:
         try:
             completion = parse_chat(await _read_json(request),
                                     request.headers.get("x-session-id"))
+            _refuse_posing_as_simulated(completion.session_id, request.headers)
             body = await run_in_threadpool(state["gateway"].complete, completion, request_id,
                                            created_at, started)
         except RequestProblem as problem:

@@ -211,6 +211,9 @@ TEACHER_PREFIX = "teacher:"    # served_requests.model of the teacher's answers
 # `workbench simulate-traffic` names its sessions so: their exports are simulated, so the online
 # test may show them (labelled) but the fold never takes them into the logs that train students.
 SIMULATION_PREFIX = "sim-"
+# ... and marks each request with this header; `workbench serve` refuses a session id with the
+# prefix from any caller that does not, so a real user can never be taken for a simulated one.
+SIMULATION_HEADER = "x-workbench-simulation"
 _REAL = "(r.session_id IS NULL OR NOT starts_with(r.session_id, ?))"
 LATE_PAST_WINDOW = "past the feedback window"
 LATE_AFTER_FOLD = "ingested after the fold"
