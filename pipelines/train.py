@@ -4,6 +4,13 @@ The store is open only to read the training rows and, at the end, to write the r
 training itself runs with the file closed, so the app and other commands keep working. A run that
 fails leaves neither a row nor an artifact folder behind; one that is killed leaves a folder that
 the next `train` removes (see `remove_orphans`).
+
+Under `accelerate launch` (or `torchrun`) with several processes, every process runs `run`: the
+main one picks the dataset version and the run id and hands them to the others; heads and
+seq2seq then train data-parallel (`workbench.students.parallel`), and only the main process saves
+the model and writes the database (DuckDB takes one writer per file) while the others wait for it
+and return its result. The retrieval student has no gradient step: the main process trains it
+alone and the others return at once. The run records how many processes trained it.
 """
 
 from __future__ import annotations
@@ -28,7 +35,8 @@ from workbench.progress import Progress
 from workbench.store import Store, runs
 from workbench.store.versions import Split, resolve_version, version_rows
 from workbench.students import STUDENT_KINDS, make_student
-from workbench.students.base import TrainingData
+from workbench.students.base import TrainingData, trains_data_parallel
+from workbench.students.parallel import ProcessGroup
 from workbench.tools import answer_from_json
 
 
@@ -49,9 +57,25 @@ class TrainResult:
     n_train: int
     duration_s: float
     artifact_path: Path
+    processes: int = 1                 # how many processes trained it (accelerate launch)
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "artifact_path": str(self.artifact_path)}
+
+
+def run_config(student_config: dict[str, Any], processes: int) -> str:
+    """The JSON stored in a run's `config`: the student's settings, and how many processes
+    trained it (`processes`, beside the settings: it is not one of them)."""
+    return json.dumps({**student_config, "processes": processes}, sort_keys=True)
+
+
+def run_processes(row: dict[str, Any]) -> int:
+    """How many processes trained a run, from its row; 1 for runs recorded before it was
+    recorded (every run was trained by one process then)."""
+    try:
+        return int(json.loads(row["config"]).get("processes", 1))
+    except (TypeError, ValueError, AttributeError):
+        return 1
 
 
 def runs_dir(store: Store, configured: Path | None = None) -> Path:
@@ -133,37 +157,59 @@ def run(config: TrainConfig, store: Store, progress: Progress | None = None,
         encoder: Encoder | None = None) -> TrainResult:
     """Train a student on a version's training split, save it and record the run.
 
-    `encoder` shares an already loaded sentence encoder (experiments load it once)."""
+    `encoder` shares an already loaded sentence encoder (experiments load it once). Under a
+    launch of several processes every process calls this and gets the main process's result
+    (see the module docstring); pass `progress` on the main process only."""
     if config.student not in STUDENT_KINDS:
         raise WorkbenchError(f"unknown student {config.student!r}; choose one of "
                              f"{', '.join(STUDENT_KINDS)}")
-    root = runs_dir(store, config.runs_dir)
-    check_can_record(store, root)
-    version_id, data = training_data(store, config.version)
-    remove_orphans(store, root)
     student = make_student(config.student, config.student_config, encoder=encoder)
-    started_at = datetime.now(UTC)
-    run_id = f"{started_at:%Y%m%d-%H%M%S}-{config.student}-{secrets.token_hex(2)}"
+    group = ProcessGroup(cpu=getattr(student, "device", "cpu") == "cpu")
+    together = trains_data_parallel(student)    # else the main process trains it alone
+    processes = group.processes if together else 1
+    root = runs_dir(store, config.runs_dir)
+    chosen = None
+    if group.main:
+        check_can_record(store, root)
+        version_id, data = training_data(store, config.version)
+        remove_orphans(store, root)
+        started_at = datetime.now(UTC)
+        run_id = f"{started_at:%Y%m%d-%H%M%S}-{config.student}-{secrets.token_hex(2)}"
+        chosen = (version_id, run_id, len(data.intents))
+    # The others read the version the main process chose (a `curate` may land meanwhile).
+    version_id, run_id, n_train = group.share(chosen)
     folder = root / run_id
+    if not group.main:
+        if not together:
+            # Retrieval has no gradient step: the main process trains it alone. The others
+            # return at once rather than wait in a collective that times out (30 minutes on
+            # gloo, 10 on NCCL) while a large training set is embedded.
+            return TrainResult(run_id, config.student, version_id, n_train, 0.0, folder, 1)
+        _, data = training_data(store, version_id)
     saving = root / f"{SAVING_PREFIX}{run_id}-{os.getpid()}"
     started = time.perf_counter()
     try:
         student.train(data, progress)
         duration = time.perf_counter() - started
+        if not group.main:
+            return group.share(None)    # wait for the main process to save and record
         saving.mkdir(parents=True)
         (saving / OWNER_FILE).write_text(str(store.path.resolve()) + "\n", encoding="utf-8")
         student.save(saving)
         with store.atomic() as session:
             runs.record_run(
                 session, run_id=run_id, student=config.student,
-                config=json.dumps(student.config_dict(), sort_keys=True), version_id=version_id,
-                n_train=len(data.intents), started_at=started_at, finished_at=datetime.now(UTC),
-                duration_s=duration, device=getattr(student, "device", "cpu"),
-                size_bytes=student.size_bytes(), artifact_path=str(folder), note=config.note)
+                config=run_config(student.config_dict(), processes),
+                version_id=version_id, n_train=len(data.intents), started_at=started_at,
+                finished_at=datetime.now(UTC), duration_s=duration,
+                device=getattr(student, "device", "cpu"), size_bytes=student.size_bytes(),
+                artifact_path=str(folder), note=config.note)
             os.rename(saving, folder)   # last: a failed rename rolls the row back
     except BaseException:
-        shutil.rmtree(saving, ignore_errors=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        if group.main:
+            shutil.rmtree(saving, ignore_errors=True)
+            shutil.rmtree(folder, ignore_errors=True)
         raise
-    return TrainResult(run_id, config.student, version_id, len(data.intents), duration, folder)
-
+    result = TrainResult(run_id, config.student, version_id, len(data.intents), duration, folder,
+                         processes)
+    return group.share(result) if together else result

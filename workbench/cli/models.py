@@ -20,6 +20,7 @@ from workbench.cli.parsing import (
 from workbench.errors import WorkbenchError
 from workbench.store import Store
 from workbench.students import STUDENT_KINDS
+from workbench.students.parallel import is_main_process
 from workbench.terminal import printable
 
 
@@ -51,13 +52,19 @@ def _settings(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_train(args: argparse.Namespace, store: Store) -> int:
+    # Under `accelerate launch` with several processes, only the main one shows progress and
+    # prints the run; the others train their shards and exit 0 once it is recorded.
+    main = is_main_process()
     with progress_bars(args) as progress:
         result = train.run(train.TrainConfig(student=args.student, version=args.version,
                                              student_config=_settings(args.set), note=args.note),
-                           store, progress)
+                           store, progress if main else None)
+    if not main:
+        return 0
     emit(args, result, lambda: [
         (f"run {result.run_id}: {result.student} trained on {result.n_train} intents of "
-        f"dataset version {result.version_id} in {result.duration_s:.1f} s"),
+        f"dataset version {result.version_id} in {result.duration_s:.1f} s"
+        + (f" by {result.processes} processes" if result.processes > 1 else "")),
         f"  model: {result.artifact_path}",
         f"Next: workbench evaluate --run {result.run_id}"])
     return 0
@@ -72,14 +79,14 @@ def cmd_predict(args: argparse.Namespace, store: Store) -> int:
 def cmd_runs(args: argparse.Namespace, store: Store) -> int:
     from workbench.store.runs import list_runs
 
-    runs = list_runs(store)
+    runs = [{**row, "processes": train.run_processes(row)} for row in list_runs(store)]
 
     def lines() -> list[str]:
         if not runs:
             return ["no training runs yet (run `workbench train --student heads`)"]
         return [f"{r['run_id']}  {r['student']:<9} version {r['version_id']:>3}  "
-                f"train {r['n_train']:>6}  {r['duration_s']:>8.1f} s  {r['device']}  "
-                f"{r['size_bytes'] / 2**20:.1f} MiB"
+                f"train {r['n_train']:>6}  {r['duration_s']:>8.1f} s  {r['device']} x"
+                f"{r['processes']}  {r['size_bytes'] / 2**20:.1f} MiB"
                 + (f"  {printable(r['note'])}" if r.get("note") else "") for r in runs]
 
     emit(args, runs, lines)
@@ -273,7 +280,9 @@ def add_evaluate(commands: Commands) -> None:
 
 
 def add_train(commands: Commands) -> None:
-    p = commands.add("train", cmd_train, "Train a student on a dataset version's training split.")
+    p = commands.add("train", cmd_train, "Train a student on a dataset version's training split "
+                     "(heads and seq2seq also data-parallel under `accelerate launch`: see the "
+                     "README).")
     p.add_argument("--student", required=True, choices=STUDENT_KINDS,
                    help="retrieval: nearest training intent; heads: MiniLM + small heads (fast); "
                         "seq2seq: a generative encoder-decoder (the paper's kind)")

@@ -23,6 +23,9 @@ class TrainingData:
 
 class Student(Protocol):
     kind: str
+    # A student that learns by gradient descent sets `data_parallel = True` on its class: under
+    # `accelerate launch` with several processes it trains on a shard of every batch in each
+    # (`workbench.students.parallel`). Without it, the main process trains it alone.
 
     def train(self, data: TrainingData, progress: Progress | None = None) -> None:
         """Fit on the training data. Seeded by the student's config."""
@@ -38,6 +41,11 @@ class Student(Protocol):
 
     def size_bytes(self) -> int:
         """Parameters or index size, for the benchmark table."""
+
+
+def trains_data_parallel(student: Student) -> bool:
+    """Whether `student` trains data-parallel under a launch of several processes."""
+    return bool(getattr(student, "data_parallel", False))
 
 
 def device_name(prefer: str = "auto") -> str:

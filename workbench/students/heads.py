@@ -43,6 +43,10 @@ trained together with the heads, everything at the small learning rate `encoder_
 probe, then fine-tune": the heads start good, so their gradients do not wreck the encoder).
 It costs a full encoder forward and backward per batch (minutes per epoch on a CPU; a GPU is
 advised) and the tuned encoder is saved with the heads.
+
+Under `accelerate launch` with several processes both stages run data-parallel, each process on
+its shard of every batch (`workbench.students.parallel`); every process embeds the whole
+training set for stage 1.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from workbench.onnx_encoder import OnnxEncoder, load_twin, save_twin
 from workbench.progress import Progress
 from workbench.students.base import TrainingData, device_name
 from workbench.students.clauses import answer_by_clauses
+from workbench.students.parallel import data_parallel, index_loader
 from workbench.students.spelling import Speller, corrected, tokenizer_words
 from workbench.tools import (
     ADJUST_KEYS,
@@ -250,6 +255,27 @@ def _build_net(dim: int, hidden: int, dropout: float, n_filters: int, buckets: i
     return HeadsNet()
 
 
+def _build_joint(encoder: Any, net: Any, device: str) -> Any:
+    """The encoder and the heads as one module (intent features -> head outputs), so that the
+    fine-tuning stage trains, and under several processes DDP-wraps, both together."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Joint(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder, self.net = encoder, net
+
+        def forward(self, features: dict[str, torch.Tensor],
+                    bags: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+                    ) -> dict[str, torch.Tensor]:
+            x = F.normalize(self.encoder(features)["sentence_embedding"], dim=-1)  # (B, D)
+            return self.net(x.to(device), bags)
+
+    return Joint()
+
+
 def _targets(answers: Sequence[Answer], filter_names: Sequence[str]) -> dict[str, Any]:
     """The training targets as tensors on the CPU, scaled like the heads' outputs."""
     import torch
@@ -283,6 +309,44 @@ def _loss(out: dict[str, Any], target: dict[str, Any], cosine_weight: float) -> 
     return loss
 
 
+def _batch_counts(target: dict[str, Any]) -> Any:
+    """(4,) float: the rows of a batch, and those whose ground truth uses adjust,
+    selective_adjust and a filter: the denominators of `_loss`'s means."""
+    import torch
+
+    used = target["used"] > 0                                             # (B, 3)
+    return torch.cat([torch.tensor([float(len(used))], device=used.device),
+                      used.sum(0).float()])
+
+
+def _shard_loss(out: dict[str, Any], target: dict[str, Any], cosine_weight: float,
+                counts: Any, processes: int) -> Any:
+    """`_loss` of one process's shard of a batch, as its share of the whole batch's loss: each
+    term summed over the shard and divided by the whole batch's count (`counts`, as
+    `_batch_counts` summed over the processes), times `processes`, since DDP averages the
+    processes' gradients. The average is then the gradient of `_loss` on the whole batch, however
+    unevenly the shards use each tool."""
+    import torch.nn.functional as F
+
+    rows, per_tool = counts[0], counts[1:]
+    loss = F.binary_cross_entropy_with_logits(out["used"], target["used"], reduction="sum") \
+        / (rows * len(TOOLS))
+    for column, key in ((0, "adjust"), (1, "selective")):
+        mask = target["used"][:, column] > 0
+        if mask.any():
+            pred, true = out[key][mask], target[key][mask]         # (M, K)
+            per_row = ((pred - true) ** 2).sum(-1) \
+                + cosine_weight * (1 - F.cosine_similarity(pred, true, dim=-1))  # (M,)
+            loss = loss + per_row.sum() / per_tool[column]
+    mask = target["used"][:, 2] > 0
+    if mask.any():
+        names = F.cross_entropy(out["filter_name"][mask], target["filter_name"][mask],
+                                reduction="sum")
+        intensity = ((out["intensity"][mask] - target["intensity"][mask]) ** 2).sum()
+        loss = loss + (names + intensity) / per_tool[2]
+    return loss * processes
+
+
 def _renamed_layers(state: dict[str, Any]) -> dict[str, Any]:
     """A state saved when the first layer sat inside the trunk (trunk.0, its second linear
     layer trunk.3), under today's names (first, trunk.2); today's states pass unchanged."""
@@ -302,6 +366,7 @@ class HeadsStudent:
     """
 
     kind = "heads"
+    data_parallel = True   # trains on a shard of every batch under several processes
 
     def __init__(self, config: HeadsConfig | None = None, encoder: Encoder | None = None):
         self.config = config or HeadsConfig()
@@ -328,11 +393,15 @@ class HeadsStudent:
         """Unit sentence embeddings (B, D) on self.device; with grad when the caller allows it."""
         import torch.nn.functional as F
 
+        features = self._features(texts)
+        return F.normalize(self.encoder(features)["sentence_embedding"], dim=-1).to(self.device)
+
+    def _features(self, texts: Sequence[str]) -> dict[str, Any]:
+        """The encoder's inputs for `texts` (token ids, attention mask), on its device."""
         encoder = self.encoder
         prepare = getattr(encoder, "preprocess", None) or encoder.tokenize  # ST >= 5 / older
-        features = {key: value.to(encoder.device) if hasattr(value, "to") else value
-                    for key, value in prepare(list(texts)).items()}
-        return F.normalize(encoder(features)["sentence_embedding"], dim=-1).to(self.device)
+        return {key: value.to(encoder.device) if hasattr(value, "to") else value
+                for key, value in prepare(list(texts)).items()}
 
     def embed(self, texts: Sequence[str], progress: Progress | None = None) -> Any:
         """Frozen-encoder embeddings (N, D), in batches of similar length (less padding)."""
@@ -389,29 +458,35 @@ class HeadsStudent:
         self.net = _build_net(embedding_dimension(self.encoder), cfg.hidden, cfg.dropout,
                               len(FILTER_NAMES), cfg.lexical_buckets).to(self.device)
         self.history = []
-        self._epochs(intents, lambda batch: embeddings[batch.to(self.device)], target,
+        self._epochs(self.net, lambda batch: (embeddings[batch.to(self.device)],), target,
                      [{"params": list(self.net.parameters()), "lr": cfg.lr}], cfg.epochs,
                      progress)
 
     def _fine_tune(self, intents: list[str], target: dict[str, Any],
                    progress: Progress | None) -> None:
         """Stage 2: encoder and heads together, at encoder_lr."""
+        joint = _build_joint(self.encoder, self.net, self.device)
         params = [*self.net.parameters(), *self.encoder.parameters()]
 
-        def embed_batch(batch: Any) -> Any:
-            return self._encode([intents[i] for i in batch.tolist()])  # (B, D), with grad
+        def features(batch: Any) -> tuple[dict[str, Any]]:
+            return (self._features([intents[i] for i in batch.tolist()]),)
 
-        self._epochs(intents, embed_batch, target,
+        self._epochs(joint, features, target,
                      [{"params": params, "lr": self.config.encoder_lr}],
                      self.config.fine_tune_epochs, progress, tune_encoder=True)
 
-    def _epochs(self, intents: list[str], inputs: Any, target: dict[str, Any],
+    def _epochs(self, model: Any, inputs: Any, target: dict[str, Any],
                 groups: list[dict[str, Any]], epochs: int, progress: Progress | None,
                 tune_encoder: bool = False) -> None:
-        """`epochs` passes of AdamW with a cosine decay to 0; inputs(batch indices) -> (B, D)."""
+        """`epochs` passes of AdamW with a cosine decay to 0 over `model` (the net, or the
+        encoder and the net), called as model(*inputs(batch indices), bags) -> head outputs.
+
+        Under several processes (`parallel.data_parallel`) each process takes its shard of
+        every batch and the gradients are averaged: see `workbench.students.parallel`."""
         import torch
 
         cfg = self.config
+        n = len(target["used"])
         total_epochs = cfg.epochs + (cfg.fine_tune_epochs if cfg.fine_tune_encoder else 0)
         # The bag's table gets sparse gradients (a batch touches a few thousand of its rows)
         # and lazy Adam on those rows alone; a dense AdamW step over the whole table cost
@@ -423,30 +498,57 @@ class HeadsStudent:
                                         weight_decay=cfg.weight_decay)]
         if any(g["params"] for g in lazy):
             optimisers.append(torch.optim.SparseAdam([g for g in lazy if g["params"]]))
-        n = len(intents)
         steps_per_epoch = (n + cfg.batch_size - 1) // cfg.batch_size
         schedules = [torch.optim.lr_scheduler.CosineAnnealingLR(
             optimiser, T_max=epochs * steps_per_epoch) for optimiser in optimisers]
         shuffle = torch.Generator().manual_seed(cfg.seed + len(self.history))
         dropping = random.Random(cfg.seed + len(self.history))
+        loader = index_loader(n, cfg.batch_size, shuffle)   # (B,) row numbers per batch
+        group = data_parallel(self.device)
+        if group is not None:
+            group.check_batch_size(cfg.batch_size)
+            group.check_sparse(model)
+            # Dropout masks and dropped bag features differ between the shards.
+            torch.manual_seed(cfg.seed + len(self.history) + 1 + group.index)
+            dropping = random.Random(f"{cfg.seed + len(self.history)}/{group.index}")
+            model, *optimisers, loader = group.prepare(model, *optimisers, loader)
         for _ in range(epochs):
             self.net.train()
             self.encoder.train(tune_encoder)
             total = 0.0
-            for batch in torch.randperm(n, generator=shuffle).split(cfg.batch_size):
+            seen = torch.zeros((), device=self.device)   # several processes: this shard's
+            rows = torch.zeros((), device=self.device)   # share of loss x rows, and of rows
+            for batch in loader:                 # alone: the batch; else this process's shard
                 index = batch.to(self.device)
                 bags = _bags([self._id_lists[i] for i in batch.tolist()], self.device,
                              cfg.bag_dropout, dropping) if self._id_lists else None
-                loss = _loss(self.net(inputs(batch), bags),
-                             {k: v[index] for k, v in target.items()}, cfg.cosine_weight)
+                out = model(*inputs(batch), bags)
+                batch_target = {k: v[index] for k, v in target.items()}
+                if group is None:
+                    loss = _loss(out, batch_target, cfg.cosine_weight)
+                else:
+                    counts = group.total(_batch_counts(batch_target))   # (4,) whole batch
+                    loss = _shard_loss(out, batch_target, cfg.cosine_weight, counts,
+                                       group.processes)
                 for optimiser in optimisers:
                     optimiser.zero_grad()
-                loss.backward()
+                if group is None:
+                    loss.backward()
+                else:
+                    group.backward(loss)
                 for optimiser, schedule in zip(optimisers, schedules, strict=True):
                     optimiser.step()
                     schedule.step()
-                total += loss.item() * len(batch)
-            self.history.append(total / n)
+                if group is None:
+                    total += loss.item() * len(batch)
+                else:   # this shard's share of the whole batch's mean loss, times its rows
+                    seen += loss.detach() / group.processes * counts[0]
+                    rows += counts[0] / group.processes
+            if group is None:
+                self.history.append(total / n)
+            else:   # mean loss per row over the epoch's batches (the last one completed)
+                loss_sum, rows_seen = group.total(torch.stack([seen, rows])).tolist()
+                self.history.append(loss_sum / rows_seen)
             if progress is not None:
                 progress("epoch", len(self.history), total_epochs)
         self.net.eval()

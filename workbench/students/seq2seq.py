@@ -18,7 +18,8 @@ Why this, measured on the demo corpus (7,777 training intents, a busy 2-core CPU
 - 3 of MiniLM's 6 layers for 3 epochs beats all 6 layers for 2 epochs in the same CPU time
   (~15 minutes): RQ1 Overall .83 against .76 on the 1,000 test intents.
 Training is a plain torch loop (AdamW, linear warm-up and decay, teacher forcing): shorter than
-`Seq2SeqTrainer`, which would also need `accelerate`. Any local path or hub id of a seq2seq
+`Seq2SeqTrainer`. Under `accelerate launch` with several processes (GPUs) the same loop runs
+data-parallel through accelerate's Accelerator (`workbench.students.parallel`). Any local path or hub id of a seq2seq
 checkpoint (e.g. google/flan-t5-base, where the user has it) is fine-tuned instead when given as
 `model`, with its own tokenizer on both sides and every parameter at `lr`.
 
@@ -42,6 +43,7 @@ from workbench.embeddings import Encoder
 from workbench.errors import WorkbenchError
 from workbench.progress import Progress
 from workbench.students.base import TrainingData, device_name
+from workbench.students.parallel import data_parallel, index_loader
 from workbench.students.spelling import Speller, corrected, tokenizer_words
 from workbench.tools import (
     ADJUST_KEYS,
@@ -415,6 +417,7 @@ class Seq2SeqStudent:
     """Fine-tunes an encoder-decoder to write the target text; predictions are parsed back."""
 
     kind = "seq2seq"
+    data_parallel = True   # trains on a shard of every batch under several processes
 
     def __init__(self, config: Seq2SeqConfig | None = None, encoder: Encoder | None = None):
         # `encoder` (a shared sentence encoder, as other students take) is accepted and unused:
@@ -522,22 +525,38 @@ class Seq2SeqStudent:
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         generator = torch.Generator().manual_seed(c.seed)
+        loader = index_loader(len(targets), c.batch_size, generator)   # (B,) rows per batch
         model.train()
+        trained, group = model, data_parallel(self.device)
+        if group is not None:   # see workbench.students.parallel
+            group.check_batch_size(c.batch_size)
+            torch.manual_seed(c.seed + 1 + group.index)   # the shards' own dropout masks
+            trained, optimizer, loader = group.prepare(model, optimizer, loader)
         for epoch in range(c.epochs):
-            order = torch.randperm(len(targets), generator=generator).tolist()
-            for step in range(steps_per_epoch):
-                rows = order[step * c.batch_size:(step + 1) * c.batch_size]
+            for step, batch in enumerate(loader):   # alone: the batch; else this shard of it
+                rows = batch.tolist()
                 sources = self._sources([data.intents[r] for r in rows])
                 labels = _pad([targets[r] for r in rows], -100).to(self.device)   # (B, T)
                 decoder_input = labels[:, :-1].masked_fill(labels[:, :-1] == -100, pad)
                 decoder_input = torch.cat(                                          # (B, T)
                     [torch.full_like(labels[:, :1], start), decoder_input], dim=1)
-                logits = model(**sources, decoder_input_ids=decoder_input,
-                               decoder_attention_mask=(labels != -100).long()).logits  # (B, T, V)
-                loss = torch.nn.functional.cross_entropy(
-                    logits.reshape(-1, logits.size(-1)), labels.reshape(-1), ignore_index=-100)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                logits = trained(**sources, decoder_input_ids=decoder_input,
+                                 decoder_attention_mask=(labels != -100).long()).logits  # (B,T,V)
+                if group is None:
+                    loss = torch.nn.functional.cross_entropy(
+                        logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                        ignore_index=-100)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(params, 1.0)
+                else:
+                    # This shard's token losses over the whole batch's tokens, times the
+                    # processes: DDP's average is then the whole batch's gradient.
+                    tokens = group.total((labels != -100).sum().float())
+                    loss = torch.nn.functional.cross_entropy(
+                        logits.reshape(-1, logits.size(-1)), labels.reshape(-1),
+                        ignore_index=-100, reduction="sum") / tokens * group.processes
+                    group.backward(loss)
+                    group.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
