@@ -131,6 +131,11 @@ def test_two_processes_train_the_heads_one_process_would(tmp_path: Path, one_thr
     assert one.processes == 1 and train.run_processes(runs.find_run(store, one.run_id)) == 1
     code, out, _ = cli("runs", "--db", store.path)
     assert code == 0 and "cpu x2" in out and "cpu x1" in out
+    from workbench.store.evaluations import runs_with_latest_evaluation
+    with store.session() as session:                       # what the Runs page lists
+        counted = {row["run_id"]: row["processes"]
+                   for row in runs_with_latest_evaluation(session)}
+    assert counted == {two["run_id"]: 2, one.run_id: 1}
 
     # Same steps on the same batches: each process's shard loss is its share of the whole
     # batch's loss, so the averaged gradient is the one-process gradient. What remains is

@@ -76,10 +76,12 @@ def latest_evaluations(session: Session, version_id: int | None = None,
 
 def runs_with_latest_evaluation(session: Session) -> list[dict[str, Any]]:
     """Every training run with its newest test-split evaluation (None when not evaluated yet),
-    newest run first; summaries parsed."""
+    newest run first; summaries parsed; `processes`: how many processes trained it (the run's
+    config says under `accelerate launch`; 1 otherwise)."""
     rows = session.query(
         "SELECT r.run_id, r.student, r.version_id, r.n_train, r.started_at, r.duration_s, "
-        "r.device, r.size_bytes, r.note, e.evaluation_id, e.version_id AS evaluated_version, "
+        "r.device, r.size_bytes, r.note, coalesce(TRY_CAST(json_extract(TRY_CAST(r.config AS "
+        "JSON), '$.processes') AS INTEGER), 1) AS processes, e.evaluation_id, e.version_id AS evaluated_version, "
         "e.summary FROM runs r LEFT JOIN (SELECT *, row_number() OVER (PARTITION BY source "
         "ORDER BY created_at DESC) AS rank FROM evaluations WHERE kind = 'run' "
         "AND split = 'test') e ON e.source = r.run_id AND e.rank = 1 "

@@ -230,6 +230,7 @@ def _compare(current: Store, runs: list[dict], baselines: dict[str, dict]) -> No
                 "`workbench evaluate --run`).")
         return
     labels = {run["run_id"]: f"{run['student']} · v{run['version_id']} · {run['run_id']}"
+              + (f" · {run['device']} x{run['processes']}" if run["processes"] > 1 else "")
               for run in evaluated}
     _follow_new_runs(list(labels))
     chosen = st.multiselect("Runs", list(labels), format_func=lambda run_id: labels[run_id],
