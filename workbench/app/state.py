@@ -42,20 +42,25 @@ EMBED_JOB_KEY = "intents_embed_job"           # str: the embed-intents job this 
 
 
 def _at(read_only: bool) -> Store:
-    found = Store.at(label=LABEL, read_only=read_only)      # WORKBENCH_DB, set by `workbench app`
+    # WORKBENCH_DB, set by `workbench app`; reads share the process's read-only connection.
+    found = Store.at(label=LABEL, read_only=read_only, shared=True)
     return dataclasses.replace(found, lock_timeout=min(found.lock_timeout, APP_WAIT_S))
 
 
 def reader() -> Store:
     """The app's store for reading: every session is read-only, so browser sessions (and
-    read-only commands) share the file instead of waiting for each other. Connections are
-    short-lived: each page load opens and closes the file, so jobs can write in between."""
+    read-only commands) share the file instead of waiting for each other. The app process opens
+    the file once and gives every session a cursor of that connection (opening a big file costs
+    tens of milliseconds); it closes it whenever a job or command announces that it wants to
+    write, and the next read opens it again and sees what was written (see
+    `workbench.store.connection._SharedReader`)."""
     return _at(read_only=True)
 
 
 def store() -> Store:
     """The app's store for its few writes (review decisions, commits, the LLM connection test).
-    """
+    Each write first closes the app's shared reading connection (DuckDB lets a process hold a
+    file either read-only or read-write); reads meanwhile open the file on their own."""
     return _at(read_only=False)
 
 

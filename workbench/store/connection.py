@@ -6,6 +6,11 @@ closes it again: nobody holds the file between operations. A long job (ingesting
 training) prepares its results first and writes them in one short transaction at the end. When
 another process has the file, opening retries with backoff for `lock_timeout` seconds and then
 raises `StoreBusyError` with a message saying who holds it.
+
+One exception to "nobody holds the file": a long-lived reader (the app) may share one read-only
+connection among its threads (`Store(shared=True)`, see `_SharedReader`), because opening a big
+file costs tens of milliseconds per query. It lets go as soon as a writer announces itself, when
+a write starts in its own process, when the file changed on disk, and after a quiet minute.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ WAITING_SUFFIX = ".writer-waiting"  # `<db>.writer-waiting`: a writer is waiting
 # A reader gives way to a waiting writer for at most this long (then reads anyway): readers are
 # short, so the writer gets in as soon as the current ones close, and no reader starves.
 READER_GIVE_WAY_S = 5.0
+SHARED_WATCH_S = 0.1     # a shared reader looks for a waiting writer this often ...
+SHARED_IDLE_S = 60.0     # ... and closes after this long without a read
 
 
 def default_db_path() -> Path:
@@ -222,6 +229,173 @@ def _busy_error(path: Path, error: Exception | None, waited_s: float) -> StoreBu
         holder=holder, waited_s=waited_s)
 
 
+# -- one read-only connection shared by a process's threads (the app) -------------------------
+# Opening a big file read-only costs tens of milliseconds (its catalog, the migration check), a
+# cursor on an open connection a fraction of one. While the shared connection is open no other
+# process can write the file, so it is closed whenever someone wants to: a writer in another
+# process announces itself (`_announce_waiting`) and a watcher thread closes the connection
+# once the reads in flight end; a write in this process closes it first (`_writing`). Every
+# write therefore happens while it is closed, and the next read opens the file afresh and sees
+# it. The file's identity, size and time are compared on every read as well, in case the file
+# was replaced (deleted and rebuilt) under the open connection.
+
+def _file_stamp(db: Path) -> tuple[tuple[int, int, int] | None, ...]:
+    """What changes when the file (or its write-ahead log) is written or replaced."""
+    stamps: list[tuple[int, int, int] | None] = []
+    for path in (db, db.with_name(db.name + ".wal")):
+        try:
+            found = path.stat()
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((found.st_ino, found.st_mtime_ns, found.st_size))
+    return tuple(stamps)
+
+
+class _SharedReader:
+    """The read-only connection this process shares for one file: each read takes its own
+    cursor (a DuckDB connection is not thread-safe; its cursors are). Closed while a writer waits
+    or writes, when the file changed, and after `SHARED_IDLE_S` without reads; reopened by the
+    next read. `opens` counts the times it opened the file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.opens = 0
+        self._changed = threading.Condition()
+        self._connection: duckdb.DuckDBPyConnection | None = None
+        self._stamp: tuple[tuple[int, int, int] | None, ...] = ()
+        self._reading = 0        # cursors handed out and not yet given back
+        self._writing = 0        # writes of this process waiting or under way
+        self._used = 0.0         # time.monotonic() of the last read
+        self._local = threading.local()   # .reading: this thread's cursors
+
+    def acquire(self, store: Store) -> duckdb.DuckDBPyConnection | None:
+        """A cursor of the shared connection, opening it when closed; None when this read must
+        open the file on its own: a write of this process is under way or waiting (it holds
+        the file), a writer of another process waits (the caller gives way), or the schema
+        needs upgrading."""
+        with self._changed:
+            if self._writing:
+                return None
+            if self._connection is not None and (_waiting_writer(self.path) is not None
+                                                 or _file_stamp(self.path) != self._stamp):
+                if self._reading:
+                    return None
+                self._close()
+            if self._connection is not None:
+                return self._hand_out(self._connection)
+            if _waiting_writer(self.path) is not None:
+                return None
+            connection = store._connect(read_only=True)
+            try:
+                if _pending(connection, self.path):
+                    connection.close()
+                    return None
+                connection.execute("SET preserve_insertion_order = false")
+            except BaseException:
+                connection.close()
+                raise
+            self._connection, self._stamp = connection, _file_stamp(self.path)
+            self.opens += 1
+            threading.Thread(target=self._watch, args=(connection,), daemon=True,
+                             name=f"shared reader of {self.path.name}").start()
+            return self._hand_out(connection)
+
+    def _hand_out(self, connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+        cursor = connection.cursor()
+        self._reading += 1
+        self._local.reading = getattr(self._local, "reading", 0) + 1
+        return cursor
+
+    def release(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        with self._changed:
+            cursor.close()
+            self._reading -= 1
+            self._local.reading -= 1
+            self._used = time.monotonic()
+            self._changed.notify_all()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _watch(self, connection: duckdb.DuckDBPyConnection) -> None:
+        """While `connection` is the open one: close it, once no read is in flight, when a writer
+        of another process waits or nothing has read for `SHARED_IDLE_S`."""
+        while True:
+            time.sleep(SHARED_WATCH_S)
+            with self._changed:
+                if self._connection is not connection:
+                    return              # closed (and maybe reopened, with its own watcher)
+                if self._reading:
+                    continue
+                if (_waiting_writer(self.path) is not None
+                        or time.monotonic() - self._used >= SHARED_IDLE_S):
+                    self._close()
+                    return
+
+    @contextmanager
+    def writing(self, timeout_s: float) -> Iterator[None]:
+        """Around a write of this process: new reads open the file on their own meanwhile, and
+        the shared connection is closed once the reads in flight end (at most `timeout_s`, then
+        `StoreBusyError`), so the write can open the file."""
+        started = time.monotonic()
+        with self._changed:
+            if getattr(self._local, "reading", 0):
+                raise StoreBusyError(
+                    f"cannot write to the database {self.path} while this thread still reads "
+                    "it: finish the read session before the write (a bug in the caller).")
+            self._writing += 1
+            try:
+                while self._reading and self._connection is not None:
+                    left = timeout_s - (time.monotonic() - started)
+                    if left <= 0:
+                        raise StoreBusyError(
+                            f"the database {self.path} is being read by this process "
+                            f"({os.getpid()}, another open session) and stayed busy for "
+                            f"{time.monotonic() - started:.0f} s. Wait for the page to load, "
+                            "or set WORKBENCH_LOCK_TIMEOUT to wait longer.",
+                            waited_s=time.monotonic() - started)
+                    self._changed.wait(left)
+                self._close()
+            except BaseException:
+                self._writing -= 1
+                raise
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._writing -= 1
+                self._changed.notify_all()
+
+
+_shared_lock = threading.Lock()
+_shared: dict[Path, _SharedReader] = {}
+
+
+def shared_reader(db: Path) -> _SharedReader:
+    """This process's shared reader of `db` (created closed: it opens on the first read)."""
+    db = Path(os.path.abspath(db))
+    with _shared_lock:
+        found = _shared.get(db)
+        if found is None:
+            found = _shared[db] = _SharedReader(db)
+        return found
+
+
+@contextmanager
+def _writing(db: Path, timeout_s: float) -> Iterator[None]:
+    """Around every read-write open: first closes this process's shared reader of `db`."""
+    with _shared_lock:
+        found = _shared.get(Path(os.path.abspath(db)))
+    if found is None:
+        yield
+        return
+    with found.writing(timeout_s):
+        yield
+
+
 class Session:
     """One open connection: bound-parameter queries that return dict rows."""
 
@@ -286,20 +460,24 @@ class Store:
     """A DuckDB file. Cheap to construct; opens the file only inside `session()`/`atomic()`.
 
     `label` says what this process is doing, for the holder note a writer leaves beside the
-    file (default: the command line). A `read_only` store opens every session read-only."""
+    file (default: the command line). A `read_only` store opens every session read-only. A
+    `shared` store's read-only sessions take a cursor of this process's one shared read-only
+    connection instead of opening the file (for the app: see `_SharedReader`)."""
 
     path: Path
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S
     label: str | None = None
     read_only: bool = False
+    shared: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))  # accept str paths too
 
     @classmethod
     def at(cls, path: str | Path | None = None, label: str | None = None,
-           read_only: bool = False) -> Store:
-        return cls(Path(path) if path else default_db_path(), _lock_timeout(), label, read_only)
+           read_only: bool = False, shared: bool = False) -> Store:
+        return cls(Path(path) if path else default_db_path(), _lock_timeout(), label, read_only,
+                   shared)
 
     @property
     def exists(self) -> bool:
@@ -375,6 +553,16 @@ class Store:
                 "logs with `workbench ingest FILE`, or point --db / WORKBENCH_DB at one.")
         if create:
             _make_folder(self.path.parent)
+        if read_only and self.shared:
+            reader = shared_reader(self.path)
+            cursor = reader.acquire(self)
+            if cursor is not None:
+                try:
+                    cursor.execute("SET enable_progress_bar = false")
+                    yield Session(cursor)
+                finally:
+                    reader.release(cursor)
+                return
         if read_only:
             connection = self._connect(read_only=True)
             try:
@@ -395,24 +583,26 @@ class Store:
                 connection = self._connect(read_only=True)
             yield from self._serve(connection, migrate=False)
             return
-        connection = self._connect(read_only=False)
-        _hold(self.path, self.label or default_label())
-        try:
-            yield from self._serve(connection, migrate=True)
-        finally:
-            _release(self.path)
+        with _writing(self.path, self.lock_timeout):
+            connection = self._connect(read_only=False)
+            _hold(self.path, self.label or default_label())
+            try:
+                yield from self._serve(connection, migrate=True)
+            finally:
+                _release(self.path)
 
     def _upgrade(self) -> None:
         """Apply pending migrations in one short read-write open, holding the file meanwhile;
         a read-only store too (`workbench runs`, `serve`), since reading needs today's schema
         (through `session()` it would ask for a read-only session again, and again)."""
-        connection = self._connect(read_only=False)
-        _hold(self.path, self.label or default_label())
-        try:
-            for _ in self._serve(connection, migrate=True):
-                pass
-        finally:
-            _release(self.path)
+        with _writing(self.path, self.lock_timeout):
+            connection = self._connect(read_only=False)
+            _hold(self.path, self.label or default_label())
+            try:
+                for _ in self._serve(connection, migrate=True):
+                    pass
+            finally:
+                _release(self.path)
 
     def _serve(self, connection: duckdb.DuckDBPyConnection, migrate: bool) -> Iterator[Session]:
         try:

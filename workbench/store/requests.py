@@ -358,15 +358,26 @@ class IntentFilter:
 
 # Matching reads intent_stats alone (it has the key, so the search needs no join); the version's
 # rows are consulted only when a split or tool filter is set. The text, split and tools are
-# joined to the page's rows after LIMIT, so a page costs one top-N scan at any size.
+# joined to the page's rows after LIMIT, so a page costs one top-N scan at any size: the page's
+# keys are looked up in the indexes on intents.intent_key and dataset_rows.intent_key (db/010).
+# The version is picked inside the aggregate (FILTER), not in a WHERE: DuckDB uses an index only
+# when every condition of the scan is on the indexed column, and a scan of dataset_rows costs
+# 0.2 s per million requests (issue 17).
 _MATCH = ("FROM intent_stats s WHERE (? = '' OR contains(s.intent_key, ?)) "
           "AND s.export_rate BETWEEN ? AND ? AND s.request_count >= ? ")
 _IN_VERSION = ("AND s.intent_key IN (SELECT d.intent_key FROM dataset_rows d "
                "WHERE d.version_id = ? AND (? = 'all' OR d.split = ?) "
                + "".join(f"AND (? = 'any' OR (d.{tool} IS NOT NULL) = (? = 'used')) "
                          for tool in TOOLS) + ") ")
-_USES = ", ".join(f"CASE WHEN d.dk IS NULL THEN NULL ELSE d.{tool} IS NOT NULL END "
-                  f"AS uses_{tool}" for tool in TOOLS)
+_USES = ", ".join(f"d.uses_{tool}" for tool in TOOLS)
+_VERSION_ROWS = (  # one row per page key in the version (none when it is not in it); its
+    # parameters: the version id, `_VERSION_MARKS` times
+    "SELECT intent_key AS dk, any_value(split) FILTER (WHERE version_id = ?) AS split, "
+    + ", ".join(f"bool_or({tool} IS NOT NULL) FILTER (WHERE version_id = ?) AS uses_{tool}"
+                for tool in TOOLS)
+    + " FROM dataset_rows WHERE intent_key IN (SELECT intent_key FROM page) GROUP BY intent_key "
+    "HAVING count(*) FILTER (WHERE version_id = ?) > 0")
+_VERSION_MARKS = _VERSION_ROWS.count("?")
 
 
 def _where(filters: IntentFilter) -> tuple[str, list[Any]]:
@@ -394,21 +405,53 @@ def _where(filters: IntentFilter) -> tuple[str, list[Any]]:
     return _MATCH + _IN_VERSION, params
 
 
+# A sort's leading columns (descending; ascending reversed): `_threshold` bounds the page by
+# them before the top-N reads the intents' text for the last tie-break.
+_LEADING = {IntentSort.REQUESTS: ("request_count",),
+            IntentSort.EXPORT_RATE: ("export_rate", "request_count"),
+            IntentSort.LAST_SEEN: ("last_seen_at",),
+            IntentSort.INTENT: ()}
+
+
+def _threshold(session: Session, where: str, params: list[Any], sort: IntentSort,
+               reverse: bool, last: int) -> tuple[str, list[Any]]:
+    """A condition (and its parameters) that keeps only the intents at least as far up the sort
+    as the one at position `last` (0-based), so that the page's top-N reads the text column of
+    those alone; empty for the A-to-Z sort or when fewer intents match. At 10M requests the
+    first page by requests costs 45 ms this way, 190 ms without (issue 17)."""
+    columns = _LEADING[sort]
+    if not columns or last < 0:
+        return "", []
+    direction, beyond = ("ASC", "<") if reverse else ("DESC", ">")
+    row = session.first(f"SELECT {', '.join(columns)} {where}ORDER BY "
+                        f"{', '.join(f'{column} {direction}' for column in columns)} "
+                        "LIMIT 1 OFFSET ?", [*params, last])
+    if row is None:
+        return "", []
+    if len(columns) == 1:
+        return f"AND s.{columns[0]} {beyond}= ? ", [row[columns[0]]]
+    first, second = columns
+    return (f"AND (s.{first} {beyond} ? OR (s.{first} = ? AND s.{second} {beyond}= ?)) ",
+            [row[first], row[first], row[second]])
+
+
 def intents_page(session: Session, filters: IntentFilter, sort: IntentSort = IntentSort.REQUESTS,
                  limit: int = 50, offset: int = 0, reverse: bool = False) -> list[dict]:
     """One page of intents with their request count, export rate, distinct outputs, and (when
     `filters.version_id` is set) their split and which tools their ground truth uses (None when
     the intent is not in the dataset version). `reverse` flips the sort order."""
-    order = (_ORDER_REVERSED if reverse else _ORDER)[IntentSort(sort)]
+    sort = IntentSort(sort)
+    order = (_ORDER_REVERSED if reverse else _ORDER)[sort]
     where, params = _where(filters)
+    bound, bound_params = _threshold(session, where, params, sort, reverse, offset + limit - 1)
     return session.query(
-        f"WITH page AS (SELECT s.* {where}ORDER BY {order} LIMIT ? OFFSET ?) "
+        f"WITH page AS (SELECT s.* {where}{bound}ORDER BY {order} LIMIT ? OFFSET ?) "
         "SELECT p.intent_key, i.intent_text, p.request_count, p.exported_count, p.export_rate, "
         f"p.output_count, p.last_seen_at, d.split, {_USES} FROM page p "
         "JOIN (SELECT intent_key AS ik, intent_text FROM intents) i ON i.ik = p.intent_key "
-        "LEFT JOIN (SELECT intent_key AS dk, split, adjust, selective_adjust, filter "
-        "FROM dataset_rows WHERE version_id = ?) d ON d.dk = p.intent_key "
-        f"ORDER BY {order}", [*params, limit, offset, filters.version_id])
+        f"LEFT JOIN ({_VERSION_ROWS}) d ON d.dk = p.intent_key "
+        f"ORDER BY {order}", [*params, *bound_params, limit, offset,
+                              *[filters.version_id] * _VERSION_MARKS])
 
 
 def count_intents(session: Session, filters: IntentFilter) -> int:
