@@ -1,7 +1,12 @@
 """Benchmark: ingest N synthetic requests (default 1M), peak memory, curation, browse latency,
 and how long each writer keeps readers (the app) out of the database.
 
-    python benchmarks/ingest_benchmark.py [--requests 1000000] [--out benchmarks/results/ingest.json]
+    python benchmarks/ingest_benchmark.py [--requests 1000000] [--validators sql python]
+        [--out benchmarks/results/ingest.json]
+
+Each validator (`--validators`, default both: DuckDB's SQL path and the Python reference) ingests
+the same file into a database of its own; the rest (re-ingest, curation, browse) runs on the
+first one's database.
 
 Ingest, a second ingest of the same file (every request a duplicate) and curation each run in a
 child process so that its peak resident memory is its own. While each runs, a reader in this
@@ -29,14 +34,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _child(step: str, corpus: Path, db: Path) -> None:
-    """Runs in a child process; prints one JSON line with its time and peak memory (MiB)."""
+    """Runs in a child process; prints one JSON line with its time and peak memory (MiB).
+    `step` is curate, or ingest-<validator>."""
     from pipelines import curate, ingest
     from workbench.store import Store
 
     store = Store(db)
     started = time.perf_counter()
-    if step == "ingest":
-        summary = ingest.ingest_file(corpus, store)
+    if step.startswith("ingest"):
+        validator = ingest.Validator(step.partition("-")[2] or "sql")
+        summary = ingest.ingest_file(corpus, store, validator=validator)
         detail = {"ingested": summary.ingested, "duplicates": summary.duplicates,
                   "quarantined": summary.quarantined, "hold_s": summary.hold_s}
     else:
@@ -122,6 +129,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--validators", nargs="+", choices=["sql", "python"],
+                        default=["sql", "python"], help="who checks the records (each its own "
+                        "ingest into its own database; the first one's is browsed)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "ingest.json")
     parser.add_argument("--child", nargs=3, metavar=("STEP", "CORPUS", "DB"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -138,9 +148,14 @@ def main() -> None:
         write_jsonl(config, corpus)
         generate_s = time.perf_counter() - started
         print(f"generated {args.requests} synthetic requests in {generate_s:.1f} s", file=sys.stderr)
-        ingest = _run_child("ingest", corpus, db)
-        print(f"ingest: {ingest}", file=sys.stderr)
-        reingest = _run_child("ingest", corpus, db)
+        by_validator = {}
+        for validator in args.validators:
+            target = db if validator == args.validators[0] else db.with_name(f"{validator}.duckdb")
+            by_validator[validator] = result = _run_child(f"ingest-{validator}", corpus, target)
+            result["rows_per_second"] = round(result["ingested"] / result["seconds"])
+            print(f"ingest ({validator}): {result}", file=sys.stderr)
+        ingest = by_validator[args.validators[0]]
+        reingest = _run_child(f"ingest-{args.validators[0]}", corpus, db)
         print(f"ingest again (all duplicates): {reingest}", file=sys.stderr)
         curated = _run_child("curate", corpus, db)
         print(f"curate: {curated}", file=sys.stderr)
@@ -151,7 +166,8 @@ def main() -> None:
             "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
                        f"Python {platform.python_version()}",
             "generate_seconds": round(generate_s, 1),
-            "ingest": {**ingest, "rows_per_second": round(ingest["ingested"] / ingest["seconds"])},
+            "ingest": {**ingest, "validator": args.validators[0]},
+            "ingest_by_validator": by_validator,
             "ingest_again_all_duplicates": reingest,
             "curate": curated, "browse": browse,
             "database_mib": round(db.stat().st_size / 2**20, 1),

@@ -107,6 +107,9 @@ def _spool_folders(args: argparse.Namespace) -> list[Path]:
         return []
     if len(folders) < len(args.files):
         raise WorkbenchError("give either log files or spool folders to one ingest, not both")
+    if args.validator is not None:
+        raise WorkbenchError("--validator applies to log files only; spool segments are always "
+                             "checked by the Python validator")
     for folder in folders:
         if not is_spool_folder(folder) and any(folder.iterdir()):
             raise WorkbenchError(f"{folder} is a folder without spool segments (spool-*.jsonl); "
@@ -142,7 +145,9 @@ def cmd_ingest(args: argparse.Namespace, store: Store) -> int:
                                                 else fold_lines(folded)))))
         return 1 if spooled.failed or (folded is not None and folded.error) else 0
     with progress_bars(args) as progress:
-        result = ingest.run(ingest.IngestConfig(tuple(args.files)), store, progress)
+        result = ingest.run(ingest.IngestConfig(
+            tuple(args.files), ingest.Validator(args.validator or ingest.Validator.PYTHON)),
+            store, progress)
     emit(args, result, lambda: ingest_lines(result))
     return 1 if result.failed else 0
 
@@ -300,6 +305,10 @@ def add_ingest(commands: Commands) -> None:
                         "ingested so far with the feedback known now)")
     p.add_argument("--no-fold", action="store_true",
                    help="spool folders: do not fold the teacher's served answers into the logs")
+    p.add_argument("--validator", choices=[v.value for v in ingest.Validator], default=None,
+                   help="log files: who checks the log contract: 'python' (the reference, the "
+                        "default) or 'sql' (DuckDB; the records it cannot decide go to Python); "
+                        "both quarantine the same records with the same reasons")
     add_progress(p)
 
 
