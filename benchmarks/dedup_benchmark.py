@@ -15,8 +15,9 @@
   the candidates are a third planted near-duplicates of existing rows (cosine 0.85 to 0.98) and
   the rest new rows of the same clusters. Measured: building the index, `--candidates`
   candidates/s with the index built (as a kept index is used), the same counting the build (a
-  round that builds its own), and the exact product's candidates/s on `--exact-candidates` of
-  them, with how many of those got a different decision from the index.
+  round that builds its own), at each of `--probes` (lists searched per candidate), and the
+  exact product's candidates/s on `--exact-candidates` of them, with how many of those got a
+  different decision through the index.
 Results go to benchmarks/results/dedup.json.
 """
 
@@ -42,6 +43,8 @@ def main() -> None:
                         help="existing intents to dedup against through the index (none: skip)")
     parser.add_argument("--exact-candidates", type=int, default=1_000,
                         help="candidates the exact product checks at each index size")
+    parser.add_argument("--probes", type=int, nargs="*", default=[2, 16],
+                        help="lists searched per candidate, each measured on the same index")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "dedup.json")
     args = parser.parse_args()
 
@@ -103,7 +106,8 @@ def main() -> None:
         "dedup_s": round(dedup_s, 2),
         "kept": sum(d.kept for d in decisions),
         "cache_write_s": round(write_s, 2), "cache_read_s": round(read_s, 2),
-        "index": {str(n): index_dedup(n, args.candidates, args.exact_candidates, dimension)
+        "index": {str(n): index_dedup(n, args.candidates, args.exact_candidates, dimension,
+                                      args.probes)
                   for n in args.index_sizes},
     }
     print(json.dumps(results, indent=2))
@@ -111,8 +115,10 @@ def main() -> None:
     args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
-def index_dedup(existing: int, n_candidates: int, n_exact: int, dimension: int) -> dict[str, Any]:
-    """Dedup through the index against `existing` synthetic clustered intents (module doc)."""
+def index_dedup(existing: int, n_candidates: int, n_exact: int, dimension: int,
+                probes: list[int]) -> dict[str, Any]:
+    """Dedup through the index against `existing` synthetic clustered intents (module doc), at
+    each number of `probes`."""
     import numpy as np
     from ann_benchmark import benchmark_queries, clustered_unit_rows
 
@@ -128,27 +134,26 @@ def index_dedup(existing: int, n_candidates: int, n_exact: int, dimension: int) 
     index = CosineIndex.build(train)
     build_s = time.perf_counter() - started
     started = time.perf_counter()
-    indexed = deduplicate(candidates, index, test, 0.9)
-    indexed_s = time.perf_counter() - started
-    started = time.perf_counter()
     exact = deduplicate(candidates[:n_exact], train, test, 0.9, use_index=False)
     exact_s = time.perf_counter() - started
-    # The first n_exact decisions depend only on the first n_exact candidates, so they compare.
-    differ = sum((mine.kept, mine.reason) != (oracle.kept, oracle.reason)
-                 for mine, oracle in zip(indexed, exact, strict=False))
-    result = {
-        "data": "synthetic clustered unit vectors",
-        "build_s": round(build_s, 1),
-        "candidates_per_s_index_built": round(n_candidates / indexed_s, 1),
-        "candidates_per_s_with_build": round(n_candidates / (build_s + indexed_s), 1),
-        "exact_candidates_per_s": round(n_exact / exact_s, 1),
-        "exact_compared": n_exact, "decisions_differing": differ,
-        "kept": sum(d.kept for d in indexed),
-        "near_duplicates_dropped": sum(not d.kept for d in indexed),
-    }
+    result: dict[str, Any] = {
+        "data": "synthetic clustered unit vectors", "build_s": round(build_s, 1),
+        "exact_candidates_per_s": round(n_exact / exact_s, 1), "exact_compared": n_exact,
+        "by_probes": {}}
+    for count in probes:
+        index.probes = count
+        deduplicate(candidates[:200], index, test, 0.9)                  # warm
+        started = time.perf_counter()
+        indexed = deduplicate(candidates, index, test, 0.9)
+        indexed_s = time.perf_counter() - started
+        # The first n_exact decisions depend only on the first n_exact candidates: they compare.
+        differ = sum((mine.kept, mine.reason) != (oracle.kept, oracle.reason)
+                     for mine, oracle in zip(indexed, exact, strict=False))
+        result["by_probes"][str(count)] = {
+            "candidates_per_s_index_built": round(n_candidates / indexed_s, 1),
+            "candidates_per_s_with_build": round(n_candidates / (build_s + indexed_s), 1),
+            "decisions_differing": differ,
+            "kept": sum(d.kept for d in indexed),
+            "near_duplicates_dropped": sum(not d.kept for d in indexed)}
     print(existing, json.dumps(result), flush=True)
     return result
-
-
-if __name__ == "__main__":
-    main()

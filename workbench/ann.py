@@ -1,31 +1,33 @@
 """A cosine nearest-neighbour index over unit float32 rows, for dedup against large sets.
 
-The index proposes, the exact cosine decides. A query's top `k` hits from the graph are scored
+The index proposes, the exact cosine decides. A query's top `k` hits from the index are scored
 again with the dot product of the stored float32 unit rows and returned in that exact order, so
 every similarity this module returns is an exact cosine and a threshold on it means what it
-says. What approximation leaves is only a miss: a true neighbour the graph search did not
+says. What approximation leaves is only a miss: a true neighbour the search did not
 propose. In dedup a miss can only KEEP a candidate that should have been dropped (its neighbour
 at or above the threshold went unseen); it can never DROP one wrongly, because every drop rests
 on an exact cosine at or above the threshold.
 
-The library is faiss-cpu (IndexHNSWFlat: an HNSW graph over float32 inner products), chosen over
-usearch by measurement on the same synthetic clustered 384-wide rows and queries
-(`benchmarks/ann_benchmark.py`, `benchmarks/results/ann.json`; 100,000 rows, 2 shared cores):
-with the same graph settings it answered 4,647 queries/s against usearch's 2,359 (float32),
-3,458 (float16) and 3,215 (int8), and built in 59 s against 62 to 101 s, at the same recall
-(recall@10 0.998; 99.7% of the planted near-duplicates found, usearch float32 99.8%). usearch's
-int8 graph takes a third of the memory (55 against 174 MB) but ranks by a coarse copy (recall@10
-0.88, fine for dedup after the re-check, poor for search by meaning), and usearch 2.26 inserting
-on several threads left rows unreachable by any query, so it had to build on one thread. faiss's
-IVF index answered faster still on these rows (5,708 queries/s) but learns its lists from the
-first rows and needs retraining as intents drift; the graph needs no training, takes rows one
-batch at a time under the next ids, and is written to and read from one file, which is what an
-index kept beside the database and extended as intents are embedded needs.
+The library is faiss-cpu, chosen over usearch by measurement on the same synthetic clustered
+384-wide rows and queries (`benchmarks/ann_benchmark.py`, `benchmarks/results/ann.json`; 100,000
+rows, 2 shared cores): faiss's HNSW graph answered 4,647 queries/s against usearch's 2,359
+(float32) to 3,458 (float16) at the same recall, usearch's int8 graph ranked by a coarse copy
+(recall@10 0.88), and usearch 2.26 inserting on several threads left rows no query reached.
+
+The index is faiss's inverted file (IndexIVFFlat: k-means lists over float32 inner products,
+PROBES lists searched per query), not its HNSW graph, by measurement at 1M rows (benchmarks/
+dedup_benchmark.py, 5,000 candidates): the graph took 29 minutes to build and, on rows in tight
+clusters, even searched 64 deep changed 13 of 1,000 dedup decisions (50 at depth 16, for 3,226
+candidates/s), where the lists were learnt in 74 s, built in 133 s, and changed none at 2
+probes with more candidates/s. Lists are learnt from the rows at build time; rows added later
+join the nearest list, and `persisted_index` learns them anew once the rows have grown
+REBUILD_AFTER-fold. Below FLAT_UNTIL rows the index is flat: exact, and nothing to learn.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -38,13 +40,16 @@ import numpy as np
 from workbench.errors import WorkbenchError
 
 DEFAULT_K = 10          # hits per query re-checked with the exact cosine
-CONNECTIVITY = 16       # HNSW links per node ("M"; twice that on the base layer); fixed at birth
-EXPANSION_ADD = 128     # search depth while inserting ("efConstruction"); 64 missed more
-EXPANSION_SEARCH = 64   # search depth while querying ("efSearch"); at least k is searched anyway.
-# At 1M rows 64 changed 11 of 500 dedup decisions (none at 100K): to be raised and measured.
+FLAT_UNTIL = 10_000     # a build over fewer rows keeps an exact flat index (no lists to learn)
+LISTS_PER_ROOT = 4      # an inverted-file index of 4 * sqrt(N) lists over N rows ...
+TRAIN_PER_LIST = 39     # ... learnt (k-means, 10 rounds) from 39 sampled rows a list
+PROBES = 16             # lists searched per query ("nprobe"). On clustered rows at 1M, 2 gave
+# the exact decisions on 1,000 candidates (benchmarks/dedup_benchmark.py); on uniformly random
+# rows (no clusters: the hardest case, tests/test_ann.py) 16 changed 5 of 3,000 and 32 none
+REBUILD_AFTER = 4.0     # persisted_index relearns the lists once the rows are 4x those learnt on
 UNIT_TOLERANCE = 1e-3   # |norm - 1| allowed for a "unit" row
 RECHECK_BLOCK = 4096    # queries re-checked at a time: (B, k, D) float32 gathered rows
-ROWS_FILE, GRAPH_FILE, MANIFEST_FILE = "rows.npy", "graph.faiss", "index.json"
+ROWS_FILE, GRAPH_FILE, MANIFEST_FILE = "rows.npy", "lists.faiss", "index.json"
 TEXTS_FILE = "texts.json"   # persisted_index: the text of each row, in id order
 
 
@@ -73,31 +78,70 @@ class CosineIndex:
     """Approximate nearest neighbours by cosine over unit rows, ids 0..N-1 in the order added,
     with each query's top hits re-checked exactly (see the module docstring)."""
 
-    def __init__(self, dimension: int, *, connectivity: int = CONNECTIVITY,
-                 expansion_add: int = EXPANSION_ADD,
-                 expansion_search: int = EXPANSION_SEARCH) -> None:
+    def __init__(self, dimension: int, *, probes: int = PROBES) -> None:
+        """An empty index: exact (flat) until `build` learns lists for a large set."""
         import faiss
 
         if dimension < 1:
             raise WorkbenchError(f"an index needs vectors at least 1 wide, got {dimension}")
         self._dimension = dimension
-        # Inner product of unit rows = cosine. The graph keeps its own float32 copy of the rows.
-        self._graph = faiss.IndexHNSWFlat(dimension, connectivity, faiss.METRIC_INNER_PRODUCT)
-        self._graph.hnsw.efConstruction = expansion_add
-        self._graph.hnsw.efSearch = expansion_search
+        # Inner product of unit rows = cosine. faiss keeps its own float32 copy of the rows.
+        self._found: Any = faiss.IndexFlatIP(dimension)
+        self._probes = probes
+        self._learnt_on = 0                  # rows the lists were learnt from (0: flat)
         self._rows = np.zeros((0, dimension), dtype=np.float32)   # (capacity, D)
         self._count = 0
 
     @classmethod
-    def build(cls, rows: Any, **settings: int) -> CosineIndex:
-        """An index over `rows` (N, D) unit float32; row i gets id i."""
+    def build(cls, rows: Any, *, lists: int | None = None, probes: int = PROBES,
+              seed: int = 0) -> CosineIndex:
+        """An index over `rows` (N, D) unit float32; row i gets id i. From FLAT_UNTIL rows (or
+        when `lists` is given) an inverted file of `lists` lists (default LISTS_PER_ROOT *
+        sqrt(N)) learnt from a seeded sample of the rows, searched `probes` lists deep."""
+        import faiss
+
         matrix = np.asarray(rows)
         if matrix.ndim != 2:
             raise WorkbenchError("rows to index must be a matrix (rows, width); "
                                  f"got an array of shape {matrix.shape}")
-        index = cls(matrix.shape[1], **settings)
+        index = cls(matrix.shape[1], probes=probes)
+        if lists is None and len(matrix) >= FLAT_UNTIL:
+            lists = int(LISTS_PER_ROOT * math.sqrt(len(matrix)))
+        if lists is not None:
+            unit = _unit_rows(matrix, index.dimension, "rows to index")
+            lists = max(1, min(lists, len(unit) // TRAIN_PER_LIST))
+            picked = np.random.default_rng(seed).choice(
+                len(unit), size=min(len(unit), lists * TRAIN_PER_LIST), replace=False)
+            ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(index.dimension), index.dimension, lists,
+                                     faiss.METRIC_INNER_PRODUCT)
+            ivf.cp.niter = 10
+            ivf.cp.seed = seed
+            ivf.train(np.ascontiguousarray(unit[np.sort(picked)]))
+            ivf.nprobe = probes
+            index._found, index._learnt_on = ivf, len(unit)
         index.add(matrix)
         return index
+
+    def relearn_for(self, rows: int) -> bool:
+        """Whether an index to hold `rows` rows is better built afresh than extended: a flat
+        one that would reach FLAT_UNTIL rows, or lists learnt on under 1 / REBUILD_AFTER of
+        them."""
+        if not self._learnt_on:
+            return rows >= FLAT_UNTIL
+        return rows > REBUILD_AFTER * self._learnt_on
+
+    @property
+    def probes(self) -> int:
+        """Lists searched per query (a flat index searches everything)."""
+        return self._probes
+
+    @probes.setter
+    def probes(self, value: int) -> None:
+        if value < 1:
+            raise WorkbenchError(f"probes must be at least 1, got {value}")
+        self._probes = value
+        if self._learnt_on:
+            self._found.nprobe = value
 
     @property
     def dimension(self) -> int:
@@ -124,7 +168,7 @@ class CosineIndex:
             grown[:start] = self._rows[:start]
             self._rows = grown
         self._rows[start:stop] = matrix
-        self._graph.add(matrix)                        # faiss numbers them start..stop-1
+        self._found.add(matrix)                        # faiss numbers them start..stop-1
         self._count = stop
         return range(start, stop)
 
@@ -138,7 +182,7 @@ class CosineIndex:
         ids = np.full((len(matrix), k), -1, dtype=np.int64)
         if not len(matrix) or not self._count:
             return sims, ids
-        _, found = self._graph.search(matrix, min(k, self._count))          # (Q, k') ids
+        _, found = self._found.search(matrix, min(k, self._count))          # (Q, k') ids
         valid = found >= 0                              # faiss pads a short answer with -1
         candidates = np.where(valid, found, 0).astype(np.int64)              # (Q, k')
         for start in range(0, len(matrix), RECHECK_BLOCK):
@@ -164,15 +208,16 @@ class CosineIndex:
     # -- persistence -------------------------------------------------------------------------
 
     def save(self, folder: Path) -> None:
-        """Write the index into `folder` (created): the graph, the exact rows, a manifest."""
+        """Write the index into `folder` (created): the faiss index, the exact rows, a manifest."""
         import faiss
 
         folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / ROWS_FILE, self._rows[:self._count])
-        faiss.write_index(self._graph, str(folder / GRAPH_FILE))
+        faiss.write_index(self._found, str(folder / GRAPH_FILE))
         (folder / MANIFEST_FILE).write_text(json.dumps({
-            "dimension": self._dimension, "count": self._count,
-            "library": f"faiss-cpu {faiss.__version__}"}, indent=2) + "\n")
+            "dimension": self._dimension, "count": self._count, "probes": self._probes,
+            "learnt_on": self._learnt_on, "library": f"faiss-cpu {faiss.__version__}"},
+            indent=2) + "\n")
 
     @classmethod
     def load(cls, folder: Path) -> CosineIndex:
@@ -180,30 +225,33 @@ class CosineIndex:
         try:
             manifest = json.loads((folder / MANIFEST_FILE).read_text())
             rows = np.load(folder / ROWS_FILE)
-        except (OSError, ValueError) as error:
+            count, dimension = int(manifest["count"]), int(manifest["dimension"])
+            probes, learnt_on = int(manifest["probes"]), int(manifest["learnt_on"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
             raise WorkbenchError(f"no readable nearest-neighbour index in {folder}: {error}; "
                                  "delete the folder to have it rebuilt") from error
-        if rows.shape != (manifest["count"], manifest["dimension"]):
+        if rows.shape != (count, dimension):
             raise WorkbenchError(f"the nearest-neighbour index in {folder} is inconsistent "
-                                 f"(rows {rows.shape}, manifest {manifest['count']} x "
-                                 f"{manifest['dimension']}); delete the folder to rebuild it")
+                                 f"(rows {rows.shape}, manifest {count} x {dimension}); delete "
+                                 "the folder to rebuild it")
         import faiss
 
-        index = cls(int(manifest["dimension"]))
+        index = cls(dimension, probes=probes)
         try:
-            graph = faiss.read_index(str(folder / GRAPH_FILE))
+            found = faiss.read_index(str(folder / GRAPH_FILE))
         except (OSError, RuntimeError) as error:      # faiss reports a bad file as RuntimeError
-            raise WorkbenchError(f"the nearest-neighbour graph in {folder} cannot be read: "
+            raise WorkbenchError(f"the nearest-neighbour lists in {folder} cannot be read: "
                                  f"{error}; delete the folder to rebuild it") from error
-        if not isinstance(graph, faiss.IndexHNSWFlat):
-            raise WorkbenchError(f"{folder / GRAPH_FILE} is a {type(graph).__name__}, not the "
-                                 "HNSW graph this module writes; delete the folder to rebuild it")
-        if graph.ntotal != len(rows) or graph.d != index.dimension:
+        if not isinstance(found, faiss.IndexFlatIP | faiss.IndexIVFFlat):
+            raise WorkbenchError(f"{folder / GRAPH_FILE} is a {type(found).__name__}, not an "
+                                 "index this module writes; delete the folder to rebuild it")
+        if found.ntotal != len(rows) or found.d != index.dimension:
             raise WorkbenchError(f"the nearest-neighbour index in {folder} holds "
-                                 f"{graph.ntotal} vectors {graph.d} wide for {len(rows)} rows; "
+                                 f"{found.ntotal} vectors {found.d} wide for {len(rows)} rows; "
                                  "delete the folder to rebuild it")
-        graph.hnsw.efSearch = EXPANSION_SEARCH
-        index._graph = graph
+        if isinstance(found, faiss.IndexIVFFlat):
+            found.nprobe = probes
+        index._found, index._learnt_on = found, learnt_on
         index._rows, index._count = rows.astype(np.float32, copy=False), len(rows)
         return index
 
@@ -241,6 +289,8 @@ def persisted_index(folder: Path, texts: Sequence[str], rows: Any) -> PersistedI
         held, index = _held_index(folder, position, matrix)
         if index is not None and len(held) == len(wanted):
             return PersistedIndex(index, held)
+        if index is not None and index.relearn_for(len(wanted)):
+            index = None             # learn lists for today's rows rather than extend
         if index is None:
             held, index = wanted, CosineIndex.build(matrix)
         else:

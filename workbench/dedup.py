@@ -30,12 +30,13 @@ BLOCK = 2048  # candidate rows per matrix product: (2048, N) float32 scores at a
 # pairs in the wrong order than a bigger one, and the rest goes to the (512, kept) products.
 CANDIDATE_BLOCK = 512
 # When a plain matrix (not a built index) is searched through an index built for the call: at
-# least INDEX_FROM existing rows and BUILD_FOR candidates. On 2 shared cores building costs about
-# 0.64 ms per existing row (64 s for 100,000) and the exact product 9 to 28 ns per candidate and
-# row (benchmarks/results/dedup.json), so a build pays for itself only from some 23,000 to 73,000
-# candidates, whatever the size; a caller holding a built index (ann.persisted_index) passes it.
+# least INDEX_FROM existing rows and BUILD_FOR candidates. On 2 shared cores building the
+# inverted-file index costs about 0.13 ms per existing row (133 s for 1,000,000) and the exact
+# product 9 to 28 ns per candidate and row (benchmarks/results/dedup.json), so a build pays for
+# itself only from some 5,000 to 15,000 candidates, whatever the size; a caller holding a built
+# index (ann.persisted_index) passes it.
 INDEX_FROM = 50_000
-BUILD_FOR = 50_000
+BUILD_FOR = 10_000
 
 
 class DropReason(str, Enum):
