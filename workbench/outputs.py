@@ -2,16 +2,19 @@
 
 An output path must never land on the database: not the file itself, not any other DuckDB file
 (recognised by its header), not a database's `.wal` or holder note, and nothing inside the
-folders the workbench keeps beside a database (`runs/`, `jobs/`, `reality_checks/`). Every file
-is written to a temporary name in the same folder and renamed into place, so an error leaves
-either the old file or the new one, never half of one and no temporary file. A missing folder
-above the output is created.
+folders the workbench keeps beside a database (`runs/`, `jobs/`, `reality_checks/`, and the
+nearest-neighbour indexes in `<database name>.ann/`). Every file is written to a temporary name
+in the same folder and renamed into place, so an error leaves either the old file or the new
+one, never half of one and no temporary file. An output folder written as a whole (a
+partitioned export) is built in a temporary folder beside it and renamed into place the same
+way. A missing folder above the output is created.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,13 +107,20 @@ def check_output_file(out: Path, db: Path | None = None) -> Path:
     return out
 
 
-def check_not_managed(out: Path, db: Path) -> None:
+def managed_folders(db: Path) -> list[Path]:
+    """The folders the workbench keeps beside the database `db`: `runs/`, `jobs/`,
+    `reality_checks/` and `<db name>.ann/` (its nearest-neighbour indexes)."""
+    real = _real(db)
+    return [*(real.parent / name for name in MANAGED_FOLDERS), real.with_name(real.name + ".ann")]
+
+
+def check_not_managed(out: Path, db: Path, flag: str = "--out") -> None:
     """Refuse `out` inside a folder the workbench keeps beside the database."""
-    real, home = _real(out), _real(db).parent
-    for name in MANAGED_FOLDERS:
-        if _inside(real, home / name):
+    real = _real(out)
+    for folder in managed_folders(db):
+        if _inside(real, folder):
             raise OutputPathError(
-                f"--out {out} is inside {home / name}, which the workbench manages for the "
+                f"{flag} {out} is inside {folder}, which the workbench manages for the "
                 f"database {db}; write somewhere else")
 
 
@@ -126,6 +136,95 @@ def check_output_folder(out: Path, db: Path | None = None) -> Path:
     if problem:
         raise OutputPathError(f"cannot write into --out {out}: {problem}")
     return out
+
+
+def check_output_tree(out: Path, db: Path | None = None, flag: str = "--out") -> Path:
+    """`out` if a command may put a folder of its own there, replacing it as a whole; else
+    `OutputPathError` saying why not.
+
+    Refused: a file (a DuckDB database above all), a symbolic link, the database's files, a
+    folder the workbench manages beside it, a folder holding the database, and a place whose
+    folder above cannot be written. Whether an existing folder may be replaced is the caller's
+    to judge (`replace_folder` asks it)."""
+    out = Path(out)
+    if out.is_symlink():
+        raise OutputPathError(f"{flag} {out} is a symbolic link; give the folder itself, or a "
+                              "new folder name")
+    if out.exists() and not out.is_dir():
+        what = "a DuckDB database" if is_duckdb_file(out) else "a file"
+        raise OutputPathError(f"{flag} {out} is {what}, not a folder; refusing to replace it. "
+                              "Give a new folder name")
+    if db is not None:
+        if _real(out) in _database_files(db):
+            raise OutputPathError(f"{flag} {out} is the database {db} (or one of its files); "
+                                  "refusing to write over it. Give a new folder name")
+        check_not_managed(out, db, flag)
+        if _inside(_real(db), _real(out)):
+            raise OutputPathError(f"{flag} {out} holds the database {db}; refusing to replace "
+                                  "it. Give a new folder name")
+    problem = folder_problem(out)
+    if problem:
+        raise OutputPathError(f"cannot write {flag} {out}: {problem}")
+    return out
+
+
+def replace_folder(out: Path, build: Callable[[Path], object],
+                   replaceable: Callable[[Path], None]) -> Path:
+    """Build a folder by calling `build(temporary)` for an empty temporary folder beside `out`,
+    then rename it to `out`.
+
+    An existing `out` is first passed to `replaceable`, which raises when it may not be replaced
+    (before the build, and again just before the swap); it is then renamed aside, the new folder
+    renamed into place, and the old one removed. An error or a crash leaves the old folder or
+    the new one at `out` (between the two renames, none: the old one waits beside it under a
+    hidden name), never half of one; a failed build leaves no temporary folder. An `OSError`
+    becomes a one-line `OutputPathError`."""
+    out = Path(out)
+    _tidy_after_crashes(out)
+    if out.exists():
+        replaceable(out)
+    make_folder(out.parent)
+    token = f"{os.getpid()}-{secrets.token_hex(3)}"
+    temporary = out.with_name(f".{out.name}.{token}.tmp")
+    old = out.with_name(f".{out.name}.{token}.old")
+    try:
+        temporary.mkdir()
+        build(temporary)
+        moved = out.exists()
+        if moved:
+            replaceable(out)
+            os.rename(out, old)
+        try:
+            os.rename(temporary, out)
+        except OSError:
+            if moved:
+                os.rename(old, out)
+            raise
+        if moved:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as error:
+        raise OutputPathError(f"cannot write {out}: {error.strerror or error}") from None
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+    return out
+
+
+def _tidy_after_crashes(out: Path) -> None:
+    """What a `replace_folder` killed midway left beside `out` (its process is gone): the
+    temporary folder is removed, and an old folder renamed aside just before the kill is put
+    back when nothing took its place."""
+    from workbench.processes import pid_alive
+
+    if not out.parent.is_dir():
+        return
+    for leftover in sorted(out.parent.glob(f".{out.name}.*-*.*")):
+        pid, _, kind = leftover.name[len(out.name) + 2:].partition("-")
+        if not pid.isdigit() or pid_alive(int(pid)) or not leftover.is_dir():
+            continue
+        if kind.endswith(".old") and not out.exists():
+            os.rename(leftover, out)
+        elif kind.endswith((".tmp", ".old")):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def make_folder(folder: Path) -> None:

@@ -213,10 +213,21 @@ def cmd_status(args: argparse.Namespace, store: Store) -> int:
 
 
 def cmd_export(args: argparse.Namespace, store: Store) -> int:
-    result = export.run(export.ExportConfig(out=args.out, version=args.version,
-                                            split=Split(args.split)), store)
-    print(f"wrote {result.rows} rows of dataset version {result.version_id} "
-          f"({result.split}) to {result.out}")
+    versions = tuple(args.version or ())
+    if args.partitioned is not None:
+        with progress_bars(args) as progress:
+            partitioned = export.run_partitioned(export.PartitionedExportConfig(
+                out=args.partitioned, versions=versions, all_versions=args.all_versions,
+                split=Split(args.split)), store, progress)
+        emit(args, partitioned, lambda: export.describe_partitioned(partitioned))
+        return 0
+    if args.all_versions or len(versions) > 1:
+        raise WorkbenchError("--out writes one dataset version; give one --version, or write "
+                             "several with --partitioned DIR")
+    result = export.run(export.ExportConfig(out=args.out, version=versions[0] if versions
+                                            else None, split=Split(args.split)), store)
+    emit(args, result, lambda: (f"wrote {result.rows} rows of dataset version "
+                                f"{result.version_id} ({result.split}) to {result.out}"))
     return 0
 
 
@@ -334,13 +345,28 @@ def add_versions(commands: Commands) -> None:
 
 
 def add_export(commands: Commands) -> None:
-    p = commands.add("export", cmd_export, "Write a dataset version's rows as JSONL or Parquet.",
-                     json_flag=False, reads=True)
-    p.add_argument("--out", type=Path, required=True,
-                   help="output file (.jsonl or .parquet); " + OUT_RULES)
-    p.add_argument("--version", type=int, default=None, help="dataset version (default: current)")
+    p = commands.add("export", cmd_export, "Write a dataset version's rows as one JSONL or "
+                     "Parquet file, or dataset versions as a Parquet dataset partitioned by "
+                     "version and split, which Spark, Ray, DuckDB and pyarrow read as one table.",
+                     reads=True)
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path,
+                       help="output file (.jsonl or .parquet); " + OUT_RULES)
+    where.add_argument("--partitioned", type=Path, metavar="DIR",
+                       help="write DIR/version=V/split=S/part-NNNNN.parquet (Hive layout, at "
+                            f"most {export.ROWS_PER_FILE:,} rows a file) and a manifest "
+                            f"{export.MANIFEST}; built beside DIR and renamed into place. An "
+                            "existing DIR is replaced only when it is an earlier export (or "
+                            "empty); never the database or the workbench's folders beside it")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, nargs="+", action="extend", default=None,
+                       metavar="V", help="dataset version (default: current); several with "
+                                         "--partitioned")
+    which.add_argument("--all-versions", action="store_true",
+                       help="with --partitioned: every dataset version")
     p.add_argument("--split", choices=[split.value for split in Split],
                    default=export.ExportConfig.split.value, help="which rows (default: %(default)s)")
+    add_progress(p)
 
 
 def add_quarantine(commands: Commands) -> None:

@@ -424,6 +424,13 @@ class Session:
         # A relation, not a cursor: DB-API results copy the rows once more on the way to Arrow.
         return self._connection.sql(sql, params=params or None).to_arrow_table()
 
+    def batches(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None,
+                rows: int = 100_000) -> Any:
+        """The result as a pyarrow RecordBatchReader of batches of at most `rows` rows, for a
+        result too large to hold at once: DuckDB makes each batch as it is read. Read it to the
+        end before the session's next query."""
+        return self._connection.sql(sql, params=params or None).to_arrow_reader(rows)
+
     def insert(self, table: str, columns: dict[str, Any], extra: dict[str, Any] | None = None) -> int:
         """Bulk-insert columns (lists or Arrow arrays) into `table` (names are ours, values are
         bound via Arrow).

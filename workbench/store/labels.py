@@ -12,6 +12,7 @@ columns are canonical JSON (None = tool not used).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from typing import Any
 import duckdb
 
 from workbench.store.connection import Session, Store
-from workbench.tools import TOOLS
+from workbench.tools import ADJUST_KEYS, COLOUR_CHANNELS, COLOURS, TOOLS
 
 
 class LabelKind(str, Enum):
@@ -261,6 +262,39 @@ def version_row_labels(session: Session, version_id: int,
         "l.kind, l.author FROM dataset_rows d LEFT JOIN dataset_row_labels k "
         "ON k.version_id = d.version_id AND k.intent_key = d.intent_key "
         f"LEFT JOIN labels l ON l.label_id = k.label_id WHERE {where}", params)}
+
+
+def _answer_structure(tool: str) -> str:
+    """A tool's answer as DuckDB's `json_transform` structure: every field of the tool schema."""
+    if tool == "adjust":
+        fields: dict[str, Any] = dict.fromkeys(ADJUST_KEYS, "BIGINT")
+    elif tool == "selective_adjust":
+        fields = dict.fromkeys(COLOURS, dict.fromkeys(COLOUR_CHANNELS, "BIGINT"))
+    else:
+        fields = {"name": "VARCHAR", "intensity": "BIGINT"}
+    return json.dumps(fields)
+
+
+def version_row_label_batches(session: Session, version_id: int, split: str, unlabelled: str,
+                              rows: int) -> Any:
+    """A dataset version's rows of one split with their labels, as a pyarrow RecordBatchReader
+    of batches of at most `rows` rows (`Session.batches`), for exports too big to hold: intent,
+    request_count, adjust, selective_adjust, filter (each a struct with every field of its
+    tool's schema, None when the tool is unused), origin, source_intent, label_id and
+    label_source (`unlabelled` for a row without a label).
+
+    In no particular order: sorting would hold the whole split in DuckDB's memory before the
+    first batch (2.6 GB at 5M rows, against 0.76 GB streamed)."""
+    answers = ", ".join(f"json_transform(d.{tool}, ?) AS {tool}" for tool in TOOLS)
+    return session.batches(
+        f"SELECT d.intent_text AS intent, d.request_count, {answers}, d.origin, "
+        "d.source_intent_key AS source_intent, k.label_id, "
+        "CASE WHEN k.label_id IS NULL THEN ? ELSE l.source END AS label_source "
+        "FROM dataset_rows d LEFT JOIN dataset_row_labels k "
+        "ON k.version_id = d.version_id AND k.intent_key = d.intent_key "
+        "LEFT JOIN labels l ON l.label_id = k.label_id "
+        "WHERE d.version_id = ? AND d.split = ?",
+        [*(_answer_structure(tool) for tool in TOOLS), unlabelled, version_id, split], rows)
 
 
 def versions_holding(session: Session, label_ids: Sequence[int]) -> dict[int, list[int]]:
