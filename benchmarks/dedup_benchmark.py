@@ -157,3 +157,7 @@ def index_dedup(existing: int, n_candidates: int, n_exact: int, dimension: int,
             "near_duplicates_dropped": sum(not d.kept for d in indexed)}
     print(existing, json.dumps(result), flush=True)
     return result
+
+
+if __name__ == "__main__":
+    main()
