@@ -3,7 +3,9 @@
     python benchmarks/dedup_benchmark.py [--existing 100000] [--candidates 5000]
                                          [--index-sizes 100000 1000000] [--exact-candidates 1000]
 
-- embedding: candidates/s through the bundled all-MiniLM-L6-v2 (batch 256) on intent-like texts;
+- embedding: candidates/s through the bundled all-MiniLM-L6-v2 (batch 256) on intent-like texts,
+  as `embed` runs it for them (its ONNX Runtime twin, exported beforehand), and in torch on the
+  first BULK_FROM - 1 of them (below BULK_FROM, `embed` keeps torch);
 - dedup: candidates/s checked against `--existing` training intents and 1,000 test intents
   (the vectors are random unit vectors of the encoder's width: the cost does not depend on
   what they say), plus the candidates among themselves;
@@ -67,7 +69,14 @@ def main() -> None:
             texts.extend(result.candidates)
         round_ += 1
     texts = texts[:args.candidates]
-    embed(encoder, texts[:256])  # warm-up
+    from workbench import embeddings
+
+    # Warm-ups: torch, and the ONNX twin's export (once per process, outside the timing).
+    embed(encoder, texts[:256])
+    embeddings.bulk_twin(encoder)
+    started = time.perf_counter()
+    embed(encoder, texts[:embeddings.BULK_FROM - 1])           # below BULK_FROM: torch
+    torch_s = time.perf_counter() - started
     started = time.perf_counter()
     candidates = embed(encoder, texts)
     embed_s = time.perf_counter() - started
@@ -102,6 +111,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "candidates": args.candidates, "existing": args.existing, "test": 1_000,
         "embed_candidates_per_s": round(args.candidates / embed_s, 1),
+        "embed_candidates_per_s_torch": round((embeddings.BULK_FROM - 1) / torch_s, 1),
         "dedup_candidates_per_s": round(args.candidates / dedup_s, 1),
         "dedup_s": round(dedup_s, 2),
         "kept": sum(d.kept for d in decisions),
