@@ -268,6 +268,16 @@ def test_what_a_killed_export_left_is_tidied_by_the_next(world: Store, tmp_path:
     assert hidden_siblings(out) == []
 
 
+def test_another_folders_leftovers_are_left_alone(world: Store, tmp_path: Path, cli) -> None:
+    dead = 2**22 + 12345
+    # "[1]" is a glob pattern that matches "1": the leftovers of "export1" are not ours.
+    theirs = tmp_path / f".export1.{dead}-abcdef.old"
+    (theirs / "version=9").mkdir(parents=True)
+    out = tmp_path / "export[1]"
+    assert cli("export", "--db", world.path, "--partitioned", out, "--version", 1)[0] == 0
+    assert theirs.is_dir() and set(by_partition(read_pyarrow(out))) == {(1, "train"), (1, "test")}
+
+
 def test_a_folder_that_is_not_an_earlier_export_is_refused(world: Store, tmp_path: Path,
                                                            cli) -> None:
     mine = tmp_path / "mine"

@@ -12,6 +12,7 @@ way. A missing folder above the output is created.
 
 from __future__ import annotations
 
+import glob
 import os
 import secrets
 import shutil
@@ -217,7 +218,7 @@ def _tidy_after_crashes(out: Path) -> None:
 
     if not out.parent.is_dir():
         return
-    for leftover in sorted(out.parent.glob(f".{out.name}.*-*.*")):
+    for leftover in sorted(out.parent.glob(f".{glob.escape(out.name)}.*-*.*")):
         pid, _, kind = leftover.name[len(out.name) + 2:].partition("-")
         if not pid.isdigit() or pid_alive(int(pid)) or not leftover.is_dir():
             continue
