@@ -111,7 +111,8 @@ def embed(encoder: Encoder, texts: Sequence[str], batch_size: int = 256,
         batch = list(texts[start:start + batch_size])
         if twin is not None:
             vectors = twin.encode(batch)                                  # (b, D)
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+            if not twin.normalize:     # an encoder without a Normalize module: unit here
+                vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
             chunks.append(vectors)
         else:
             chunks.append(encoder.encode(batch, batch_size=batch_size, convert_to_numpy=True,
