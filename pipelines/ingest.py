@@ -55,8 +55,8 @@ _STAGE_COLUMNS = (
 
 class Validator(str, Enum):
     """Who checks the log contract: DuckDB (`pipelines.ingest_sql`: the records it cannot decide
-    go to Python) or Python alone (the reference). Python stays the default until the SQL path
-    measures faster at 1M requests (it did not yet: see the module docstring of ingest_sql)."""
+    go to Python) or Python alone (the reference, and the default: see the module docstring of
+    ingest_sql for why and how fast each is)."""
 
     SQL = "sql"
     PYTHON = "python"

@@ -17,12 +17,13 @@ line a record starts on, which may span lines; the raw text of both is what thos
 and each record goes to DuckDB as JSON text. The spool ingest (`pipelines.ingest_spool`) and
 `fold_served` keep the Python validator: their records arrive one by one as Python objects.
 
-Speed (measured with other work on the 2 cores, so only roughly): 100K synthetic requests staged
-in 25 s against 41 s for Python, but 1M ingested in 345 s against 185 s, peak RSS 1.4 GB for
-both. At 1M the parsed table (every JSON path's type and value as lists) outgrows the 1 GB
-memory limit and spills; classifying in blocks of ~100K records, and evaluating the
-classification's CASE trees on plain columns instead of list elements, are the next steps.
-Until it measures faster, Python stays the default.
+Speed (`benchmarks/ingest_benchmark.py`, 1M synthetic requests): on quiet cores 100 s against
+155 s for Python, peak RSS 1.4 and 1.3 GB; with other work on the cores the order flipped (345 s
+against 185 s), because at 1M the parsed table (every JSON path's type and value as lists)
+outgrows the 1 GB memory limit and spills. Classifying in blocks of ~100K records, and
+evaluating the classification's CASE trees on plain columns instead of list elements, are the
+next steps. Python stays the default meanwhile, also because an unforeseen error here fails
+the whole file where the Python path quarantines the one record that caused it.
 """
 
 from __future__ import annotations
